@@ -1,0 +1,79 @@
+"""Plain data records that cross module boundaries.
+
+Science modules, dataset I/O and the database all speak these two records.
+Units are part of every field name: positions in Å, energies in Hartree,
+gradients in Hartree/Å (dE/dx, *not* forces), dipoles in e·Å, charges in e.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.data import chemical_symbols
+
+#: Level-of-theory key of GFN2-xTB, the charge-producing level.
+XTB_LEVEL = "GFN2-xTB"
+
+
+@dataclass
+class LabelRecord:
+    """Reference data of one structure at one level of theory.
+
+    Any field may be ``None``: a missing label stays missing.
+    """
+
+    level: str
+    total_energy_hartree: float | None = None
+    atomization_energy_hartree: float | None = None
+    gradient_hartree_per_angstrom: np.ndarray | None = None  # (N, 3), dE/dx
+    dipole_e_angstrom: np.ndarray | None = None  # (3,)
+    charges_e: np.ndarray | None = None  # (N,)
+    #: Free-form provenance (source file, dataset key, where charges sat, ...).
+    provenance: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class StructureRecord:
+    """One atomic structure, periodic or not, with its labels by level key."""
+
+    numbers: np.ndarray  # (N,) int atomic numbers
+    positions_angstrom: np.ndarray  # (N, 3)
+    cell_angstrom: np.ndarray | None = None  # (3, 3) lattice vectors as rows, periodic only
+    pbc: tuple[bool, bool, bool] = (False, False, False)
+    charge: int = 0
+    multiplicity: int = 1
+    labels: dict[str, LabelRecord] = field(default_factory=dict)
+    #: Key of the entry in its source dataset, if it came from one.
+    key: str | None = None
+
+    @property
+    def n_atoms(self) -> int:
+        return int(len(self.numbers))
+
+    @property
+    def is_periodic(self) -> bool:
+        return any(self.pbc)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [chemical_symbols[int(z)] for z in self.numbers]
+
+
+def formula(numbers: np.ndarray) -> str:
+    """Hill-ordered formula (C, H first, then alphabetical), e.g. ``C3H4O3``."""
+    counts = Counter(chemical_symbols[int(z)] for z in numbers)
+    order = [s for s in ("C", "H") if s in counts] if "C" in counts else []
+    order += sorted(s for s in counts if s not in order)
+    return "".join(f"{s}{counts[s] if counts[s] > 1 else ''}" for s in order)
+
+
+def subset_key(numbers: np.ndarray, pbc: tuple[bool, bool, bool] | np.ndarray) -> str:
+    """Homogeneous-subset key: composition + atom count + periodicity.
+
+    Two structures share a local GPR exactly when their keys are equal
+    (GPR-ANN paper: one GPR per homogeneous subset). Example: ``Li16|16|ppp``.
+    """
+    flags = "".join("p" if bool(p) else "n" for p in pbc)
+    return f"{formula(numbers)}|{len(numbers)}|{flags}"
