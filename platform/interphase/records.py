@@ -50,7 +50,7 @@ class StructureRecord:
 
     @property
     def n_atoms(self) -> int:
-        return int(len(self.numbers))
+        return len(self.numbers)
 
     @property
     def is_periodic(self) -> bool:

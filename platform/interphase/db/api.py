@@ -1,0 +1,322 @@
+"""The small API through which the rest of interphase reads and writes the database.
+
+Functions take an open :class:`~sqlalchemy.orm.Session` (from
+:func:`interphase.db.session.transaction`) so a caller decides what one
+transaction covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from interphase.db.models import (
+    JobState,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+)
+from interphase.labeling.levels import DEFAULT_LEVELS
+from interphase.records import LabelRecord, StructureRecord, formula, subset_key
+
+#: Positions and cells are rounded to this many decimals (Å) before hashing, so
+#: float noise from a text round trip does not make a "new" structure.
+HASH_DECIMALS = 6
+
+
+def content_hash(record: StructureRecord) -> str:
+    """SHA-256 of what makes a structure itself: atoms, geometry, cell, charge, spin."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(record.numbers, dtype="<i2").tobytes())
+    positions = np.round(np.asarray(record.positions_angstrom, dtype="<f8"), HASH_DECIMALS) + 0.0
+    digest.update(positions.tobytes())
+    if record.cell_angstrom is not None and record.is_periodic:
+        cell = np.round(np.asarray(record.cell_angstrom, dtype="<f8"), HASH_DECIMALS) + 0.0
+        digest.update(cell.tobytes())
+    digest.update(pbc_string(record.pbc).encode())
+    digest.update(f"{int(record.charge)}|{int(record.multiplicity)}".encode())
+    return digest.hexdigest()
+
+
+def pbc_string(pbc: Sequence[bool] | np.ndarray) -> str:
+    return "".join("p" if bool(p) else "n" for p in pbc)
+
+
+def structure_row(
+    record: StructureRecord,
+    *,
+    generator: str,
+    generator_params: dict[str, Any] | None = None,
+    seed: int | None = None,
+    parent_id: int | None = None,
+    campaign_id: int | None = None,
+    iteration_id: int | None = None,
+    content_hash_: str | None = None,
+) -> dict[str, Any]:
+    """Column values of a new :class:`Structure` row for ``record``."""
+    numbers = np.asarray(record.numbers)
+    return {
+        "content_hash": content_hash_ or content_hash(record),
+        "n_atoms": len(numbers),
+        "formula": formula(numbers),
+        "subset_key": subset_key(numbers, record.pbc),
+        "numbers": numbers,
+        "positions_angstrom": np.asarray(record.positions_angstrom, dtype=float),
+        "cell_angstrom": None if record.cell_angstrom is None else record.cell_angstrom,
+        "pbc": pbc_string(record.pbc),
+        "charge": int(record.charge),
+        "multiplicity": int(record.multiplicity),
+        "generator": generator,
+        "generator_params": generator_params or {},
+        "seed": seed,
+        "parent_id": parent_id,
+        "source_key": record.key,
+        "campaign_id": campaign_id,
+        "iteration_id": iteration_id,
+    }
+
+
+def label_row(
+    structure_id: int, level_id: int, label: LabelRecord, *, job_id: int | None = None
+) -> dict[str, Any]:
+    """Column values of a new :class:`Label` row."""
+    return {
+        "structure_id": structure_id,
+        "level_id": level_id,
+        "job_id": job_id,
+        "total_energy_hartree": label.total_energy_hartree,
+        "atomization_energy_hartree": label.atomization_energy_hartree,
+        "gradient_hartree_per_angstrom": label.gradient_hartree_per_angstrom,
+        "charges_e": label.charges_e,
+        "dipole_e_angstrom": label.dipole_e_angstrom,
+        "provenance": dict(label.provenance),
+    }
+
+
+class LevelCache:
+    """Maps level names to ids within one session, creating unknown levels once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._ids = {
+            name: id_ for id_, name in session.execute(select(LevelOfTheory.id, LevelOfTheory.name))
+        }
+
+    def id(self, name: str) -> int:
+        if name not in self._ids:
+            self._ids[name] = get_or_create_level(self.session, name).id
+        return self._ids[name]
+
+
+def get_or_create_level(session: Session, name: str) -> LevelOfTheory:
+    """The level named ``name``; created from the defaults (or bare) when missing."""
+    level = session.scalar(select(LevelOfTheory).where(LevelOfTheory.name == name))
+    if level is None:
+        spec = DEFAULT_LEVELS.get(name)
+        level = LevelOfTheory(name=name)
+        if spec is not None:
+            level.engine, level.method, level.basis = spec.engine, spec.method, spec.basis
+            level.periodic, level.settings = spec.periodic, dict(spec.settings)
+        session.add(level)
+        session.flush()
+    return level
+
+
+@dataclass
+class StoreResult:
+    """Ids of stored structures, in input order, and which of them were new."""
+
+    ids: list[int]
+    new: list[bool]
+
+
+def store_structures(
+    session: Session,
+    records: Sequence[StructureRecord],
+    *,
+    generator: str,
+    generator_params: dict[str, Any] | None = None,
+    seeds: Sequence[int | None] | None = None,
+    parent_ids: Sequence[int | None] | None = None,
+    campaign_id: int | None = None,
+    iteration_id: int | None = None,
+    with_labels: bool = True,
+    label_provenance: dict[str, Any] | None = None,
+) -> StoreResult:
+    """Insert ``records`` (and their labels) in bulk, never storing a structure twice.
+
+    A structure whose content hash exists already keeps its row; labels at
+    levels it lacks are added, labels it already has are left alone.
+    """
+    hashes = [content_hash(r) for r in records]
+    existing = dict(
+        session.execute(
+            select(Structure.content_hash, Structure.id).where(
+                Structure.content_hash.in_(set(hashes))
+            )
+        ).tuples()
+    )
+    rows, first_seen = [], {}
+    for i, (record, digest) in enumerate(zip(records, hashes, strict=True)):
+        if digest in existing or digest in first_seen:
+            continue
+        first_seen[digest] = i
+        rows.append(
+            structure_row(
+                record,
+                generator=generator,
+                generator_params=generator_params,
+                seed=None if seeds is None else seeds[i],
+                parent_id=None if parent_ids is None else parent_ids[i],
+                campaign_id=campaign_id,
+                iteration_id=iteration_id,
+                content_hash_=digest,
+            )
+        )
+    if rows:
+        inserted = session.execute(
+            insert(Structure).returning(
+                Structure.content_hash, Structure.id, sort_by_parameter_order=True
+            ),
+            rows,
+        ).tuples()
+        new_ids = dict(inserted)
+    else:
+        new_ids = {}
+    ids = [existing.get(h) or new_ids[h] for h in hashes]
+    new = [h in new_ids and first_seen[h] == i for i, h in enumerate(hashes)]
+    if with_labels:
+        _store_record_labels(session, records, ids, label_provenance or {})
+    return StoreResult(ids=ids, new=new)
+
+
+def _store_record_labels(
+    session: Session,
+    records: Sequence[StructureRecord],
+    ids: Sequence[int],
+    provenance: dict[str, Any],
+) -> int:
+    levels = LevelCache(session)
+    have = set(
+        session.execute(
+            select(Label.structure_id, Label.level_id).where(Label.structure_id.in_(set(ids)))
+        ).tuples()
+    )
+    rows = []
+    for record, structure_id in zip(records, ids, strict=True):
+        for name, label in record.labels.items():
+            key = (structure_id, levels.id(name))
+            if key in have:
+                continue
+            have.add(key)
+            row = label_row(structure_id, key[1], label)
+            row["provenance"] = {**provenance, **row["provenance"]}
+            rows.append(row)
+    if rows:
+        session.execute(insert(Label), rows)
+    return len(rows)
+
+
+def record_from_row(structure: Structure, labels: Iterable[Label] = ()) -> StructureRecord:
+    """The plain record of a stored structure (labels keyed by level name)."""
+    return StructureRecord(
+        numbers=np.asarray(structure.numbers, dtype=int),
+        positions_angstrom=structure.positions_angstrom,
+        cell_angstrom=structure.cell_angstrom,
+        pbc=structure.pbc_flags,
+        charge=structure.charge,
+        multiplicity=structure.multiplicity,
+        labels={
+            label.level.name: LabelRecord(
+                level=label.level.name,
+                total_energy_hartree=label.total_energy_hartree,
+                atomization_energy_hartree=label.atomization_energy_hartree,
+                gradient_hartree_per_angstrom=label.gradient_hartree_per_angstrom,
+                dipole_e_angstrom=label.dipole_e_angstrom,
+                charges_e=label.charges_e,
+                provenance=dict(label.provenance),
+            )
+            for label in labels
+        },
+        key=structure.source_key if structure.source_key is not None else str(structure.id),
+    )
+
+
+def iter_records(session: Session, *, batch_size: int = 1000) -> Iterator[StructureRecord]:
+    """Every stored structure with its labels, in id order, a batch at a time."""
+    last_id = 0
+    while True:
+        batch = session.scalars(
+            select(Structure).where(Structure.id > last_id).order_by(Structure.id).limit(batch_size)
+        ).all()
+        if not batch:
+            return
+        ids = [s.id for s in batch]
+        by_structure: dict[int, list[Label]] = {i: [] for i in ids}
+        for label in session.scalars(select(Label).where(Label.structure_id.in_(ids))):
+            by_structure[label.structure_id].append(label)
+        for structure in batch:
+            yield record_from_row(structure, by_structure[structure.id])
+        last_id = ids[-1]
+        session.expunge_all()
+
+
+def lineage(session: Session, structure_id: int) -> list[Structure]:
+    """The structure and its ancestors, child first."""
+    chain: list[Structure] = []
+    current = session.get(Structure, structure_id)
+    while current is not None:
+        chain.append(current)
+        current = session.get(Structure, current.parent_id) if current.parent_id else None
+    return chain
+
+
+def create_jobs(
+    session: Session,
+    structure_ids: Iterable[int],
+    level: LevelOfTheory,
+    **fields: Any,
+) -> list[LabelingJob]:
+    """Pending labeling jobs for structures that have no label or open job at ``level``."""
+    wanted = list(dict.fromkeys(structure_ids))
+    done = set(
+        session.scalars(
+            select(Label.structure_id).where(
+                Label.level_id == level.id, Label.structure_id.in_(wanted)
+            )
+        )
+    )
+    open_ = set(
+        session.scalars(
+            select(LabelingJob.structure_id).where(
+                LabelingJob.level_id == level.id,
+                LabelingJob.structure_id.in_(wanted),
+                LabelingJob.state.in_([JobState.pending, JobState.running]),
+            )
+        )
+    )
+    jobs = [
+        LabelingJob(structure_id=sid, level_id=level.id, settings=dict(level.settings), **fields)
+        for sid in wanted
+        if sid not in done and sid not in open_
+    ]
+    session.add_all(jobs)
+    session.flush()
+    return jobs
+
+
+def count_by(session: Session, *columns: Any) -> list[tuple[Any, ...]]:
+    """Row counts grouped by ``columns`` (for status tables)."""
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(*columns, func.count()).group_by(*columns).order_by(*columns)
+        )
+    ]

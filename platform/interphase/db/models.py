@@ -1,0 +1,318 @@
+"""The provenance database: every structure, job, label and model, with lineage.
+
+Small queryable metadata lives in columns; bulk arrays (positions, gradients,
+charges) are raw bytes (:class:`~interphase.db.types.NumpyArray`). Units are
+in the column names.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from interphase.db.types import NumpyArray
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class JobState(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class JobReason(enum.StrEnum):
+    initial = "initial"
+    uncertainty = "uncertainty"
+    resubmit = "resubmit"
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    iterations: Mapped[list[Iteration]] = relationship(
+        back_populates="campaign", order_by="Iteration.index"
+    )
+
+
+class Iteration(Base):
+    """One pass of the active-learning loop within a campaign."""
+
+    __tablename__ = "iteration"
+    __table_args__ = (UniqueConstraint("campaign_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="iterations")
+
+
+class Structure(Base):
+    """An atomic structure with its origin (generator, parameters, seed, parent)."""
+
+    __tablename__ = "structure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    n_atoms: Mapped[int] = mapped_column(Integer)
+    formula: Mapped[str] = mapped_column(String(200), index=True)
+    subset_key: Mapped[str] = mapped_column(String(250), index=True)
+    numbers: Mapped[np.ndarray] = mapped_column(NumpyArray("<i2"))
+    positions_angstrom: Mapped[np.ndarray] = mapped_column(NumpyArray("<f8", (3,)))
+    cell_angstrom: Mapped[np.ndarray | None] = mapped_column(NumpyArray("<f8", (3,)))
+    pbc: Mapped[str] = mapped_column(String(3), default="nnn")  # e.g. "ppp", "ppn"
+    charge: Mapped[int] = mapped_column(Integer, default=0)
+    multiplicity: Mapped[int] = mapped_column(Integer, default=1)
+    generator: Mapped[str] = mapped_column(String(100), index=True)
+    generator_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer, default=None)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("structure.id", ondelete="SET NULL"), index=True, default=None
+    )
+    source_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), index=True, default=None
+    )
+    iteration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("iteration.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Structure | None] = relationship(remote_side=[id])
+    labels: Mapped[list[Label]] = relationship(back_populates="structure")
+
+    @property
+    def pbc_flags(self) -> tuple[bool, bool, bool]:
+        return (self.pbc[0] == "p", self.pbc[1] == "p", self.pbc[2] == "p")
+
+
+class LevelOfTheory(Base):
+    """A level of theory; its name is the dataset label key (e.g. ``PBE-D3``)."""
+
+    __tablename__ = "level_of_theory"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    engine: Mapped[str | None] = mapped_column(String(50), default=None)
+    method: Mapped[str | None] = mapped_column(String(100), default=None)
+    basis: Mapped[str | None] = mapped_column(String(100), default=None)
+    periodic: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Per-element reference energies (Hartree) for atomization energies.
+    reference_energies_hartree: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LabelingJob(Base):
+    """A request to label one structure at one level; its attempts are the history."""
+
+    __tablename__ = "labeling_job"
+    __table_args__ = (Index("ix_labeling_job_state_level", "state", "level_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("level_of_theory.id"))
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=20), default=JobState.pending
+    )
+    reason: Mapped[JobReason] = mapped_column(
+        Enum(JobReason, native_enum=False, length=20), default=JobReason.initial
+    )
+    #: Why the job exists beyond the reason: GP model id, predicted std, threshold ...
+    reason_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error_class: Mapped[str | None] = mapped_column(String(50), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), index=True, default=None
+    )
+    iteration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("iteration.id", ondelete="SET NULL"), default=None
+    )
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    structure: Mapped[Structure] = relationship()
+    level: Mapped[LevelOfTheory] = relationship()
+    attempts: Mapped[list[JobAttempt]] = relationship(
+        back_populates="job", order_by="JobAttempt.number"
+    )
+
+
+class JobAttempt(Base):
+    """One execution of a labeling job: what ran, where, how long, and how it ended."""
+
+    __tablename__ = "job_attempt"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("labeling_job.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=20), default=JobState.running
+    )
+    engine: Mapped[str] = mapped_column(String(50))
+    engine_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    host: Mapped[str | None] = mapped_column(String(200), default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    wall_time_s: Mapped[float | None] = mapped_column(Float, default=None)
+    error_class: Mapped[str | None] = mapped_column(String(50), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    log_tail: Mapped[str | None] = mapped_column(Text, default=None)
+
+    job: Mapped[LabelingJob] = relationship(back_populates="attempts")
+
+
+class Label(Base):
+    """Reference data of a structure at a level of theory (Hartree, Å, e)."""
+
+    __tablename__ = "label"
+    __table_args__ = (UniqueConstraint("structure_id", "level_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("level_of_theory.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("labeling_job.id", ondelete="SET NULL"), default=None
+    )
+    total_energy_hartree: Mapped[float | None] = mapped_column(Float, default=None)
+    atomization_energy_hartree: Mapped[float | None] = mapped_column(Float, default=None)
+    gradient_hartree_per_angstrom: Mapped[np.ndarray | None] = mapped_column(
+        NumpyArray("<f8", (3,)), default=None
+    )
+    charges_e: Mapped[np.ndarray | None] = mapped_column(NumpyArray("<f8"), default=None)
+    dipole_e_angstrom: Mapped[np.ndarray | None] = mapped_column(NumpyArray("<f8"), default=None)
+    #: Where the label came from: engine, version, settings, host, or source file and key.
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    structure: Mapped[Structure] = relationship(back_populates="labels")
+    level: Mapped[LevelOfTheory] = relationship()
+
+
+class GPRModel(Base):
+    """A fitted local GP: one subset, one level; enough stored to reproduce predictions."""
+
+    __tablename__ = "gpr_model"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    level_id: Mapped[int] = mapped_column(ForeignKey("level_of_theory.id"))
+    subset_key: Mapped[str] = mapped_column(String(250), index=True)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    descriptor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    training_label_ids: Mapped[np.ndarray] = mapped_column(NumpyArray("<i8"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), default=None
+    )
+    iteration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("iteration.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    level: Mapped[LevelOfTheory] = relationship()
+
+
+class SyntheticLabel(Base):
+    """An energy predicted by a GP for a (displaced) structure: never a reference label."""
+
+    __tablename__ = "synthetic_label"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("level_of_theory.id"))
+    gpr_model_id: Mapped[int] = mapped_column(ForeignKey("gpr_model.id", ondelete="CASCADE"))
+    energy_hartree: Mapped[float] = mapped_column(Float)
+    energy_std_hartree: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRun(Base):
+    """A training of the multi-head network on an exact dataset snapshot."""
+
+    __tablename__ = "training_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    heads: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    label_ids: Mapped[np.ndarray] = mapped_column(NumpyArray("<i8"))
+    synthetic_label_ids: Mapped[np.ndarray] = mapped_column(NumpyArray("<i8"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), default=None
+    )
+    iteration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("iteration.id", ondelete="SET NULL"), default=None
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    artifacts: Mapped[list[ModelArtifact]] = relationship(back_populates="training_run")
+
+
+class ModelArtifact(Base):
+    """A trained model file on disk, identified by its checksum."""
+
+    __tablename__ = "model_artifact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_run.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    elements: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    heads: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    training_run: Mapped[TrainingRun] = relationship(back_populates="artifacts")

@@ -1,0 +1,50 @@
+"""Levels of theory as configuration.
+
+A level's ``name`` is the dataset label key (``wB97X-D3BJ_def2-TZVPD``,
+``PBE-D3``, ``GFN2-xTB``); the engine, method, basis and settings say how to
+compute it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LevelSpec(BaseModel):
+    """How to compute one level of theory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dataset label key of the level, e.g. 'PBE-D3'.")
+    engine: str = Field(description="Labeling engine: tblite, psi4, pyscf or gpaw.")
+    method: str = Field(description="Method name as the engine spells it, e.g. 'GFN2-xTB'.")
+    basis: str | None = Field(default=None, description="Basis set; None for xTB/plane waves.")
+    periodic: bool = Field(default=False, description="Whether the level treats periodic cells.")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Engine settings applied to every job at this level."
+    )
+
+
+#: The defaults of DESIGN.md; a campaign configuration may override them.
+DEFAULT_LEVELS: dict[str, LevelSpec] = {
+    spec.name: spec
+    for spec in (
+        LevelSpec(name="GFN2-xTB", engine="tblite", method="GFN2-xTB"),
+        LevelSpec(
+            name="wB97X-D3BJ_def2-TZVPD",
+            engine="pyscf",
+            method="wB97X-D3BJ",
+            basis="def2-TZVPD",
+            settings={"density_fit": True},
+        ),
+        LevelSpec(
+            name="PBE-D3",
+            engine="gpaw",
+            method="PBE-D3",
+            periodic=True,
+            settings={"ecut_ry": 40.0, "kpts_bulk": [3, 3, 3], "kpts_slab": [3, 3, 1]},
+        ),
+    )
+}
