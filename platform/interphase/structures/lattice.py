@@ -77,13 +77,15 @@ def lithium_cluster(
 ) -> StructureRecord:
     """A compact, centred, non-periodic Li cluster cut from a noisy cubic packing.
 
-    The ``n_atoms`` lattice sites closest to a random point of the cell are
-    kept, then every atom is displaced by isotropic Gaussian noise.
+    The ``n_atoms`` lattice sites closest to the centre of the repeated cell
+    are kept (in order of distance, so atom ``i`` is the same site in every
+    cluster of a packing), then every atom is displaced by isotropic Gaussian
+    noise.
     """
     _check_packing(packing)
     repeats = int(np.ceil((n_atoms / _ATOMS_PER_CUBIC_CELL[packing]) ** (1 / 3))) + 2
     crystal = bulk("Li", packing, a=lattice_constant_angstrom, cubic=True).repeat(repeats)
-    centre = crystal.cell.sum(axis=0) / 2 + rng.uniform(-0.5, 0.5, 3) * lattice_constant_angstrom
+    centre = crystal.cell.sum(axis=0) / 2
     distances = np.linalg.norm(crystal.positions - centre, axis=1)
     positions = crystal.positions[np.argsort(distances, kind="stable")[:n_atoms]]
     positions = positions + rng.normal(0.0, noise_angstrom, positions.shape)

@@ -1,0 +1,32 @@
+"""Prefect runtime defaults for a local installation.
+
+Prefect reads its settings when it is first imported, so
+:func:`configure_local_prefect` must run before any ``import prefect``. It
+keeps Prefect's state under interphase's data directory, turns off telemetry
+(there is no network to send it to), and keeps Prefect's own logging to
+warnings so the command's output is interphase's report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+QUIET_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LOG_PRINTS": "false",
+    "PREFECT_UI_ENABLED": "false",
+}
+
+
+def configure_local_prefect(data_dir: Path) -> None:
+    """Set Prefect's environment defaults (explicit user settings win)."""
+    os.environ.setdefault("PREFECT_HOME", str((data_dir / "prefect").resolve()))
+    for key, value in QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    # The temporary server's shutdown can log cancelled-request tracebacks via uvicorn.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -1,0 +1,48 @@
+"""Counts for ``interphase status`` and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from interphase.db.models import Campaign, Label, LabelingJob, LevelOfTheory, Structure
+from interphase.db.session import require_schema, transaction
+
+StatusTable = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
+
+
+def collect_status(url: str | None = None) -> list[StatusTable]:
+    """Three tables: structures/jobs per campaign, labels per level, jobs by state."""
+    require_schema(url)
+    with transaction(url) as session:
+        structures = dict(
+            session.execute(
+                select(Structure.campaign_id, func.count()).group_by(Structure.campaign_id)
+            ).tuples()
+        )
+        campaigns = session.execute(select(Campaign.id, Campaign.name).order_by(Campaign.id)).all()
+        by_campaign = [(name, structures.get(cid, 0)) for cid, name in campaigns]
+        if structures.get(None):
+            by_campaign.append(("(imported / no campaign)", structures[None]))
+        by_level = session.execute(
+            select(LevelOfTheory.name, func.count(Label.id))
+            .join(Label, Label.level_id == LevelOfTheory.id, isouter=True)
+            .group_by(LevelOfTheory.name)
+            .order_by(LevelOfTheory.name)
+        ).all()
+        by_state = session.execute(
+            select(LevelOfTheory.name, LabelingJob.state, func.count())
+            .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
+            .group_by(LevelOfTheory.name, LabelingJob.state)
+            .order_by(LevelOfTheory.name, LabelingJob.state)
+        ).all()
+    return [
+        ("structures by campaign", ("campaign", "structures"), [tuple(r) for r in by_campaign]),
+        ("labels by level of theory", ("level", "labels"), [tuple(r) for r in by_level]),
+        (
+            "labeling jobs by state",
+            ("level", "state", "jobs"),
+            [(lvl, str(state), n) for lvl, state, n in by_state],
+        ),
+    ]
