@@ -19,7 +19,7 @@ def collect_status(url: str | None = None) -> list[StatusTable]:
         structures = dict(
             session.execute(
                 select(Structure.campaign_id, func.count()).group_by(Structure.campaign_id)
-            ).tuples()
+            ).all()
         )
         campaigns = session.execute(select(Campaign.id, Campaign.name).order_by(Campaign.id)).all()
         by_campaign = [(name, structures.get(cid, 0)) for cid, name in campaigns]

@@ -161,7 +161,7 @@ def store_structures(
             select(Structure.content_hash, Structure.id).where(
                 Structure.content_hash.in_(set(hashes))
             )
-        ).tuples()
+        ).all()
     )
     rows, first_seen = [], {}
     for i, (record, digest) in enumerate(zip(records, hashes, strict=True)):
@@ -186,7 +186,7 @@ def store_structures(
                 Structure.content_hash, Structure.id, sort_by_parameter_order=True
             ),
             rows,
-        ).tuples()
+        ).all()
         new_ids = dict(inserted)
     else:
         new_ids = {}
@@ -207,7 +207,7 @@ def _store_record_labels(
     have = set(
         session.execute(
             select(Label.structure_id, Label.level_id).where(Label.structure_id.in_(set(ids)))
-        ).tuples()
+        ).all()
     )
     rows = []
     for record, structure_id in zip(records, ids, strict=True):

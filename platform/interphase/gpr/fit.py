@@ -69,7 +69,7 @@ def load_subsets(url: str | None, level: str, campaign_id: int | None = None) ->
         if campaign_id is not None:
             query = query.where(Structure.campaign_id == campaign_id)
         groups: dict[str, list[tuple[int, Structure, float, np.ndarray]]] = defaultdict(list)
-        for label_id, structure, energy, gradient in session.execute(query).tuples():
+        for label_id, structure, energy, gradient in session.execute(query).all():
             groups[structure.subset_key].append((label_id, structure, energy, gradient))
     return [_subset_arrays(key, rows) for key, rows in sorted(groups.items())]
 

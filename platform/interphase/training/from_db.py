@@ -49,7 +49,7 @@ def load_snapshot(url: str | None, *, campaign_id: int | None = None) -> Snapsho
             query = query.where(Structure.campaign_id == campaign_id)
         examples: dict[int, TrainingExample] = {}
         label_ids = []
-        for label, structure, level in session.execute(query).tuples():
+        for label, structure, level in session.execute(query).all():
             example = examples.get(structure.id)
             if example is None:
                 example = examples[structure.id] = TrainingExample(
