@@ -17,7 +17,7 @@ from interphase.gpr.score import CandidateScores, queue_uncertain, score_candida
 from interphase.labeling.queue import DrainReport, run_pending_jobs
 from interphase.settings import get_settings
 from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clusters
-from interphase.training.from_db import train_from_database
+from interphase.training.from_db import metrics_json, train_from_database
 from interphase.training.trainer import TrainingConfig
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -94,7 +94,7 @@ def train(config: DemoConfig, campaign_id: int, iteration_id: int) -> dict[str, 
         campaign_id=campaign_id,
         iteration_id=iteration_id,
     )
-    return {"training_run_id": run_id, "metrics": result.metrics}
+    return {"training_run_id": run_id, "metrics": metrics_json(result)}
 
 
 @flow(name="walking-skeleton", log_prints=False)

@@ -13,15 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from interphase.settings import get_settings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
 from flows.runtime import configure_local_prefect
-
-HARTREE_TO_MEV = 27211.386245988
 
 
 class DemoConfig(BaseModel):
@@ -60,8 +59,21 @@ def _step(console: Console, title: str) -> Iterator[dict[str, str]]:
     )
 
 
+def load_config(path: Path | None, seed: int) -> DemoConfig:
+    """The configuration in ``path`` (JSON), or the defaults with a fresh campaign name."""
+    if path is not None:
+        if not path.exists():
+            raise FileNotFoundError(f"campaign configuration {path} does not exist")
+        try:
+            return DemoConfig.model_validate_json(path.read_text())
+        except ValidationError as error:
+            raise ValueError(f"campaign configuration {path} is invalid:\n{error}") from None
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return DemoConfig(campaign_name=f"demo-{stamp}-seed{seed}", seed=seed)
+
+
 def run_demo(
-    *, n_structures: int = 12, seed: int = 0, console: Console | None = None
+    *, config_path: Path | None = None, seed: int = 0, console: Console | None = None
 ) -> dict[str, Any]:
     """Run the walking skeleton on the local defaults and print its report."""
     settings = get_settings()
@@ -70,8 +82,7 @@ def run_demo(
 
     console = console or Console()
     upgrade()
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    config = DemoConfig(campaign_name=f"demo-{stamp}-seed{seed}", n_initial=n_structures, seed=seed)
+    config = load_config(config_path, seed)
     console.print(f"[bold]interphase demo[/] — campaign {config.campaign_name}")
     console.print(f"database: {database_url()}")
     from flows.campaign import walking_skeleton

@@ -174,14 +174,16 @@ def calc(
 
 @app.command()
 def demo(
-    n_structures: Annotated[int, typer.Option(help="Initial structures per subset.")] = 12,
-    seed: Annotated[int, typer.Option(help="Random seed of the campaign.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="Campaign configuration (JSON), e.g. examples/demo.json.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (when no --config is given).")] = 0,
 ) -> None:
     """Run one small real campaign end to end (walking skeleton) and print its report."""
     from flows.demo import run_demo
 
     try:
-        run_demo(n_structures=n_structures, seed=seed, console=console)
+        run_demo(config_path=config, seed=seed, console=console)
     except USER_ERRORS as error:
         _fail(error)
 

@@ -204,11 +204,12 @@ def _store_record_labels(
     provenance: dict[str, Any],
 ) -> int:
     levels = LevelCache(session)
-    have = set(
-        session.execute(
+    have: set[tuple[int, int]] = {
+        (sid, lid)
+        for sid, lid in session.execute(
             select(Label.structure_id, Label.level_id).where(Label.structure_id.in_(set(ids)))
-        ).all()
-    )
+        )
+    }
     rows = []
     for record, structure_id in zip(records, ids, strict=True):
         for name, label in record.labels.items():

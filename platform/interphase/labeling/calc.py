@@ -25,19 +25,21 @@ def read_structure(
     The multiplicity defaults to the lowest one the electron count allows
     (singlet for even, doublet for odd electron counts).
     """
+    from ase import Atoms
     from ase.io import read
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"structure file {path} does not exist")
     atoms = read(path, index=0)
+    assert isinstance(atoms, Atoms)  # index=0 reads one structure
     periodic = bool(atoms.pbc.any())
     n_electrons = int(atoms.numbers.sum()) - charge
     record = StructureRecord(
         numbers=atoms.numbers.copy(),
         positions_angstrom=atoms.positions.copy(),
         cell_angstrom=np.array(atoms.cell) if periodic else None,
-        pbc=tuple(bool(p) for p in atoms.pbc),  # type: ignore[arg-type]
+        pbc=(bool(atoms.pbc[0]), bool(atoms.pbc[1]), bool(atoms.pbc[2])),
         charge=charge,
         multiplicity=multiplicity if multiplicity is not None else 1 + n_electrons % 2,
         key=path.name,

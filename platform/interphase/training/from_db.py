@@ -69,6 +69,23 @@ def load_snapshot(url: str | None, *, campaign_id: int | None = None) -> Snapsho
     return Snapshot(list(examples.values()), heads, np.asarray(label_ids, dtype=np.int64))
 
 
+def metrics_json(result: TrainingResult) -> dict[str, Any]:
+    """Per-head, per-split errors (Hartree, Hartree/Å) and the loss history, as JSON."""
+    heads = {
+        head: {
+            split: {
+                "energy_mae_per_atom_hartree": getattr(m, f"{split}_energy_mae_per_atom_hartree"),
+                "force_mae_hartree_per_angstrom": getattr(
+                    m, f"{split}_force_mae_hartree_per_angstrom"
+                ),
+            }
+            for split in ("train", "validation")
+        }
+        for head, m in result.metrics.items()
+    }
+    return {"heads": heads, "loss_history": [float(v) for v in result.loss_history]}
+
+
 def train_from_database(
     url: str | None,
     config: TrainingConfig,
@@ -94,13 +111,19 @@ def train_from_database(
         session.add(run)
         session.flush()
         run_id = run.id
-    result = train_multihead(snapshot.examples, snapshot.heads, config, progress=progress)
+    try:
+        result = train_multihead(snapshot.examples, snapshot.heads, config, progress=progress)
+    except BaseException:
+        with transaction(url) as session:
+            failed = session.get_one(TrainingRun, run_id)
+            failed.status, failed.finished_at = "failed", utcnow()
+        raise
     path = artifacts_dir / "models" / f"training-run-{run_id}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(result, path)
     with transaction(url) as session:
         run = session.get_one(TrainingRun, run_id)
-        run.metrics = result.metrics
+        run.metrics = metrics_json(result)
         run.status = "succeeded"
         run.finished_at = utcnow()
         session.add(

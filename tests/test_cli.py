@@ -1,0 +1,177 @@
+"""The `interphase` command, end to end on a real database and real engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from interphase.cli import app
+from interphase.db.models import Label, Structure
+from interphase.db.session import transaction
+from interphase.io.paper_json import iter_paper_json
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+WATER_XYZ = """3
+water
+O 0.000000 0.000000 0.000000
+H 0.000000 0.757000 0.586000
+H 0.000000 -0.757000 0.586000
+"""
+
+
+def paper_entries() -> dict[str, dict]:
+    """Two molecular entries (one with xtbCharges) and one periodic Li cell."""
+    return {
+        "10": {
+            "atomicNumbers": [8, 1, 1],
+            "elements": ["O", "H", "H"],
+            "positions": [[0.0, 0.0, 0.0], [0.0, 0.757, 0.586], [0.0, -0.757, 0.586]],
+            "charge": 0,
+            "multiplicity": 1,
+            "labels": {
+                "wB97X-D3BJ_def2-TZVPD": {
+                    "totalEnergy": -76.4234567891234,
+                    "atomizationEnergy": -0.3512345678901,
+                    "gradient": [
+                        [0.0, 0.0, -0.0123],
+                        [0.0, 0.0101, 0.00615],
+                        [0.0, -0.0101, 0.00615],
+                    ],
+                    "dipoleMoment": [0.0, 0.0, 0.4123],
+                    "xtbCharges": [-0.56, 0.28, 0.28],
+                }
+            },
+        },
+        "11": {
+            "atomicNumbers": [3],
+            "elements": ["Li"],
+            "positions": [[0.0, 0.0, 0.0]],
+            "charge": 1,
+            "multiplicity": 1,
+            "labels": {"wB97X-D3BJ_def2-TZVPD": {"totalEnergy": -7.28}},
+        },
+        "12": {
+            "atomicNumbers": [3, 3],
+            "elements": ["Li", "Li"],
+            "positions": [[0.0, 0.0, 0.0], [1.745, 1.745, 1.745]],
+            "charge": 0,
+            "multiplicity": 1,
+            "lattice": [[3.49, 0.0, 0.0], [0.0, 3.49, 0.0], [0.0, 0.0, 3.49]],
+            "labels": {
+                "PBE-D3": {
+                    "totalEnergy": -14.9876543210987,
+                    "atomizationEnergy": -0.0712,
+                    "gradient": [[1e-4, -2e-4, 3e-4], [-1e-4, 2e-4, -3e-4]],
+                }
+            },
+        },
+    }
+
+
+@pytest.fixture
+def paper_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps(paper_entries()))
+    return path
+
+
+def counts(url: str) -> tuple[int, int]:
+    with transaction(url) as session:
+        return session.query(Structure).count(), session.query(Label).count()
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_import_export_round_trip(local_env: str, paper_file: Path, tmp_path: Path) -> None:
+    result = invoke("data", "import", str(paper_file))
+    assert result.exit_code == 0, result.output
+    assert "3 new structures" in result.output
+    # xtbCharges became a GFN2-xTB label: 2 hybrid + 1 xTB + 1 PBE.
+    assert counts(local_env) == (3, 4)
+    again = invoke("data", "import", str(paper_file))
+    assert "0 new structures, 3 already present" in again.output
+    assert counts(local_env) == (3, 4)
+
+    out = tmp_path / "out.json"
+    result = invoke("data", "export", "--format", "paper-json", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == paper_entries()  # same keys, values, units, no extras
+
+
+def test_bad_file_is_refused_and_database_unchanged(
+    local_env: str, paper_file: Path, tmp_path: Path
+) -> None:
+    invoke("data", "import", str(paper_file))
+    entries = paper_entries()
+    good = entries.pop("12")
+    entries = {"20": good | {"positions": [[0.0, 0.0, 0.0], [0.2, 0.0, 0.0]]}, "21": entries["10"]}
+    entries["21"] = entries["21"] | {
+        "positions": [[0.0, 0.0, 0.0], [0.0, 0.75, 0.58], [0.0, -0.76, 0.6]]
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(entries))
+    before = counts(local_env)
+    result = runner.invoke(app, ["data", "import", str(bad)])
+    assert result.exit_code == 2
+    assert "'20'" in result.output and "close" in result.output.lower()
+    assert counts(local_env) == before  # nothing from the bad file
+
+    result = runner.invoke(app, ["data", "import", "--skip-invalid", str(bad)])
+    assert result.exit_code == 0, result.output
+    assert "1 new structures" in result.output and "1 skipped" in result.output
+    assert counts(local_env)[0] == before[0] + 1
+
+
+def test_malformed_json_names_the_problem(local_env: str, tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"1": {"atomicNumbers": [1, 1], "positions": [[0, 0, 0], [0, 0, 0.74]]')
+    result = runner.invoke(app, ["data", "import", str(path)])
+    assert result.exit_code == 2
+    assert "error" in result.output.lower()
+    assert counts(local_env) == (0, 0)
+
+
+def test_missing_schema_gives_a_helpful_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("INTERPHASE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.sqlite'}")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "interphase db upgrade" in result.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0 and "labels by level of theory" in result.output
+
+
+def test_calc_gfn2_xtb_on_water(tmp_path: Path) -> None:
+    path = tmp_path / "water.xyz"
+    path.write_text(WATER_XYZ)
+    result = runner.invoke(app, ["calc", str(path), "--level", "GFN2-xTB"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["energy_hartree"] == pytest.approx(-5.0703698, abs=1e-6)
+    gradient = np.array(data["gradient_hartree_per_angstrom"])
+    assert gradient.shape == (3, 3) and abs(gradient.sum(axis=0)).max() < 1e-8
+    assert sum(data["charges"]) == pytest.approx(0.0, abs=1e-8)
+    same = runner.invoke(app, ["calc", str(path), "--engine", "tblite", "--method", "GFN2-xTB"])
+    assert json.loads(same.stdout)["energy_hartree"] == data["energy_hartree"]
+
+
+def test_calc_rejects_bad_requests(tmp_path: Path) -> None:
+    path = tmp_path / "water.xyz"
+    path.write_text(WATER_XYZ)
+    result = runner.invoke(app, ["calc", str(path), "--level", "MP2"])
+    assert result.exit_code == 2 and "unknown level" in result.output
+    result = runner.invoke(app, ["calc", str(tmp_path / "missing.xyz"), "--level", "GFN2-xTB"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = runner.invoke(app, ["calc", str(path), "--level", "GFN2-xTB", "--multiplicity", "2"])
+    assert result.exit_code == 2 and "multiplicity" in result.output.lower()
+
+
+def test_reader_is_lazy(paper_file: Path) -> None:
+    first = next(iter(iter_paper_json(paper_file)))
+    assert first.key == "10"
