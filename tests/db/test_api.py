@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
-
-from interphase.db.api import content_hash, create_jobs, get_or_create_level, iter_records, lineage
-from interphase.db.api import store_structures
+from interphase.db.api import (
+    content_hash,
+    create_jobs,
+    get_or_create_level,
+    iter_records,
+    lineage,
+    store_structures,
+)
 from interphase.db.models import Label, LabelingJob, Structure
 from interphase.db.session import DatabaseNotInitialisedError, require_schema, transaction, upgrade
 from interphase.records import LabelRecord, StructureRecord
+from sqlalchemy import func, select
 
 
 def water(shift: float = 0.0, key: str | None = None) -> StructureRecord:
