@@ -11,6 +11,7 @@ from interphase.cli import app
 from interphase.db.models import Label, Structure
 from interphase.db.session import transaction
 from interphase.io.paper_json import iter_paper_json
+from click.testing import Result
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -84,18 +85,23 @@ def counts(url: str) -> tuple[int, int]:
         return session.query(Structure).count(), session.query(Label).count()
 
 
-def invoke(*args: str) -> object:
+def invoke(*args: str) -> Result:
     return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def text(result: Result) -> str:
+    """Output with line wrapping undone (rich wraps at the terminal width)."""
+    return " ".join(result.output.split())
 
 
 def test_import_export_round_trip(local_env: str, paper_file: Path, tmp_path: Path) -> None:
     result = invoke("data", "import", str(paper_file))
     assert result.exit_code == 0, result.output
-    assert "3 new structures" in result.output
+    assert "3 new structures" in text(result)
     # xtbCharges became a GFN2-xTB label: 2 hybrid + 1 xTB + 1 PBE.
     assert counts(local_env) == (3, 4)
     again = invoke("data", "import", str(paper_file))
-    assert "0 new structures, 3 already present" in again.output
+    assert "0 new structures, 3 already present" in text(again)
     assert counts(local_env) == (3, 4)
 
     out = tmp_path / "out.json"
@@ -119,12 +125,12 @@ def test_bad_file_is_refused_and_database_unchanged(
     before = counts(local_env)
     result = runner.invoke(app, ["data", "import", str(bad)])
     assert result.exit_code == 2
-    assert "'20'" in result.output and "close" in result.output.lower()
+    assert "'20'" in text(result) and "close" in text(result).lower()
     assert counts(local_env) == before  # nothing from the bad file
 
     result = runner.invoke(app, ["data", "import", "--skip-invalid", str(bad)])
     assert result.exit_code == 0, result.output
-    assert "1 new structures" in result.output and "1 skipped" in result.output
+    assert "1 new structures" in text(result) and "1 skipped" in text(result)
     assert counts(local_env)[0] == before[0] + 1
 
 
@@ -133,7 +139,7 @@ def test_malformed_json_names_the_problem(local_env: str, tmp_path: Path) -> Non
     path.write_text('{"1": {"atomicNumbers": [1, 1], "positions": [[0, 0, 0], [0, 0, 0.74]]')
     result = runner.invoke(app, ["data", "import", str(path)])
     assert result.exit_code == 2
-    assert "error" in result.output.lower()
+    assert "error" in text(result).lower()
     assert counts(local_env) == (0, 0)
 
 
@@ -141,10 +147,10 @@ def test_missing_schema_gives_a_helpful_error(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setenv("INTERPHASE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.sqlite'}")
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2
-    assert "interphase db upgrade" in result.output
+    assert "interphase db upgrade" in text(result)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(app, ["status"])
-    assert result.exit_code == 0 and "labels by level of theory" in result.output
+    assert result.exit_code == 0 and "labels by level of theory" in text(result)
 
 
 def test_calc_gfn2_xtb_on_water(tmp_path: Path) -> None:
@@ -165,11 +171,11 @@ def test_calc_rejects_bad_requests(tmp_path: Path) -> None:
     path = tmp_path / "water.xyz"
     path.write_text(WATER_XYZ)
     result = runner.invoke(app, ["calc", str(path), "--level", "MP2"])
-    assert result.exit_code == 2 and "unknown level" in result.output
+    assert result.exit_code == 2 and "unknown level" in text(result)
     result = runner.invoke(app, ["calc", str(tmp_path / "missing.xyz"), "--level", "GFN2-xTB"])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in text(result)
     result = runner.invoke(app, ["calc", str(path), "--level", "GFN2-xTB", "--multiplicity", "2"])
-    assert result.exit_code == 2 and "multiplicity" in result.output.lower()
+    assert result.exit_code == 2 and "multiplicity" in text(result).lower()
 
 
 def test_reader_is_lazy(paper_file: Path) -> None:

@@ -1,0 +1,20 @@
+"""The ``interphase`` command: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from interphase.cli import calc, campaign, data, db
+
+app = typer.Typer(
+    help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(data.app, name="data")
+app.command()(calc.calc)
+app.command()(campaign.status)
+app.command()(campaign.demo)
+
+__all__ = ["app"]

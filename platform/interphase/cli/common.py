@@ -1,0 +1,41 @@
+"""Shared pieces of the command-line interface: consoles, errors, progress."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from interphase.db.session import DatabaseNotInitialisedError
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Errors that are the user's to fix: printed as one line, exit status 2.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseNotInitialisedError,
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+)
+
+
+def fail(error: Exception) -> NoReturn:
+    """Print a user error as one line and exit with status 2."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def progress(unit: str = "entries") -> Progress:
+    """A transient progress bar on stderr."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}" + f" {unit}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )

@@ -1,0 +1,68 @@
+"""``interphase data``: dataset import and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from interphase.cli.common import USER_ERRORS, console, fail, progress
+
+app = typer.Typer(help="Dataset import and export.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Dataset file (or directory of .xsf files).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="paper-json, extxyz or xsf (default: guess).")
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option(help="Level-of-theory key for single-level formats (XSF).")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Import valid entries; report every skipped one and why.")
+    ] = False,
+) -> None:
+    """Import a dataset in one transaction (all or nothing unless --skip-invalid)."""
+    from interphase.io.importer import import_dataset
+
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"importing {file.name}", total=None)
+            report = import_dataset(
+                file,
+                fmt=fmt,
+                level=level,
+                skip_invalid=skip_invalid,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(
+        f"read {report.n_read:,} entries: {report.n_new_structures:,} new structures, "
+        f"{report.n_duplicates:,} already present, {len(report.skipped):,} skipped"
+    )
+    if report.skipped:
+        table = Table("entry", "reason", title="skipped entries")
+        for key, reason in report.skipped:
+            table.add_row(key, reason)
+        console.print(table)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="Output file (directory for xsf).")],
+    fmt: Annotated[str, typer.Option("--format", help="paper-json, extxyz or xsf.")],
+    level: Annotated[str | None, typer.Option(help="Level to write (XSF only).")] = None,
+) -> None:
+    """Export every stored structure and its labels."""
+    from interphase.io.importer import export_dataset
+
+    try:
+        n = export_dataset(out, fmt, level=level)
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(f"wrote {n:,} entries to {out}")
