@@ -1,0 +1,472 @@
+"""Reader and writer of the "paper-json" dataset format.
+
+The format of the Li / carbonate-electrolyte transfer-learning dataset
+(Stevenson et al., appendix; figshare 10.6084/m9.figshare.21200515): one JSON
+object whose keys are arbitrary strings (integers in practice) and whose
+values are entries::
+
+    {"0": {"atomicNumbers": [3, 6, ...], "elements": ["Li", "C", ...],
+           "positions": [[x, y, z], ...],          # Å
+           "charge": 0, "multiplicity": 1,
+           "lattice": [[ax, ay, az], ...],          # Å, only if periodic
+           "labels": {"PBE-D3": {"totalEnergy": E, # Hartree
+                                 "atomizationEnergy": E,
+                                 "gradient": [[dE/dx, ...], ...]},  # Hartree/Å
+                      "wB97X-D3BJ_def2-TZVPD": {..., "dipoleMoment": [...],  # e·Å
+                                                "xtbCharges": [...]}}}}     # e
+
+Mapping to :class:`~interphase.records.StructureRecord`:
+
+* ``atomicNumbers`` -> ``numbers`` (``elements`` alone is accepted and both
+  must agree when both are given); ``lattice`` present -> ``pbc`` all True;
+  ``charge`` / ``multiplicity`` default to 0 / 1 when absent.
+* every level dict -> one :class:`~interphase.records.LabelRecord` keyed by
+  the level name; a ``null`` field is a missing label.
+* ``xtbCharges`` are GFN2-xTB charges stored inside another level's dict.
+  They become their own label under :data:`~interphase.records.XTB_LEVEL`
+  (merged into a ``"GFN2-xTB"`` level dict if the entry has one) with
+  ``provenance["paper_json_parent"]`` naming the dict they sat in, so that
+  :func:`write_paper_json` puts them back there.
+* a level dict with no data left (``{}`` or only ``xtbCharges``) gives no
+  label; the writer recreates the parent dict for the charges.
+
+Reading streams with ijson (``kvitems`` over the top-level object), so memory
+does not depend on the file size; duplicate keys are therefore not detected
+on reading (the database import rejects them). Writing streams entry by
+entry; floats are written with ``repr`` (via :func:`json.dumps`), so a round
+trip read -> write -> read reproduces every value bit for bit. Label
+provenance other than ``paper_json_parent`` has no place in the format and is
+not written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+import numpy as np
+from ase.data import atomic_numbers
+
+from interphase.io.errors import DatasetFormatError
+from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
+from interphase.structures.validate import InvalidStructureError, validate_symbols
+
+__all__ = [
+    "DEFAULT_CHARGE_PARENT_LEVEL",
+    "PARENT_PROVENANCE_KEY",
+    "DatasetFormatError",
+    "entry_to_record",
+    "iter_paper_json",
+    "record_to_entry",
+    "write_paper_json",
+]
+
+#: Provenance key of the GFN2-xTB label naming the level dict its charges sat in.
+PARENT_PROVENANCE_KEY = "paper_json_parent"
+#: Level dict that receives ``xtbCharges`` when the provenance does not say.
+DEFAULT_CHARGE_PARENT_LEVEL = "wB97X-D3BJ_def2-TZVPD"
+
+_ENTRY_FIELDS = frozenset(
+    {"atomicNumbers", "elements", "positions", "charge", "multiplicity", "lattice", "labels"}
+)
+_SCALAR_FIELDS = {
+    "totalEnergy": "total_energy_hartree",
+    "atomizationEnergy": "atomization_energy_hartree",
+}
+#: JSON name -> (record attribute, shape; the gradient's is (n_atoms, 3)).
+_ARRAY_FIELDS = {
+    "gradient": ("gradient_hartree_per_angstrom", (-1, 3)),
+    "dipoleMoment": ("dipole_e_angstrom", (3,)),
+}
+_CHARGES_FIELD = "xtbCharges"
+
+PathOrFile = str | Path | IO[bytes] | IO[str]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def iter_paper_json(
+    source: PathOrFile, *, ignore_unknown_fields: bool = False
+) -> Iterator[StructureRecord]:
+    """Stream the entries of a paper-json file as structure records.
+
+    Parameters
+    ----------
+    source
+        Path, or a file object open for reading (binary preferred; text is
+        re-encoded as UTF-8).
+    ignore_unknown_fields
+        Skip entry or label fields the format does not define instead of
+        raising. Off by default so that no data is dropped silently.
+
+    Yields
+    ------
+    StructureRecord
+        One per entry, in file order, with ``key`` set to the entry key.
+
+    Raises
+    ------
+    DatasetFormatError
+        Malformed JSON (``key`` is ``None``, the message names the last good
+        entry and the byte offset), or an entry with missing, mistyped or
+        inconsistent fields (``key`` is the entry key). Entries before the
+        fault have already been yielded.
+    """
+    with _open_for_reading(source) as stream:
+        _check_top_level_is_object(stream)
+        items = ijson.kvitems(stream, "", use_float=True)
+        last_key: str | None = None
+        while True:
+            try:
+                key, value = next(items)
+            except StopIteration:
+                return
+            except ijson.JSONError as exc:
+                where = f"after entry {last_key!r}" if last_key is not None else "before any entry"
+                raise DatasetFormatError(
+                    f"malformed JSON {where} (read up to byte {_offset(stream)}): {exc}"
+                ) from exc
+            yield entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
+            last_key = key
+
+
+def entry_to_record(
+    key: str, entry: Any, *, ignore_unknown_fields: bool = False
+) -> StructureRecord:
+    """Convert one decoded paper-json entry (a dict) into a :class:`StructureRecord`.
+
+    Raises
+    ------
+    DatasetFormatError
+        Naming ``key`` and the field at fault.
+    """
+    if not isinstance(entry, dict):
+        raise DatasetFormatError(f"must be a JSON object, got {_json_type(entry)}", key)
+    unknown = entry.keys() - _ENTRY_FIELDS
+    if unknown and not ignore_unknown_fields:
+        raise DatasetFormatError(
+            f"unknown fields {sorted(unknown)}; expected a subset of {sorted(_ENTRY_FIELDS)}"
+            " (pass ignore_unknown_fields=True to skip them)",
+            key,
+        )
+    for required in ("positions", "labels"):
+        if required not in entry:
+            raise DatasetFormatError(f"missing required field {required!r}", key)
+    numbers = _atomic_numbers(entry, key)
+    positions = _float_array(entry["positions"], "positions", key, (len(numbers), 3))
+    cell = None
+    lattice = entry.get("lattice")
+    if lattice is not None:
+        cell = _float_array(lattice, "lattice", key, (3, 3))
+    record = StructureRecord(
+        numbers=numbers,
+        positions_angstrom=positions,
+        cell_angstrom=cell,
+        pbc=(True, True, True) if cell is not None else (False, False, False),
+        charge=_integer(entry.get("charge", 0), "charge", key),
+        multiplicity=_integer(entry.get("multiplicity", 1), "multiplicity", key),
+        labels=_labels(entry["labels"], key, len(numbers), ignore_unknown_fields),
+        key=key,
+    )
+    return record
+
+
+def _atomic_numbers(entry: dict[str, Any], key: str) -> np.ndarray:
+    symbols = entry.get("elements")
+    if symbols is not None and not isinstance(symbols, list):
+        raise DatasetFormatError(f"elements must be a list of symbols, got {_short(symbols)}", key)
+    raw = entry.get("atomicNumbers")
+    if raw is None:
+        if symbols is None:
+            raise DatasetFormatError("missing required field 'atomicNumbers' (or 'elements')", key)
+        unknown = sorted(
+            {repr(s) for s in symbols if not isinstance(s, str) or s not in atomic_numbers}
+        )
+        if unknown:
+            raise DatasetFormatError(f"elements {unknown} are not element symbols", key)
+        return np.array([atomic_numbers[s] for s in symbols], dtype=np.int64)
+    numbers = np.asarray(raw) if isinstance(raw, list) else np.empty(0, dtype=object)
+    if numbers.ndim != 1 or numbers.dtype.kind != "i" or len(numbers) == 0:
+        raise DatasetFormatError(
+            f"atomicNumbers must be a non-empty list of integers, got {_short(raw)}", key
+        )
+    numbers = numbers.astype(np.int64, copy=False)
+    if symbols is not None:
+        try:
+            validate_symbols(numbers, symbols, key=key)
+        except InvalidStructureError as exc:
+            raise DatasetFormatError(
+                "elements and atomicNumbers disagree: "
+                + str(exc).removeprefix(f"structure {key!r}: "),
+                key,
+            ) from exc
+    return numbers
+
+
+def _labels(
+    raw: Any, key: str, n_atoms: int, ignore_unknown_fields: bool
+) -> dict[str, LabelRecord]:
+    if not isinstance(raw, dict) or not raw:
+        raise DatasetFormatError(
+            f"labels must be a non-empty object of level dicts, got {_short(raw)}", key
+        )
+    labels: dict[str, LabelRecord] = {}
+    charges: np.ndarray | None = None
+    charges_parent: str | None = None
+    for level, fields in raw.items():
+        if not isinstance(fields, dict):
+            raise DatasetFormatError(
+                f"labels[{level!r}] must be an object, got {_json_type(fields)}", key
+            )
+        label = LabelRecord(level=level)
+        has_data = False
+        for name, value in fields.items():
+            if value is None:
+                continue
+            where = f"labels[{level!r}][{name!r}]"
+            if name in _SCALAR_FIELDS:
+                setattr(label, _SCALAR_FIELDS[name], _float(value, where, key))
+            elif name in _ARRAY_FIELDS:
+                attribute, shape = _ARRAY_FIELDS[name]
+                shape = (n_atoms, 3) if name == "gradient" else shape
+                setattr(label, attribute, _float_array(value, where, key, shape))
+            elif name == _CHARGES_FIELD:
+                if charges_parent is not None:
+                    raise DatasetFormatError(
+                        f"xtbCharges given under both {charges_parent!r} and {level!r}", key
+                    )
+                charges = _float_array(value, where, key, (n_atoms,))
+                charges_parent = level
+                continue
+            elif ignore_unknown_fields:
+                continue
+            else:
+                raise DatasetFormatError(
+                    f"unknown label field {where}; expected one of"
+                    f" {[*_SCALAR_FIELDS, *_ARRAY_FIELDS, _CHARGES_FIELD]}",
+                    key,
+                )
+            has_data = True
+        if has_data:
+            labels[level] = label
+    if charges is not None:
+        xtb = labels.setdefault(XTB_LEVEL, LabelRecord(level=XTB_LEVEL))
+        xtb.charges_e = charges
+        xtb.provenance[PARENT_PROVENANCE_KEY] = charges_parent
+    if not labels:
+        raise DatasetFormatError("labels contain no data (every level dict is empty)", key)
+    return labels
+
+
+def _float(value: Any, name: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DatasetFormatError(f"{name} must be a number, got {_short(value)}", key)
+    return float(value)
+
+
+def _integer(value: Any, name: str, key: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise DatasetFormatError(f"{name} must be an integer, got {_short(value)}", key)
+
+
+def _float_array(value: Any, name: str, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged nesting
+        raise DatasetFormatError(f"{name} is not a regular array: {exc}", key) from exc
+    if array.dtype.kind not in "fi":
+        raise DatasetFormatError(f"{name} must contain only numbers, got {_short(value)}", key)
+    if array.shape != shape:
+        raise DatasetFormatError(f"{name} has shape {array.shape}, expected {shape}", key)
+    return array.astype(float, copy=False)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _EncodedTextReader:
+    """Byte view of a text file object (ijson wants bytes, and warns on text)."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self._pending = b""
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        while size < 0 or len(self._pending) < size:
+            chunk = self._text.read(65536 if size < 0 else max(size, 1))
+            if not chunk:
+                break
+            self._pending += chunk.encode("utf-8")
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+@contextmanager
+def _open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
+    if isinstance(source, str | Path):
+        with open(source, "rb") as stream:
+            yield stream
+    elif isinstance(source.read(0), str):
+        yield _EncodedTextReader(source)  # type: ignore[arg-type, misc]
+    else:
+        yield source  # type: ignore[misc]
+
+
+def _check_top_level_is_object(stream: IO[bytes]) -> None:
+    """Fail early on e.g. a top-level array, which kvitems would skip silently."""
+    if not (hasattr(stream, "seekable") and stream.seekable()):
+        return
+    start = stream.tell()
+    head = stream.read(4096).lstrip()
+    stream.seek(start)
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if not head:
+        raise DatasetFormatError("file is empty; expected a JSON object of entries")
+    if not head.startswith(b"{"):
+        raise DatasetFormatError(
+            "top level must be a JSON object mapping keys to entries,"
+            f" found {head[:20].decode('utf-8', 'replace')!r}"
+        )
+
+
+def _offset(stream: IO[bytes]) -> str:
+    try:
+        return str(stream.tell())
+    except (OSError, ValueError):
+        return "?"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_paper_json(records: Iterable[StructureRecord], destination: PathOrFile) -> int:
+    """Stream records out as a paper-json file, one entry at a time.
+
+    Parameters
+    ----------
+    records
+        Structures to write. ``record.key`` is the entry key; records without
+        a key get their running index (``"0"``, ``"1"``, ...).
+    destination
+        Path, or a file object open for writing (text or binary).
+
+    Returns
+    -------
+    int
+        Number of entries written.
+
+    Raises
+    ------
+    DatasetFormatError
+        For a duplicate key, a record the format cannot hold (no labels,
+        partly periodic, periodic without cell) or non-finite values.
+    """
+    with _open_for_writing(destination) as write:
+        write("{")
+        seen: set[str] = set()
+        for index, record in enumerate(records):
+            key = record.key if record.key is not None else str(index)
+            if key in seen:
+                raise DatasetFormatError("duplicate entry key", key)
+            seen.add(key)
+            entry = record_to_entry(record, key)
+            try:
+                text = json.dumps(entry, allow_nan=False)
+            except ValueError as exc:
+                raise DatasetFormatError(f"cannot write non-finite values: {exc}", key) from exc
+            write(("\n" if index == 0 else ",\n") + json.dumps(key) + ": " + text)
+        write("\n}\n")
+    return len(seen)
+
+
+def record_to_entry(record: StructureRecord, key: str) -> dict[str, Any]:
+    """Build the JSON-ready dict of one entry (plain lists, python floats)."""
+    numbers = np.asarray(record.numbers)
+    entry: dict[str, Any] = {
+        "atomicNumbers": numbers.tolist(),
+        "elements": record.symbols,
+        "positions": np.asarray(record.positions_angstrom, dtype=float).tolist(),
+        "charge": int(record.charge),
+        "multiplicity": int(record.multiplicity),
+    }
+    if record.is_periodic:
+        if not all(record.pbc) or record.cell_angstrom is None:
+            raise DatasetFormatError(
+                f"paper-json holds only fully periodic cells with a lattice, got pbc={record.pbc}"
+                f" and cell {'missing' if record.cell_angstrom is None else 'given'}",
+                key,
+            )
+        entry["lattice"] = np.asarray(record.cell_angstrom, dtype=float).tolist()
+    labels = {lv: _label_fields(lab, key) for lv, lab in record.labels.items() if lv != XTB_LEVEL}
+    xtb = record.labels.get(XTB_LEVEL)
+    if xtb is not None:
+        xtb_fields = _label_fields(xtb, key)
+        if xtb_fields:
+            labels[XTB_LEVEL] = xtb_fields
+        if xtb.charges_e is not None:
+            parent = _charges_parent(xtb, labels)
+            labels.setdefault(parent, {})[_CHARGES_FIELD] = np.asarray(xtb.charges_e).tolist()
+    if not labels:
+        raise DatasetFormatError("has no labels; paper-json needs at least one level", key)
+    entry["labels"] = labels
+    return entry
+
+
+def _label_fields(label: LabelRecord, key: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, attribute in _SCALAR_FIELDS.items():
+        value = getattr(label, attribute)
+        if value is not None:
+            fields[name] = float(value)
+    for name, (attribute, _) in _ARRAY_FIELDS.items():
+        value = getattr(label, attribute)
+        if value is not None:
+            fields[name] = np.asarray(value, dtype=float).tolist()
+    if label.level != XTB_LEVEL and label.charges_e is not None:
+        raise DatasetFormatError(
+            f"label {label.level!r} has charges; paper-json stores only GFN2-xTB charges"
+            f" (label {XTB_LEVEL!r})",
+            key,
+        )
+    return fields
+
+
+def _charges_parent(xtb: LabelRecord, labels: dict[str, Any]) -> str:
+    parent = xtb.provenance.get(PARENT_PROVENANCE_KEY)
+    if isinstance(parent, str):
+        return parent
+    if DEFAULT_CHARGE_PARENT_LEVEL in labels:
+        return DEFAULT_CHARGE_PARENT_LEVEL
+    others = [level for level in labels if level != XTB_LEVEL]
+    return others[0] if others else XTB_LEVEL
+
+
+@contextmanager
+def _open_for_writing(destination: PathOrFile) -> Iterator[Any]:
+    if isinstance(destination, str | Path):
+        with open(destination, "w", encoding="utf-8") as stream:
+            yield stream.write
+    elif isinstance(destination, io.RawIOBase | io.BufferedIOBase):
+        yield lambda text: destination.write(text.encode("utf-8"))
+    else:
+        yield destination.write
