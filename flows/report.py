@@ -70,9 +70,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             select(func.count()).select_from(Structure).where(Structure.campaign_id == campaign_id)
         )
         jobs = session.execute(
-            select(LabelingJob.reason, LabelingJob.state, func.count())
+            select(LabelingJob.reason, LabelingJob.state, LabelingJob.error_class, func.count())
             .where(LabelingJob.campaign_id == campaign_id)
-            .group_by(LabelingJob.reason, LabelingJob.state)
+            .group_by(LabelingJob.reason, LabelingJob.state, LabelingJob.error_class)
+            .order_by(LabelingJob.reason, LabelingJob.state, LabelingJob.error_class)
         ).all()
         n_gps = session.scalar(
             select(func.count()).select_from(GPRModel).where(GPRModel.campaign_id == campaign_id)
@@ -92,8 +93,9 @@ def print_report(report: dict[str, Any], console: Console) -> None:
 
     counts = Table("what", "count", title="campaign contents")
     counts.add_row("structures", str(n_structures))
-    for reason, state, n in jobs:
-        counts.add_row(f"labeling jobs ({reason}, {state})", str(n))
+    for reason, state, error_class, n in jobs:
+        why = f": {error_class}" if error_class else ""
+        counts.add_row(f"labeling jobs ({reason}, {state}{why})", str(n))
     counts.add_row("GP models", str(n_gps))
     counts.add_row("labels in the training snapshot", str(n_run_labels))
     console.print(counts)
