@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean-data bench
+.PHONY: demo test lint typecheck install clean-data bench system-deps dft-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,33 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# DFT engines for the tests (not needed by `make demo`): Debian's psi4, and the
+# libraries GPAW compiles against; then the pyscf/gpaw extras, built once.
+SYSTEM_PACKAGES := psi4 libxc-dev libopenblas-dev
+DFT_STAMP := $(VENV)/.installed-dft
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "system-deps: apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	else \
+	  echo "system-deps: missing$$missing. As root run: apt-get install -y$$missing"; \
+	  echo "  (until then the psi4 and gpaw engine tests skip)"; \
+	fi
+
+$(DFT_STAMP): pyproject.toml | $(STAMP) system-deps
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,pyscf]"
+	@if [ -e /usr/include/xc.h ]; then \
+	  echo "building gpaw (CC=g++, a few minutes the first time)"; \
+	  CC=g++ $(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,dft]"; \
+	else echo "libxc-dev missing: gpaw not installed, its tests skip (see make system-deps)"; fi
+	touch $(DFT_STAMP)
+
+dft-deps: $(DFT_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/interphase demo
 
@@ -28,7 +55,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(DFT_STAMP) lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)

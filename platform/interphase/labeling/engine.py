@@ -79,6 +79,12 @@ class LabelingEngine(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: Whether the job queue runs each calculation in its own process (time and
+    #: memory limits; a crash takes down only that job). True for the DFT engines.
+    isolate: ClassVar[bool] = False
+    #: Settings that help a stubborn SCF, applied one step per automatic retry
+    #: (see :mod:`interphase.labeling.retry`); keys are the engine's own settings.
+    scf_rescue_steps: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     @abstractmethod
     def available(self) -> Availability:

@@ -32,6 +32,10 @@ class TBLiteEngine(LabelingEngine):
 
     name = "tblite"
     capabilities = Capabilities(periodic=True, gradients=True, charges=True, dipole=True)
+    scf_rescue_steps = (
+        {"mixer_damping": 0.2, "max_iterations": 500},
+        {"mixer_damping": 0.1, "max_iterations": 1000, "electronic_temperature_k": 1000.0},
+    )
 
     def available(self) -> Availability:
         try:
