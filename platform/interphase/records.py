@@ -7,7 +7,6 @@ gradients in Hartree/Å (dE/dx, *not* forces), dipoles in e·Å, charges in e.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +62,10 @@ class StructureRecord:
 
 def formula(numbers: np.ndarray) -> str:
     """Hill-ordered formula (C, H first, then alphabetical), e.g. ``C3H4O3``."""
-    counts = Counter(chemical_symbols[int(z)] for z in numbers)
+    elements, multiplicities = np.unique(np.asarray(numbers), return_counts=True)
+    counts = {
+        chemical_symbols[int(z)]: int(n) for z, n in zip(elements, multiplicities, strict=True)
+    }
     order = [s for s in ("C", "H") if s in counts] if "C" in counts else []
     order += sorted(s for s in counts if s not in order)
     return "".join(f"{s}{counts[s] if counts[s] > 1 else ''}" for s in order)
@@ -75,5 +77,10 @@ def subset_key(numbers: np.ndarray, pbc: tuple[bool, bool, bool] | np.ndarray) -
     Two structures share a local GPR exactly when their keys are equal
     (GPR-ANN paper: one GPR per homogeneous subset). Example: ``Li16|16|ppp``.
     """
+    return subset_key_of(formula(numbers), len(numbers), pbc)
+
+
+def subset_key_of(formula_: str, n_atoms: int, pbc: tuple[bool, bool, bool] | np.ndarray) -> str:
+    """:func:`subset_key` from an already computed formula."""
     flags = "".join("p" if bool(p) else "n" for p in pbc)
-    return f"{formula(numbers)}|{len(numbers)}|{flags}"
+    return f"{formula_}|{n_atoms}|{flags}"

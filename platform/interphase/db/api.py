@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from interphase.db.models import (
@@ -24,7 +24,7 @@ from interphase.db.models import (
     Structure,
 )
 from interphase.labeling.levels import DEFAULT_LEVELS
-from interphase.records import LabelRecord, StructureRecord, formula, subset_key
+from interphase.records import LabelRecord, StructureRecord, formula, subset_key_of
 
 #: Positions and cells are rounded to this many decimals (Å) before hashing, so
 #: float noise from a text round trip does not make a "new" structure.
@@ -62,11 +62,12 @@ def structure_row(
 ) -> dict[str, Any]:
     """Column values of a new :class:`Structure` row for ``record``."""
     numbers = np.asarray(record.numbers)
+    formula_ = formula(numbers)
     return {
         "content_hash": content_hash_ or content_hash(record),
         "n_atoms": len(numbers),
-        "formula": formula(numbers),
-        "subset_key": subset_key(numbers, record.pbc),
+        "formula": formula_,
+        "subset_key": subset_key_of(formula_, len(numbers), record.pbc),
         "numbers": numbers,
         "positions_angstrom": np.asarray(record.positions_angstrom, dtype=float),
         "cell_angstrom": None if record.cell_angstrom is None else record.cell_angstrom,
@@ -124,6 +125,7 @@ def get_or_create_level(session: Session, name: str) -> LevelOfTheory:
         if spec is not None:
             level.engine, level.method, level.basis = spec.engine, spec.method, spec.basis
             level.periodic, level.settings = spec.periodic, dict(spec.settings)
+            level.reference_energies_hartree = dict(spec.reference_energies_hartree)
         session.add(level)
         session.flush()
     return level
@@ -149,13 +151,16 @@ def store_structures(
     iteration_id: int | None = None,
     with_labels: bool = True,
     label_provenance: dict[str, Any] | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> StoreResult:
     """Insert ``records`` (and their labels) in bulk, never storing a structure twice.
 
     A structure whose content hash exists already keeps its row; labels at
-    levels it lacks are added, labels it already has are left alone.
+    levels it lacks are added, labels it already has are left alone. ``hashes``
+    may carry precomputed :func:`content_hash` values.
     """
-    hashes = [content_hash(r) for r in records]
+    if hashes is None:
+        hashes = [content_hash(r) for r in records]
     existing = dict(
         session.execute(
             select(Structure.content_hash, Structure.id).where(
@@ -180,16 +185,19 @@ def store_structures(
                 content_hash_=digest,
             )
         )
+    new_ids: dict[str, int] = {}
     if rows:
-        inserted = session.execute(
-            insert(Structure).returning(
-                Structure.content_hash, Structure.id, sort_by_parameter_order=True
-            ),
-            rows,
-        ).all()
-        new_ids = dict(inserted)
-    else:
-        new_ids = {}
+        # Core executemany (batched multi-row INSERTs) and one SELECT for the new ids:
+        # much faster than ORM inserts with RETURNING, which SQLite runs row by row.
+        session.execute(insert(cast(Table, Structure.__table__)), rows)
+        new_ids = {
+            digest: id_
+            for digest, id_ in session.execute(
+                select(Structure.content_hash, Structure.id).where(
+                    Structure.content_hash.in_(list(first_seen))
+                )
+            )
+        }
     ids = [existing.get(h) or new_ids[h] for h in hashes]
     new = [h in new_ids and first_seen[h] == i for i, h in enumerate(hashes)]
     if with_labels:
@@ -221,7 +229,7 @@ def _store_record_labels(
             row["provenance"] = {**provenance, **row["provenance"]}
             rows.append(row)
     if rows:
-        session.execute(insert(Label), rows)
+        session.execute(insert(cast(Table, Label.__table__)), rows)
     return len(rows)
 
 

@@ -7,18 +7,31 @@ stream through in batches, so memory does not grow with the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from multiprocessing.queues import Queue
 from pathlib import Path
+from queue import Empty
+from typing import Any
 
-from interphase.db.api import iter_records, store_structures
+from interphase.db.api import content_hash, iter_records, store_structures
 from interphase.db.session import require_schema, transaction
-from interphase.io.formats import read_records, write_records
+from interphase.io.errors import DatasetFormatError
+from interphase.io.formats import (
+    LevelRequiredError,
+    UnknownFormatError,
+    read_records,
+    write_records,
+)
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
 
 BATCH_SIZE = 2000
+#: Batches the reader may run ahead of the inserts (bounds memory).
+QUEUE_BATCHES = 3
 
 
 class DatasetImportError(ValueError):
@@ -36,22 +49,81 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _validated(
-    records: Iterable[StructureRecord], report: ImportReport, skip_invalid: bool
-) -> Iterator[StructureRecord]:
-    for record in records:
-        report.n_read += 1
-        try:
-            validate_structure(record)
-        except InvalidStructureError as error:
-            if not skip_invalid:
-                raise DatasetImportError(
-                    f"{report.path}: entry {record.key!r} is invalid: {error}. "
-                    "Nothing was imported; fix the entry or pass --skip-invalid."
-                ) from error
-            report.skipped.append((str(record.key), str(error)))
-            continue
-        yield record
+Batch = list[tuple[StructureRecord, str]]
+
+
+def _read_and_validate(
+    path: str,
+    fmt: str | None,
+    level: str | None,
+    skip_invalid: bool,
+    emit: Callable[[tuple[Any, ...]], None],
+) -> None:
+    """Parse, validate and hash entries; ``emit`` batches, then ("done",) or ("error", text).
+
+    Runs in a separate process, so parsing overlaps with the database inserts.
+    """
+    batch: Batch = []
+    skipped: list[tuple[str, str]] = []
+    n_read = 0
+    try:
+        for record in read_records(path, fmt=fmt, level=level):
+            n_read += 1
+            try:
+                validate_structure(record)
+            except InvalidStructureError as error:
+                if not skip_invalid:
+                    emit(("error", f"entry {record.key!r} is invalid: {error}"))
+                    return
+                skipped.append((str(record.key), str(error)))
+                continue
+            batch.append((record, content_hash(record)))
+            if len(batch) >= BATCH_SIZE:
+                emit(("batch", batch, skipped, n_read))
+                batch, skipped = [], []
+        emit(("batch", batch, skipped, n_read))
+        emit(("done",))
+    except (DatasetFormatError, UnknownFormatError, LevelRequiredError, OSError) as error:
+        emit(("error", str(error)))
+    except Exception:  # forwarded whole to the parent, which raises it
+        emit(("crash", traceback.format_exc()))
+
+
+def _produce_in_child(
+    path: str, fmt: str | None, level: str | None, skip_invalid: bool, queue: Queue[Any]
+) -> None:
+    _read_and_validate(path, fmt, level, skip_invalid, queue.put)
+
+
+@contextmanager
+def _messages(
+    path: str, fmt: str | None, level: str | None, skip_invalid: bool
+) -> Iterator[Iterator[tuple[Any, ...]]]:
+    """Messages of the reader process; the process is stopped on any exit."""
+    context = multiprocessing.get_context("fork")
+    queue: Queue[Any] = context.Queue(maxsize=QUEUE_BATCHES)
+    process = context.Process(
+        target=_produce_in_child, args=(path, fmt, level, skip_invalid, queue), daemon=True
+    )
+    process.start()
+
+    def receive() -> Iterator[tuple[Any, ...]]:
+        while True:
+            try:
+                yield queue.get(timeout=1.0)
+            except Empty:
+                if not process.is_alive() and queue.empty():
+                    raise DatasetImportError(
+                        f"{path}: the reader process died (exit code {process.exitcode})"
+                    ) from None
+
+    try:
+        yield receive()
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join(timeout=5)
+        queue.close()
 
 
 def import_dataset(
@@ -64,6 +136,10 @@ def import_dataset(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Stream ``path`` into the database in one transaction.
+
+    A reader process parses, validates and hashes entries while this process
+    inserts them, a bounded number of batches ahead (memory does not grow
+    with the file).
 
     Parameters
     ----------
@@ -81,25 +157,40 @@ def import_dataset(
     Raises
     ------
     DatasetImportError
-        An entry failed validation (and ``skip_invalid`` is off); nothing was stored.
+        The file is malformed or an entry failed validation (and ``skip_invalid``
+        is off); nothing was stored.
     """
     require_schema(url)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"dataset {path} does not exist")
     report = ImportReport(path=str(path))
     source = {"source": Path(path).name}
-    records = _validated(read_records(path, fmt=fmt, level=level), report, skip_invalid)
-    with transaction(url) as session:
-        while batch := list(islice(records, BATCH_SIZE)):
-            result = store_structures(
-                session,
-                batch,
-                generator="import",
-                generator_params=source,
-                label_provenance=source,
-            )
-            n_new = sum(result.new)
-            report.n_new_structures += n_new
-            report.n_duplicates += len(batch) - n_new
-            session.expunge_all()
+    with transaction(url) as session, _messages(str(path), fmt, level, skip_invalid) as messages:
+        for message in messages:
+            if message[0] == "done":
+                break
+            if message[0] == "error":
+                raise DatasetImportError(
+                    f"{path}: {message[1]}. Nothing was imported; fix the file"
+                    + (" or pass --skip-invalid." if not skip_invalid else ".")
+                )
+            if message[0] == "crash":
+                raise RuntimeError(f"reading {path} failed unexpectedly:\n{message[1]}")
+            _, batch, skipped, report.n_read = message
+            report.skipped += skipped
+            if batch:
+                result = store_structures(
+                    session,
+                    [record for record, _ in batch],
+                    hashes=[digest for _, digest in batch],
+                    generator="import",
+                    generator_params=source,
+                    label_provenance=source,
+                )
+                n_new = sum(result.new)
+                report.n_new_structures += n_new
+                report.n_duplicates += len(batch) - n_new
+                session.expunge_all()
             if progress is not None:
                 progress(report.n_read)
     return report

@@ -30,9 +30,9 @@ Mapping to :class:`~interphase.records.StructureRecord`:
 * a level dict with no data left (``{}`` or only ``xtbCharges``) gives no
   label; the writer recreates the parent dict for the charges.
 
-Reading streams with ijson (``kvitems`` over the top-level object), so memory
-does not depend on the file size; duplicate keys are therefore not detected
-on reading (the database import rejects them). Writing streams entry by
+Reading streams (:mod:`interphase.io.json_stream`: chunked framing, each
+entry parsed by orjson), so memory does not depend on the file size; for the
+same reason duplicate keys are not detected on reading. Writing streams entry by
 entry; floats are written with ``repr`` (via :func:`json.dumps`), so a round
 trip read -> write -> read reproduces every value bit for bit. Label
 provenance other than ``paper_json_parent`` has no place in the format and is
@@ -48,11 +48,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import ijson
 import numpy as np
 from ase.data import atomic_numbers
 
 from interphase.io.errors import DatasetFormatError
+from interphase.io.json_stream import JSONStreamError, iter_object_members
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_symbols
 
@@ -119,19 +119,16 @@ def iter_paper_json(
         fault have already been yielded.
     """
     with _open_for_reading(source) as stream:
-        _check_top_level_is_object(stream)
-        items = ijson.kvitems(stream, "", use_float=True)
+        members = iter_object_members(stream)
         last_key: str | None = None
         while True:
             try:
-                key, value = next(items)
+                key, value = next(members)
             except StopIteration:
                 return
-            except ijson.JSONError as exc:
+            except JSONStreamError as exc:
                 where = f"after entry {last_key!r}" if last_key is not None else "before any entry"
-                raise DatasetFormatError(
-                    f"malformed JSON {where} (read up to byte {_offset(stream)}): {exc}"
-                ) from exc
+                raise DatasetFormatError(f"malformed JSON {where}: {exc}") from exc
             yield entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
             last_key = key
 
@@ -301,7 +298,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 class _EncodedTextReader:
-    """Byte view of a text file object (ijson wants bytes, and warns on text)."""
+    """Byte view of a text file object (the stream framing works on bytes)."""
 
     def __init__(self, text: IO[str]) -> None:
         self._text = text
@@ -329,31 +326,6 @@ def _open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
         yield _EncodedTextReader(source)  # type: ignore[arg-type, misc]
     else:
         yield source  # type: ignore[misc]
-
-
-def _check_top_level_is_object(stream: IO[bytes]) -> None:
-    """Fail early on e.g. a top-level array, which kvitems would skip silently."""
-    if not (hasattr(stream, "seekable") and stream.seekable()):
-        return
-    start = stream.tell()
-    head = stream.read(4096).lstrip()
-    stream.seek(start)
-    if head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:].lstrip()
-    if not head:
-        raise DatasetFormatError("file is empty; expected a JSON object of entries")
-    if not head.startswith(b"{"):
-        raise DatasetFormatError(
-            "top level must be a JSON object mapping keys to entries,"
-            f" found {head[:20].decode('utf-8', 'replace')!r}"
-        )
-
-
-def _offset(stream: IO[bytes]) -> str:
-    try:
-        return str(stream.tell())
-    except (OSError, ValueError):
-        return "?"
 
 
 # --------------------------------------------------------------------------- writing
