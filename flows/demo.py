@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from interphase.settings import get_settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
 from flows.runtime import configure_local_prefect
+from interphase.settings import get_settings
 
 
 class DemoConfig(BaseModel):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
 from interphase.db.api import lineage
 from interphase.db.models import (
     GPRModel,
@@ -16,9 +20,6 @@ from interphase.db.models import (
 )
 from interphase.db.session import transaction
 from interphase.gpr.fit import SubsetFit
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import func, select
 
 HARTREE_TO_MEV = 27211.386245988
 

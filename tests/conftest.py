@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interphase.db.session import make_engine, upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from interphase.db.session import make_engine, upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get("INTERPHASE_TEST_POSTGRES_URL")
 TEMPLATE = "interphase_test_template"

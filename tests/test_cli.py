@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
 from interphase.cli import app
 from interphase.db.models import Label, Structure
 from interphase.db.session import transaction
 from interphase.io.paper_json import iter_paper_json
-from click.testing import Result
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

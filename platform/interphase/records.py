@@ -66,7 +66,7 @@ def formula(numbers: np.ndarray) -> str:
     counts = {
         chemical_symbols[int(z)]: int(n) for z, n in zip(elements, multiplicities, strict=True)
     }
-    order = [s for s in ("C", "H") if s in counts] if "C" in counts else []
+    order: list[str] = [s for s in ("C", "H") if s in counts] if "C" in counts else []
     order += sorted(s for s in counts if s not in order)
     return "".join(f"{s}{counts[s] if counts[s] > 1 else ''}" for s in order)
 

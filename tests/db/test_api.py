@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import func, select
+
 from interphase.db.api import (
     content_hash,
     create_jobs,
@@ -15,7 +17,6 @@ from interphase.db.api import (
 from interphase.db.models import Label, LabelingJob, Structure
 from interphase.db.session import DatabaseNotInitialisedError, require_schema, transaction, upgrade
 from interphase.records import LabelRecord, StructureRecord
-from sqlalchemy import func, select
 
 
 def water(shift: float = 0.0, key: str | None = None) -> StructureRecord:

@@ -23,6 +23,8 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
 
 @pytest.mark.slow
 def test_one_iteration_records_everything_with_lineage(local_env: str, prefect_harness) -> None:  # type: ignore[no-untyped-def]
+    from flows.campaign import walking_skeleton
+    from flows.demo import DemoConfig
     from interphase.db.models import (
         GPRModel,
         Iteration,
@@ -34,9 +36,6 @@ def test_one_iteration_records_everything_with_lineage(local_env: str, prefect_h
         TrainingRun,
     )
     from interphase.db.session import transaction
-
-    from flows.campaign import walking_skeleton
-    from flows.demo import DemoConfig
 
     config = DemoConfig(
         campaign_name="test",

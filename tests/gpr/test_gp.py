@@ -7,8 +7,9 @@ import pytest
 from ase import Atoms
 from ase.calculators.lj import LennardJones
 from ase.units import Hartree
-from interphase.gpr.gp import EnergyGradientGP, GPInputError, GPNotFittedError, GPTooLargeError
 from scipy.spatial.transform import Rotation
+
+from interphase.gpr.gp import EnergyGradientGP, GPInputError, GPNotFittedError, GPTooLargeError
 
 TRIMER_ANGSTROM = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [1.5, 2.6, 0.0]])
 NUMBERS = np.array([3, 3, 3])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from interphase.records import StructureRecord
 
 ARRAY_FIELDS = ("gradient_hartree_per_angstrom", "dipole_e_angstrom", "charges_e")

@@ -10,11 +10,11 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
+
 from interphase.io.errors import DatasetFormatError
 from interphase.io.extxyz import format_frame, iter_extxyz, write_extxyz
 from interphase.io.paper_json import iter_paper_json
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
-
 from tests.io.records_equal import assert_same_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from interphase.io.json_stream import CHUNK_BYTES
 from interphase.io.paper_json import (
     DatasetFormatError,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.units import Hartree
+
 from interphase.io.errors import DatasetFormatError
 from interphase.io.formats import (
     FORMATS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import select
+
 from interphase.db.api import create_jobs, get_or_create_level, store_structures
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob
 from interphase.db.session import transaction
@@ -11,7 +13,6 @@ from interphase.labeling.engine import Calculation, InvalidInput
 from interphase.labeling.engines import UnknownEngineError, get_engine
 from interphase.labeling.queue import run_pending_jobs
 from interphase.records import StructureRecord
-from sqlalchemy import select
 
 WATER = StructureRecord(
     numbers=np.array([8, 1, 1]),

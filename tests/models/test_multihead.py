@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
+
 from interphase.models.descriptors import AEVParameters, build_structure_graph, collate
 from interphase.models.multihead import MultiHeadPotential, energy_and_gradient
-from scipy.spatial.transform import Rotation
 
 NUMBERS = np.array([3, 3, 1, 3, 1])
 MOLECULAR = (False, False, False)

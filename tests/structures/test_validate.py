@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from interphase.records import LabelRecord, StructureRecord
 from interphase.structures.validate import (
     InvalidStructureError,

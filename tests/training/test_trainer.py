@@ -12,6 +12,7 @@ from ase.build import bulk
 from ase.calculators.lj import LennardJones
 from ase.calculators.morse import MorsePotential
 from ase.units import Hartree
+
 from interphase.models.multihead import energy_and_gradient
 from interphase.training.trainer import (
     TrainingConfig,
