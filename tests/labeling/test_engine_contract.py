@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
 from interphase.labeling.engine import Calculation, EngineUnavailable, InvalidInput
 from interphase.labeling.engines import ENGINES, get_engine
 from interphase.labeling.engines.psi4 import Psi4Engine, psi4_keywords, version_tuple

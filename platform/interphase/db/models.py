@@ -155,7 +155,10 @@ class LabelingJob(Base):
     """A request to label one structure at one level; its attempts are the history."""
 
     __tablename__ = "labeling_job"
-    __table_args__ = (Index("ix_labeling_job_state_level", "state", "level_id"),)
+    __table_args__ = (
+        Index("ix_labeling_job_state_level", "state", "level_id"),
+        Index("ix_labeling_job_state_lease", "state", "lease_expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
@@ -180,6 +183,10 @@ class LabelingJob(Base):
     )
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Last lease renewal by the running worker (migration 0002).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Why a job went back to pending: retry, resubmit or lease-expired (0002).
+    requeued_by: Mapped[str | None] = mapped_column(String(20), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -206,6 +213,13 @@ class JobAttempt(Base):
     engine_version: Mapped[str | None] = mapped_column(String(50), default=None)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     host: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: Added in migration 0002: who ran it, how it was started and how its process ended.
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    trigger: Mapped[str | None] = mapped_column(String(20), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     wall_time_s: Mapped[float | None] = mapped_column(Float, default=None)

@@ -7,6 +7,7 @@ compute it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,24 @@ class LevelSpec(BaseModel):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="Engine settings applied to every job at this level."
     )
+    reference_energies_hartree: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-element reference energies (Hartree) subtracted from the total "
+        "energy to give the atomization energy; elements missing here leave it unset.",
+    )
+
+
+def atomization_energy(
+    total_energy_hartree: float, symbols: Sequence[str], references_hartree: Mapping[str, float]
+) -> float | None:
+    """Total energy minus the per-element reference energies of the level (Hartree).
+
+    Returns None when any element of ``symbols`` has no reference energy, so a
+    label never carries an atomization energy made from a partial set.
+    """
+    if not references_hartree or any(s not in references_hartree for s in symbols):
+        return None
+    return float(total_energy_hartree - sum(float(references_hartree[s]) for s in symbols))
 
 
 #: The defaults of DESIGN.md; a campaign configuration may override them.

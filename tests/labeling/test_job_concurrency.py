@@ -1,0 +1,101 @@
+"""Workers in separate processes: atomic claims, leases, and requeue after a worker dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from interphase.db.models import JobAttempt, JobState, Label, LabelingJob
+from interphase.db.session import transaction
+from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+from interphase.labeling.retry import LEASE_EXPIRED
+from tests.labeling import fake_engines
+from tests.labeling.job_helpers import job_and_attempts, queue_jobs, waters
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = """
+import sys
+from tests.labeling import fake_engines
+from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+fake_engines.register()
+options = WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=0.3)
+report = run_pending_jobs(sys.argv[1], options=options)
+print(report.succeeded, report.failed)
+"""
+
+
+def _start_worker(url: str, lease_s: float = 60.0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, str(lease_s)],
+        cwd=ROOT,
+        # One thread each: two OpenMP-spinning workers on two cores would starve each other.
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_two_workers_run_each_of_200_jobs_exactly_once(db_url: str) -> None:
+    queue_jobs(db_url, waters(200), level="GFN2-xTB", engine="tblite", method="GFN2-xTB")
+    workers = [_start_worker(db_url), _start_worker(db_url)]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    with transaction(db_url) as session:
+        states = Counter(session.scalars(select(LabelingJob.state)))
+        assert states == {JobState.succeeded: 200}
+        per_job = Counter(session.scalars(select(JobAttempt.job_id)))
+        assert len(per_job) == 200 and set(per_job.values()) == {1}  # each ran exactly once
+        assert session.scalar(select(func.count()).select_from(Label)) == 200
+        by_worker = Counter(session.scalars(select(JobAttempt.worker)))
+    assert len(by_worker) == 2  # both workers took part
+    succeeded = sum(int(out.split()[0]) for out, _ in outputs)
+    assert succeeded == 200
+
+
+@pytest.mark.slow
+def test_job_of_a_killed_worker_is_requeued_and_finished_by_another(
+    db_url: str, tmp_path: Path
+) -> None:
+    fake_engines.register()
+    hold = tmp_path / "hold"
+    hold.touch()
+    (job_id,) = queue_jobs(
+        db_url,
+        waters(1),
+        level="held",
+        engine="holding",
+        method="GFN2-xTB",
+        settings={"hold_file": str(hold)},
+    )
+    doomed = _start_worker(db_url, lease_s=1.5)
+    deadline = time.monotonic() + 60
+    while job_and_attempts(db_url, job_id)[0].state != JobState.running:
+        assert time.monotonic() < deadline and doomed.poll() is None, doomed.communicate()
+        time.sleep(0.1)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    hold.unlink()
+
+    # While the dead worker's lease lasts, nobody else may take its job.
+    options = WorkerOptions(lease_s=30, heartbeat_s=0.5)
+    job, _ = job_and_attempts(db_url, job_id)
+    if job.lease_expires_at is not None:
+        assert run_pending_jobs(db_url, options=options).succeeded == 0
+    time.sleep(2.0)
+    report = run_pending_jobs(db_url, options=options)
+    assert report.succeeded == 1
+    job, attempts = job_and_attempts(db_url, job_id)
+    assert job.state == JobState.succeeded
+    assert [a.error_class for a in attempts] == [LEASE_EXPIRED, None]
+    assert [a.trigger for a in attempts] == ["initial", "lease-expired"]
+    assert attempts[0].worker != attempts[1].worker
