@@ -25,6 +25,7 @@ def calc(
 ) -> None:
     """Single-point energy, gradient and charges; prints JSON (Hartree, Å)."""
     from interphase.labeling.calc import single_point
+    from interphase.labeling.engine import EngineError
 
     try:
         label = single_point(
@@ -38,6 +39,8 @@ def calc(
         )
     except USER_ERRORS as error:
         fail(error)
+    except EngineError as error:  # SCF not converged, engine missing, ...: one line, status 2
+        fail(RuntimeError(f"{error.error_class}: {error}"))
     result: dict[str, object] = {"level": label.level, "energy_hartree": label.total_energy_hartree}
     for name, value in (
         ("gradient_hartree_per_angstrom", label.gradient_hartree_per_angstrom),
