@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli import calc, campaign, data, db, jobs
+from interphase.cli import calc, campaign, data, db, generate, jobs
 
 app = typer.Typer(
     help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
+app.add_typer(generate.app, name="generate")
 app.add_typer(jobs.app, name="jobs")
 app.command()(calc.calc)
 app.command()(campaign.status)
