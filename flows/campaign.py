@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from rich.console import Console
+
+from flows.demo import DemoConfig, _step
 from interphase.campaign import create_campaign, finish_iteration, level_id, start_iteration
 from interphase.db.api import create_jobs, store_structures
 from interphase.db.models import LevelOfTheory
@@ -19,11 +24,6 @@ from interphase.settings import get_settings
 from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clusters
 from interphase.training.from_db import metrics_json, train_from_database
 from interphase.training.trainer import TrainingConfig
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from rich.console import Console
-
-from flows.demo import DemoConfig, _step
 
 
 @task(cache_policy=NO_CACHE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from interphase.db.models import Base
 from interphase.db.session import make_engine
 
