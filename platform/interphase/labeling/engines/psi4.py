@@ -66,9 +66,16 @@ PAPER_KEYWORDS: dict[str, tuple[Any, tuple[int, int]]] = {
 @cache
 def psi4_version(executable: str) -> str:
     """``psi4 --version`` of ``executable`` (e.g. ``1.3.2``)."""
-    result = subprocess.run(
-        [executable, "--version"], capture_output=True, text=True, timeout=60, check=False
-    )
+    # Psi4 writes timer.dat into its working directory even for --version.
+    with tempfile.TemporaryDirectory(prefix="interphase-psi4-") as scratch:
+        result = subprocess.run(
+            [executable, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=scratch,
+        )
     if result.returncode != 0:
         raise EngineUnavailable(
             f"{executable} --version failed ({result.returncode}): {result.stderr[-500:]}"
