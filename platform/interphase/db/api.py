@@ -85,9 +85,14 @@ def structure_row(
 
 
 def label_row(
-    structure_id: int, level_id: int, label: LabelRecord, *, job_id: int | None = None
+    structure_id: int,
+    level_id: int,
+    label: LabelRecord,
+    *,
+    job_id: int | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Column values of a new :class:`Label` row."""
+    """Column values of a new :class:`Label` row (``provenance`` adds to the label's own)."""
     return {
         "structure_id": structure_id,
         "level_id": level_id,
@@ -97,7 +102,7 @@ def label_row(
         "gradient_hartree_per_angstrom": label.gradient_hartree_per_angstrom,
         "charges_e": label.charges_e,
         "dipole_e_angstrom": label.dipole_e_angstrom,
-        "provenance": dict(label.provenance),
+        "provenance": {**(provenance or {}), **label.provenance},
     }
 
 
@@ -139,6 +144,113 @@ class StoreResult:
     new: list[bool]
 
 
+@dataclass
+class PreparedStructures:
+    """Insert-ready rows of a batch of records, built without a session (picklable).
+
+    Arrays are already encoded to bytes, so handing a batch to another process
+    costs little.
+    """
+
+    hashes: list[str]
+    structure_rows: list[dict[str, Any]]
+    #: Per record: (level name, label row without structure and level ids).
+    label_rows: list[list[tuple[str, dict[str, Any]]]]
+
+
+_STRUCTURE_ARRAYS = {"numbers": "<i2", "positions_angstrom": "<f8", "cell_angstrom": "<f8"}
+_LABEL_ARRAYS = {
+    "gradient_hartree_per_angstrom": "<f8",
+    "charges_e": "<f8",
+    "dipole_e_angstrom": "<f8",
+}
+
+
+def _encoded(row: dict[str, Any], dtypes: dict[str, str]) -> dict[str, Any]:
+    for name, dtype in dtypes.items():
+        if row[name] is not None:
+            row[name] = np.ascontiguousarray(row[name], dtype=dtype).tobytes()
+    return row
+
+
+def prepare_structures(
+    records: Sequence[StructureRecord],
+    *,
+    generator: str,
+    generator_params: dict[str, Any] | None = None,
+    seeds: Sequence[int | None] | None = None,
+    parent_ids: Sequence[int | None] | None = None,
+    campaign_id: int | None = None,
+    iteration_id: int | None = None,
+    with_labels: bool = True,
+    label_provenance: dict[str, Any] | None = None,
+    hashes: Sequence[str] | None = None,
+) -> PreparedStructures:
+    """Rows for :func:`insert_prepared`; see :func:`store_structures` for the arguments."""
+    hashes = list(hashes) if hashes is not None else [content_hash(r) for r in records]
+    structure_rows = [
+        _encoded(
+            structure_row(
+                record,
+                generator=generator,
+                generator_params=generator_params,
+                seed=None if seeds is None else seeds[i],
+                parent_id=None if parent_ids is None else parent_ids[i],
+                campaign_id=campaign_id,
+                iteration_id=iteration_id,
+                content_hash_=hashes[i],
+            ),
+            _STRUCTURE_ARRAYS,
+        )
+        for i, record in enumerate(records)
+    ]
+    provenance = label_provenance or {}
+    label_rows = [
+        [
+            (name, _encoded(label_row(0, 0, label, provenance=provenance), _LABEL_ARRAYS))
+            for name, label in record.labels.items()
+        ]
+        if with_labels
+        else []
+        for record in records
+    ]
+    return PreparedStructures(hashes, structure_rows, label_rows)
+
+
+def insert_prepared(session: Session, prepared: PreparedStructures) -> StoreResult:
+    """Insert prepared rows, never storing a structure twice (see :func:`store_structures`)."""
+    hashes = prepared.hashes
+    existing = dict(
+        session.execute(
+            select(Structure.content_hash, Structure.id).where(
+                Structure.content_hash.in_(set(hashes))
+            )
+        ).all()
+    )
+    first_seen: dict[str, int] = {}
+    rows = []
+    for i, digest in enumerate(hashes):
+        if digest not in existing and digest not in first_seen:
+            first_seen[digest] = i
+            rows.append(prepared.structure_rows[i])
+    new_ids: dict[str, int] = {}
+    if rows:
+        # Core executemany (batched multi-row INSERTs) and one SELECT for the new ids:
+        # much faster than ORM inserts with RETURNING, which SQLite runs row by row.
+        session.execute(insert(cast(Table, Structure.__table__)), rows)
+        new_ids = dict(
+            session.execute(
+                select(Structure.content_hash, Structure.id).where(
+                    Structure.content_hash.in_(list(first_seen))
+                )
+            ).all()
+        )
+    ids = [existing.get(h) or new_ids[h] for h in hashes]
+    new = [h in new_ids and first_seen[h] == i for i, h in enumerate(hashes)]
+    _insert_labels(session, prepared.label_rows, ids)
+    return StoreResult(ids=ids, new=new)
+
+
 def store_structures(
     session: Session,
     records: Sequence[StructureRecord],
@@ -159,57 +271,25 @@ def store_structures(
     levels it lacks are added, labels it already has are left alone. ``hashes``
     may carry precomputed :func:`content_hash` values.
     """
-    if hashes is None:
-        hashes = [content_hash(r) for r in records]
-    existing = dict(
-        session.execute(
-            select(Structure.content_hash, Structure.id).where(
-                Structure.content_hash.in_(set(hashes))
-            )
-        ).all()
+    prepared = prepare_structures(
+        records,
+        generator=generator,
+        generator_params=generator_params,
+        seeds=seeds,
+        parent_ids=parent_ids,
+        campaign_id=campaign_id,
+        iteration_id=iteration_id,
+        with_labels=with_labels,
+        label_provenance=label_provenance,
+        hashes=hashes,
     )
-    rows, first_seen = [], {}
-    for i, (record, digest) in enumerate(zip(records, hashes, strict=True)):
-        if digest in existing or digest in first_seen:
-            continue
-        first_seen[digest] = i
-        rows.append(
-            structure_row(
-                record,
-                generator=generator,
-                generator_params=generator_params,
-                seed=None if seeds is None else seeds[i],
-                parent_id=None if parent_ids is None else parent_ids[i],
-                campaign_id=campaign_id,
-                iteration_id=iteration_id,
-                content_hash_=digest,
-            )
-        )
-    new_ids: dict[str, int] = {}
-    if rows:
-        # Core executemany (batched multi-row INSERTs) and one SELECT for the new ids:
-        # much faster than ORM inserts with RETURNING, which SQLite runs row by row.
-        session.execute(insert(cast(Table, Structure.__table__)), rows)
-        new_ids = {
-            digest: id_
-            for digest, id_ in session.execute(
-                select(Structure.content_hash, Structure.id).where(
-                    Structure.content_hash.in_(list(first_seen))
-                )
-            )
-        }
-    ids = [existing.get(h) or new_ids[h] for h in hashes]
-    new = [h in new_ids and first_seen[h] == i for i, h in enumerate(hashes)]
-    if with_labels:
-        _store_record_labels(session, records, ids, label_provenance or {})
-    return StoreResult(ids=ids, new=new)
+    return insert_prepared(session, prepared)
 
 
-def _store_record_labels(
+def _insert_labels(
     session: Session,
-    records: Sequence[StructureRecord],
+    label_rows: Sequence[Sequence[tuple[str, dict[str, Any]]]],
     ids: Sequence[int],
-    provenance: dict[str, Any],
 ) -> int:
     levels = LevelCache(session)
     have: set[tuple[int, int]] = {
@@ -219,15 +299,13 @@ def _store_record_labels(
         )
     }
     rows = []
-    for record, structure_id in zip(records, ids, strict=True):
-        for name, label in record.labels.items():
+    for record_rows, structure_id in zip(label_rows, ids, strict=True):
+        for name, row in record_rows:
             key = (structure_id, levels.id(name))
             if key in have:
                 continue
             have.add(key)
-            row = label_row(structure_id, key[1], label)
-            row["provenance"] = {**provenance, **row["provenance"]}
-            rows.append(row)
+            rows.append({**row, "structure_id": structure_id, "level_id": key[1]})
     if rows:
         session.execute(insert(cast(Table, Label.__table__)), rows)
     return len(rows)

@@ -29,6 +29,8 @@ class NumpyArray(TypeDecorator[np.ndarray]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         if value is None:
             return None
+        if isinstance(value, bytes):  # pre-encoded by a bulk writer (db.api.prepare_structures)
+            return value
         array = np.ascontiguousarray(value, dtype=self.dtype)
         if self.tail_shape and array.shape[1:] != self.tail_shape:
             raise ValueError(
@@ -41,10 +43,3 @@ class NumpyArray(TypeDecorator[np.ndarray]):
             return None
         flat = np.frombuffer(bytes(value), dtype=self.dtype)
         return flat.reshape((-1, *self.tail_shape)) if self.tail_shape else flat.copy()
-
-
-def encode_array(array: np.ndarray | None, dtype: str) -> bytes | None:
-    """Encode like :class:`NumpyArray` for bulk Core inserts."""
-    if array is None:
-        return None
-    return np.ascontiguousarray(array, dtype=np.dtype(dtype)).tobytes()

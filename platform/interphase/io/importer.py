@@ -17,7 +17,12 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from interphase.db.api import content_hash, iter_records, store_structures
+from interphase.db.api import (
+    PreparedStructures,
+    insert_prepared,
+    iter_records,
+    prepare_structures,
+)
 from interphase.db.session import require_schema, transaction
 from interphase.io.errors import DatasetFormatError
 from interphase.io.formats import (
@@ -49,9 +54,6 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-Batch = list[tuple[StructureRecord, str]]
-
-
 def _read_and_validate(
     path: str,
     fmt: str | None,
@@ -59,11 +61,19 @@ def _read_and_validate(
     skip_invalid: bool,
     emit: Callable[[tuple[Any, ...]], None],
 ) -> None:
-    """Parse, validate and hash entries; ``emit`` batches, then ("done",) or ("error", text).
+    """Parse and validate entries and build their rows; ``emit`` batches, then ("done",).
 
     Runs in a separate process, so parsing overlaps with the database inserts.
+    Failures are emitted as ("error", text, skippable) or ("crash", traceback).
     """
-    batch: Batch = []
+    source = {"source": Path(path).name}
+
+    def prepared(records: list[StructureRecord]) -> PreparedStructures:
+        return prepare_structures(
+            records, generator="import", generator_params=source, label_provenance=source
+        )
+
+    batch: list[StructureRecord] = []
     skipped: list[tuple[str, str]] = []
     n_read = 0
     try:
@@ -73,18 +83,18 @@ def _read_and_validate(
                 validate_structure(record)
             except InvalidStructureError as error:
                 if not skip_invalid:
-                    emit(("error", f"entry {record.key!r} is invalid: {error}"))
+                    emit(("error", f"entry {record.key!r} is invalid: {error}", True))
                     return
                 skipped.append((str(record.key), str(error)))
                 continue
-            batch.append((record, content_hash(record)))
+            batch.append(record)
             if len(batch) >= BATCH_SIZE:
-                emit(("batch", batch, skipped, n_read))
+                emit(("batch", prepared(batch), skipped, n_read))
                 batch, skipped = [], []
-        emit(("batch", batch, skipped, n_read))
+        emit(("batch", prepared(batch), skipped, n_read))
         emit(("done",))
     except (DatasetFormatError, UnknownFormatError, LevelRequiredError, OSError) as error:
-        emit(("error", str(error)))
+        emit(("error", str(error), False))
     except Exception:  # forwarded whole to the parent, which raises it
         emit(("crash", traceback.format_exc()))
 
@@ -164,33 +174,25 @@ def import_dataset(
     if not Path(path).exists():
         raise FileNotFoundError(f"dataset {path} does not exist")
     report = ImportReport(path=str(path))
-    source = {"source": Path(path).name}
     with transaction(url) as session, _messages(str(path), fmt, level, skip_invalid) as messages:
         for message in messages:
             if message[0] == "done":
                 break
             if message[0] == "error":
+                _, problem, skippable = message
+                hint = " or pass --skip-invalid" if skippable else ""
                 raise DatasetImportError(
-                    f"{path}: {message[1]}. Nothing was imported; fix the file"
-                    + (" or pass --skip-invalid." if not skip_invalid else ".")
+                    f"{path}: {problem}. Nothing was imported; fix the file{hint}."
                 )
             if message[0] == "crash":
                 raise RuntimeError(f"reading {path} failed unexpectedly:\n{message[1]}")
             _, batch, skipped, report.n_read = message
             report.skipped += skipped
-            if batch:
-                result = store_structures(
-                    session,
-                    [record for record, _ in batch],
-                    hashes=[digest for _, digest in batch],
-                    generator="import",
-                    generator_params=source,
-                    label_provenance=source,
-                )
+            if batch.hashes:
+                result = insert_prepared(session, batch)
                 n_new = sum(result.new)
                 report.n_new_structures += n_new
-                report.n_duplicates += len(batch) - n_new
-                session.expunge_all()
+                report.n_duplicates += len(batch.hashes) - n_new
             if progress is not None:
                 progress(report.n_read)
     return report
