@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, func, insert, select
+import orjson
+from sqlalchemy import JSON, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from interphase.db.models import (
@@ -237,7 +238,7 @@ def insert_prepared(session: Session, prepared: PreparedStructures) -> StoreResu
     if rows:
         # Core executemany (batched multi-row INSERTs) and one SELECT for the new ids:
         # much faster than ORM inserts with RETURNING, which SQLite runs row by row.
-        session.execute(insert(cast(Table, Structure.__table__)), rows)
+        _bulk_insert(session, cast(Table, Structure.__table__), rows)
         new_ids = dict(
             session.execute(
                 select(Structure.content_hash, Structure.id).where(
@@ -307,8 +308,43 @@ def _insert_labels(
             have.add(key)
             rows.append({**row, "structure_id": structure_id, "level_id": key[1]})
     if rows:
-        session.execute(insert(cast(Table, Label.__table__)), rows)
+        _bulk_insert(session, cast(Table, Label.__table__), rows)
     return len(rows)
+
+
+def _bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Many rows at once: COPY on PostgreSQL (several times faster), executemany elsewhere.
+
+    Rows must hold every column without a server default; arrays pre-encoded as bytes.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = [c for c in table.columns if not c.primary_key]
+    defaults = {c.name: _column_default(c) for c in columns}
+    names = ", ".join(c.name for c in columns)
+    raw = connection.connection.driver_connection
+    assert raw is not None  # a live psycopg connection inside the session's transaction
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([_copy_value(row.get(c.name, defaults[c.name]), c) for c in columns])
+
+
+def _column_default(column: Any) -> Any:
+    """The Python-side default of a column (called if callable), else None."""
+    default = column.default
+    if default is None:
+        return None
+    return default.arg(None) if default.is_callable else default.arg
+
+
+def _copy_value(value: Any, column: Any) -> Any:
+    if isinstance(column.type, JSON) and value is not None:
+        return orjson.dumps(value).decode()
+    if isinstance(value, np.ndarray):
+        return column.type.process_bind_param(value, None)
+    return value
 
 
 def record_from_row(structure: Structure, labels: Iterable[Label] = ()) -> StructureRecord:

@@ -8,17 +8,18 @@ stream through in batches, so memory does not grow with the file.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import count, islice
 from multiprocessing.queues import Queue
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 from interphase.db.api import (
-    PreparedStructures,
     insert_prepared,
     iter_records,
     prepare_structures,
@@ -28,9 +29,11 @@ from interphase.io.errors import DatasetFormatError
 from interphase.io.formats import (
     LevelRequiredError,
     UnknownFormatError,
+    guess_format,
     read_records,
     write_records,
 )
+from interphase.io.paper_json import iter_paper_json_blocks
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
 
@@ -54,44 +57,54 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _blocks(
+    path: str, fmt: str | None, level: str | None, shard: tuple[int, int]
+) -> Iterator[tuple[int, list[StructureRecord]]]:
+    """Numbered blocks of records; paper-json can be sharded over several readers."""
+    if (fmt or guess_format(Path(path))) == "paper-json":
+        yield from iter_paper_json_blocks(path, block_size=BATCH_SIZE, shard=shard)
+        return
+    if shard != (0, 1):
+        raise ValueError("only paper-json files can be read by several processes")
+    records = read_records(path, fmt=fmt, level=level)
+    number = 0
+    while block := list(islice(records, BATCH_SIZE)):
+        yield number, block
+        number += 1
+
+
 def _read_and_validate(
     path: str,
     fmt: str | None,
     level: str | None,
     skip_invalid: bool,
     emit: Callable[[tuple[Any, ...]], None],
+    shard: tuple[int, int] = (0, 1),
 ) -> None:
-    """Parse and validate entries and build their rows; ``emit`` batches, then ("done",).
+    """Parse and validate this shard's blocks and build their rows; ``emit`` each block.
 
     Runs in a separate process, so parsing overlaps with the database inserts.
-    Failures are emitted as ("error", text, skippable) or ("crash", traceback).
+    Emits ("batch", rows, skipped, n_entries) per block, then ("done",);
+    failures as ("error", text, skippable) or ("crash", traceback).
     """
     source = {"source": Path(path).name}
-
-    def prepared(records: list[StructureRecord]) -> PreparedStructures:
-        return prepare_structures(
-            records, generator="import", generator_params=source, label_provenance=source
-        )
-
-    batch: list[StructureRecord] = []
-    skipped: list[tuple[str, str]] = []
-    n_read = 0
     try:
-        for record in read_records(path, fmt=fmt, level=level):
-            n_read += 1
-            try:
-                validate_structure(record)
-            except InvalidStructureError as error:
-                if not skip_invalid:
-                    emit(("error", f"entry {record.key!r} is invalid: {error}", True))
-                    return
-                skipped.append((str(record.key), str(error)))
-                continue
-            batch.append(record)
-            if len(batch) >= BATCH_SIZE:
-                emit(("batch", prepared(batch), skipped, n_read))
-                batch, skipped = [], []
-        emit(("batch", prepared(batch), skipped, n_read))
+        for _, records in _blocks(path, fmt, level, shard):
+            valid, skipped = [], []
+            for record in records:
+                try:
+                    validate_structure(record)
+                except InvalidStructureError as error:
+                    if not skip_invalid:
+                        emit(("error", f"entry {record.key!r} is invalid: {error}", True))
+                        return
+                    skipped.append((str(record.key), str(error)))
+                    continue
+                valid.append(record)
+            rows = prepare_structures(
+                valid, generator="import", generator_params=source, label_provenance=source
+            )
+            emit(("batch", rows, skipped, len(records)))
         emit(("done",))
     except (DatasetFormatError, UnknownFormatError, LevelRequiredError, OSError) as error:
         emit(("error", str(error), False))
@@ -100,40 +113,71 @@ def _read_and_validate(
 
 
 def _produce_in_child(
-    path: str, fmt: str | None, level: str | None, skip_invalid: bool, queue: Queue[Any]
+    path: str,
+    fmt: str | None,
+    level: str | None,
+    skip_invalid: bool,
+    queue: Queue[Any],
+    shard: tuple[int, int],
 ) -> None:
-    _read_and_validate(path, fmt, level, skip_invalid, queue.put)
+    _read_and_validate(path, fmt, level, skip_invalid, queue.put, shard)
+
+
+def _reader_count(path: str, fmt: str | None) -> int:
+    """Two readers for paper-json on a machine with cores to spare, else one."""
+    try:
+        paper_json = (fmt or guess_format(Path(path))) == "paper-json"
+    except UnknownFormatError:
+        return 1
+    return 2 if paper_json and (os.cpu_count() or 1) >= 2 else 1
 
 
 @contextmanager
 def _messages(
     path: str, fmt: str | None, level: str | None, skip_invalid: bool
 ) -> Iterator[Iterator[tuple[Any, ...]]]:
-    """Messages of the reader process; the process is stopped on any exit."""
+    """Messages of the reader processes, in block order; readers are stopped on exit.
+
+    Reader ``r`` of ``n`` owns blocks ``r, r + n, …``, so taking one message
+    from each reader's queue in turn restores the file's order.
+    """
     context = multiprocessing.get_context("fork")
-    queue: Queue[Any] = context.Queue(maxsize=QUEUE_BATCHES)
-    process = context.Process(
-        target=_produce_in_child, args=(path, fmt, level, skip_invalid, queue), daemon=True
-    )
-    process.start()
+    n_readers = _reader_count(path, fmt)
+    queues: list[Queue[Any]] = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(n_readers)]
+    processes = [
+        context.Process(
+            target=_produce_in_child,
+            args=(path, fmt, level, skip_invalid, queue, (index, n_readers)),
+            daemon=True,
+        )
+        for index, queue in enumerate(queues)
+    ]
+    for process in processes:
+        process.start()
 
     def receive() -> Iterator[tuple[Any, ...]]:
-        while True:
-            try:
-                yield queue.get(timeout=1.0)
-            except Empty:
-                if not process.is_alive() and queue.empty():
-                    raise DatasetImportError(
-                        f"{path}: the reader process died (exit code {process.exitcode})"
-                    ) from None
+        for turn in count():
+            queue, process = queues[turn % n_readers], processes[turn % n_readers]
+            while True:
+                try:
+                    message = queue.get(timeout=1.0)
+                    break
+                except Empty:
+                    if not process.is_alive() and queue.empty():
+                        raise DatasetImportError(
+                            f"{path}: a reader process died (exit code {process.exitcode})"
+                        ) from None
+            yield message
 
     try:
         yield receive()
     finally:
-        if process.is_alive():
-            process.terminate()
-        process.join(timeout=5)
-        queue.close()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=5)
+        for queue in queues:
+            queue.close()
 
 
 def import_dataset(
@@ -147,9 +191,9 @@ def import_dataset(
 ) -> ImportReport:
     """Stream ``path`` into the database in one transaction.
 
-    A reader process parses, validates and hashes entries while this process
-    inserts them, a bounded number of batches ahead (memory does not grow
-    with the file).
+    Reader processes (two for paper-json) parse, validate and hash entries
+    while this process inserts them, a bounded number of batches ahead
+    (memory does not grow with the file).
 
     Parameters
     ----------
@@ -186,7 +230,8 @@ def import_dataset(
                 )
             if message[0] == "crash":
                 raise RuntimeError(f"reading {path} failed unexpectedly:\n{message[1]}")
-            _, batch, skipped, report.n_read = message
+            _, batch, skipped, n_entries = message
+            report.n_read += n_entries
             report.skipped += skipped
             if batch.hashes:
                 result = insert_prepared(session, batch)

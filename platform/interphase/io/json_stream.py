@@ -75,7 +75,8 @@ def _member_ends(data: np.ndarray) -> tuple[np.ndarray, int | None]:
     return ends, (int(top[0]) if top.size else None)
 
 
-def _parse_members(segment: bytes, offset: int) -> Iterator[tuple[str, Any]]:
+def parse_members(segment: bytes, offset: int) -> Iterator[tuple[str, Any]]:
+    """Members in one segment from :func:`iter_member_segments` (usually exactly one)."""
     body = segment.strip(_WHITESPACE)
     if body.startswith(b","):
         body = body[1:]
@@ -99,8 +100,21 @@ def iter_object_members(
         The stream is empty, not an object, truncated, or holds malformed JSON.
         Members before the fault have been yielded already.
     """
+    for offset, segment in iter_member_segments(stream, chunk_bytes):
+        yield from parse_members(segment, offset)
+
+
+def iter_member_segments(
+    stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, raw bytes) of each member of the top-level object, unparsed.
+
+    A segment holds one member whose value is an object or array, preceded by
+    any scalar-valued members; :func:`parse_members` parses it. Framing errors
+    raise :class:`JSONStreamError`; JSON inside a segment is checked only when
+    it is parsed.
+    """
     head = stream.read(chunk_bytes)
-    consumed = 0
     head = head.removeprefix(b"\xef\xbb\xbf")
     stripped = head.lstrip(_WHITESPACE)
     if not stripped:
@@ -115,10 +129,11 @@ def iter_object_members(
         ends, top_end = _member_ends(data)
         start = 0
         for end in ends.tolist():
-            yield from _parse_members(buffer[start:end], consumed + start)
+            yield consumed + start, buffer[start:end]
             start = end
         if top_end is not None:
-            yield from _parse_members(buffer[start:top_end], consumed + start)
+            if buffer[start:top_end].strip(_WHITESPACE):
+                yield consumed + start, buffer[start:top_end]
             trailing = buffer[top_end + 1 :] + stream.read()
             if trailing.strip(_WHITESPACE):
                 raise JSONStreamError(

@@ -52,7 +52,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from interphase.io.errors import DatasetFormatError
-from interphase.io.json_stream import JSONStreamError, iter_object_members
+from interphase.io.json_stream import JSONStreamError, iter_member_segments, parse_members
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_symbols
 
@@ -118,19 +118,57 @@ def iter_paper_json(
         inconsistent fields (``key`` is the entry key). Entries before the
         fault have already been yielded.
     """
+    for _, records in iter_paper_json_blocks(
+        source, block_size=1, ignore_unknown_fields=ignore_unknown_fields
+    ):
+        yield from records
+
+
+def iter_paper_json_blocks(
+    source: PathOrFile,
+    *,
+    block_size: int,
+    shard: tuple[int, int] = (0, 1),
+    ignore_unknown_fields: bool = False,
+) -> Iterator[tuple[int, list[StructureRecord]]]:
+    """Entries in numbered blocks of ``block_size`` members; only this shard's blocks.
+
+    Block ``b`` belongs to shard ``b % count`` of ``shard = (index, count)``.
+    Every shard frames the whole file (cheap) but parses only its own blocks,
+    so several processes can share the parsing of one file.
+
+    Raises
+    ------
+    DatasetFormatError
+        As :func:`iter_paper_json`.
+    """
+    index, count = shard
+    block: list[StructureRecord] = []
+    position = -1
+    last_key: str | None = None
     with _open_for_reading(source) as stream:
-        members = iter_object_members(stream)
-        last_key: str | None = None
+        segments = iter_member_segments(stream)
         while True:
             try:
-                key, value = next(members)
+                offset, segment = next(segments)
+                position += 1
+                owned = (position // block_size) % count == index
+                members = list(parse_members(segment, offset)) if owned else []
             except StopIteration:
-                return
+                break
             except JSONStreamError as exc:
                 where = f"after entry {last_key!r}" if last_key is not None else "before any entry"
                 raise DatasetFormatError(f"malformed JSON {where}: {exc}") from exc
-            yield entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
-            last_key = key
+            for key, value in members:
+                block.append(
+                    entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
+                )
+                last_key = key
+            if owned and (position + 1) % block_size == 0:
+                yield position // block_size, block
+                block = []
+    if block:
+        yield position // block_size, block
 
 
 def entry_to_record(
