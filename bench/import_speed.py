@@ -42,6 +42,7 @@ def _child(path: str, url: str) -> None:
     report = import_dataset(path, url=url)
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reader_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
             {
@@ -50,6 +51,7 @@ def _child(path: str, url: str) -> None:
                 "seconds": seconds,
                 "entries_per_s": report.n_read / seconds,
                 "peak_rss_mib": peak_mib,
+                "reader_peak_rss_mib": reader_peak_mib,
             }
         )
     )
@@ -77,6 +79,7 @@ def _run_import(path: Path, url: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
     parser.add_argument("--postgres-url", default=os.environ.get("INTERPHASE_TEST_POSTGRES_URL"))
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,7 +92,10 @@ def main() -> None:
     print(
         f"# import speed — {platform.node()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}"
     )
-    print("| entries | file MiB | backend | seconds | entries/s | peak RSS MiB |")
+    print(
+        "| entries | file MiB | backend | seconds (median) | entries/s (median, range) "
+        "| peak RSS MiB (writer / reader) |"
+    )
     print("|---:|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -102,17 +108,32 @@ def main() -> None:
                     make_url(args.postgres_url).set(database=SCRATCH_DB).render_as_string(False)
                 )
             for name, url in backends.items():
-                if name == "postgresql":
-                    _admin(args.postgres_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-                    _admin(args.postgres_url, f"CREATE DATABASE {SCRATCH_DB}")
-                result = _run_import(path, url)
-                if name == "postgresql":
-                    _admin(args.postgres_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+                runs = [_one_case(name, url, path, args.postgres_url) for _ in range(args.repeat)]
+                runs.sort(key=lambda r: r["seconds"])
+                median = runs[len(runs) // 2]
+                rates = [r["entries_per_s"] for r in runs]
                 print(
-                    f"| {size:,} | {mib:.0f} | {name} | {result['seconds']:.1f} | "
-                    f"{result['entries_per_s']:,.0f} | {result['peak_rss_mib']:.0f} |",
+                    f"| {size:,} | {mib:.0f} | {name} | {median['seconds']:.1f} | "
+                    f"{median['entries_per_s']:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | "
+                    f"{median['peak_rss_mib']:.0f} / {median['reader_peak_rss_mib']:.0f} |",
                     flush=True,
                 )
+
+
+def _one_case(name: str, url: str, path: Path, admin_url: str | None) -> dict[str, float]:
+    """One import into a fresh database."""
+    if name == "postgresql":
+        assert admin_url is not None
+        _admin(admin_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+        _admin(admin_url, f"CREATE DATABASE {SCRATCH_DB}")
+    else:
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    try:
+        return _run_import(path, url)
+    finally:
+        if name == "postgresql":
+            assert admin_url is not None
+            _admin(admin_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
 
 
 if __name__ == "__main__":
