@@ -263,3 +263,16 @@ def test_validation_is_fast() -> None:
     # Generous bounds (shared CI machines); typical: ~35 µs and ~150 µs.
     assert per_molecule / 200 < 300e-6
     assert per_cell / 50 < 2e-3
+
+
+def test_real_but_unsupported_element_is_refused() -> None:
+    record = StructureRecord(
+        numbers=np.array([92, 8]),  # uranium: an element, outside GFN2-xTB's H..Rn
+        positions_angstrom=np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.8]]),
+        multiplicity=1,
+        key="u",
+    )
+    with pytest.raises(InvalidStructureError, match="not supported") as info:
+        validate_structure(record)
+    assert info.value.reason == "unsupported_element"
+    assert "'U'" in str(info.value)

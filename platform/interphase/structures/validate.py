@@ -12,7 +12,8 @@ whose ``reason`` is given in brackets):
 1. array shapes: ``numbers`` (N,) integers, ``positions_angstrom`` (N, 3),
    N >= 1 [``shape``];
 2. finite positions and cell [``non_finite``];
-3. atomic numbers in 1..118 [``unknown_element``];
+3. atomic numbers in 1..118 [``unknown_element``] and supported by the
+   platform, Z <= 86 (GFN2-xTB's range) [``unsupported_element``];
 4. periodic structures have a finite 3x3 non-singular cell [``cell``];
 5. label arrays match the atom count and are finite [``label_shape``,
    ``label_non_finite``];
@@ -43,8 +44,11 @@ from ase.data import chemical_symbols, covalent_radii
 
 from interphase.records import LabelRecord, StructureRecord
 
-#: Largest atomic number accepted (Og).
+#: Largest atomic number that is an element (Og).
 MAX_ATOMIC_NUMBER = 118
+#: Largest atomic number the platform supports: GFN2-xTB, which labels every
+#: molecular structure (charges, pre-screening), is parameterised for H..Rn.
+MAX_SUPPORTED_ATOMIC_NUMBER = 86
 
 #: Above this many atoms the O(N^2) dense distance matrix is replaced by
 #: neighbour search (cKDTree / ASE neighbour list).
@@ -269,6 +273,16 @@ def _checked_arrays(record: StructureRecord) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidStructureError(
             "unknown_element",
             f"atomic numbers {sorted(set(bad_z.tolist()))} are outside 1..{MAX_ATOMIC_NUMBER}",
+            key,
+        )
+    if numbers.max() > MAX_SUPPORTED_ATOMIC_NUMBER:
+        bad = sorted(
+            {chemical_symbols[z] for z in numbers.tolist() if z > MAX_SUPPORTED_ATOMIC_NUMBER}
+        )
+        raise InvalidStructureError(
+            "unsupported_element",
+            f"elements {bad} are not supported: GFN2-xTB, which labels every structure, "
+            f"covers H..Rn (Z <= {MAX_SUPPORTED_ATOMIC_NUMBER})",
             key,
         )
     return numbers, positions.astype(float, copy=False)
