@@ -89,12 +89,12 @@ def langevin_snapshots(
             f"n_steps must be >= 0 and snapshot_every >= 1, got {n_steps}, {snapshot_every}"
         )
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     rng = np.random.default_rng(seed)
     atoms.calc = calculator
     run = MDRun()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature_k, rng=rng)
     Stationary(atoms)
     dynamics = Langevin(
         atoms,
