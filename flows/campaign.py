@@ -86,7 +86,12 @@ def score(candidate_ids: list[int], level: str) -> CandidateScores:
 
 @task(cache_policy=NO_CACHE)
 def train(config: DemoConfig, campaign_id: int, iteration_id: int) -> dict[str, Any]:
-    training = TrainingConfig(epochs=config.training_epochs, seed=config.seed)
+    training = TrainingConfig(
+        epochs=config.training_epochs,
+        learning_rate=config.training_learning_rate,
+        batch_size=config.training_batch_size,
+        seed=config.seed,
+    )
     run_id, result = train_from_database(
         None,
         training,

@@ -43,7 +43,11 @@ class DemoConfig(BaseModel):
     gp_iterations: int = Field(
         default=40, ge=1, description="Adam steps of GP hyperparameter fits."
     )
-    training_epochs: int = Field(default=150, ge=1, description="Epochs of network training.")
+    training_epochs: int = Field(default=400, ge=1, description="Epochs of network training.")
+    training_learning_rate: float = Field(
+        default=1e-2, gt=0, description="AdamW learning rate of network training."
+    )
+    training_batch_size: int = Field(default=8, ge=1, description="Structures per batch.")
     seed: int = Field(default=0, description="Seed of every random choice in the campaign.")
 
 

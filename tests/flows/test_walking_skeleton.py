@@ -72,3 +72,18 @@ def test_one_iteration_records_everything_with_lineage(local_env: str, prefect_h
         digest = hashlib.sha256(Path(artifact.path).read_bytes()).hexdigest()
         assert digest == artifact.sha256
     assert report["candidate_std"]["before"] is not None
+
+
+def test_example_configuration_is_valid_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    from flows.demo import load_config
+
+    root = Path(__file__).parents[2]
+    config = load_config(root / "examples" / "demo.json", seed=0)
+    assert config.cluster_sizes == (6, 8) and config.level == "GFN2-xTB"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"campaign_name": "x", "n_initial": 1, "typo_field": 3}')
+    with pytest.raises(ValueError, match="n_initial") as info:
+        load_config(bad, seed=0)
+    assert "typo_field" in str(info.value)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.json", seed=0)
