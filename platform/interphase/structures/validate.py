@@ -276,12 +276,12 @@ def _checked_arrays(record: StructureRecord) -> tuple[np.ndarray, np.ndarray]:
             key,
         )
     if numbers.max() > MAX_SUPPORTED_ATOMIC_NUMBER:
-        bad = sorted(
+        unsupported = sorted(
             {chemical_symbols[z] for z in numbers.tolist() if z > MAX_SUPPORTED_ATOMIC_NUMBER}
         )
         raise InvalidStructureError(
             "unsupported_element",
-            f"elements {bad} are not supported: GFN2-xTB, which labels every structure, "
+            f"elements {unsupported} are not supported: GFN2-xTB, which labels every structure, "
             f"covers H..Rn (Z <= {MAX_SUPPORTED_ATOMIC_NUMBER})",
             key,
         )
