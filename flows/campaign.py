@@ -12,7 +12,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from rich.console import Console
 
-from flows.demo import DemoConfig, _step
+from flows.demo import DemoConfig
+from flows.runtime import step
 from interphase.campaign import create_campaign, finish_iteration, level_id, start_iteration
 from interphase.db.api import create_jobs, store_structures
 from interphase.db.models import LevelOfTheory
@@ -113,7 +114,7 @@ def walking_skeleton(config: DemoConfig, console: Console | None = None) -> dict
 
     initial: list[int] = []
     candidates: list[int] = []
-    with _step(console, "generate Li lattice-noise clusters") as note:
+    with step(console, "generate Li lattice-noise clusters") as note:
         for k, size in enumerate(config.cluster_sizes):
             params = LatticeNoiseParams(n_atoms=size, noise_angstrom=config.noise_angstrom)
             base = config.seed * 1000 + 10 * k
@@ -125,16 +126,16 @@ def walking_skeleton(config: DemoConfig, console: Console | None = None) -> dict
             )
         note["text"] = f"{len(initial)} to label, {len(candidates)} candidates"
 
-    with _step(console, f"label with {config.level} (tblite)") as note:
+    with step(console, f"label with {config.level} (tblite)") as note:
         queue_initial_jobs(initial, config.level, campaign_id, iteration_id)
         drained = label_pending(config.level)
         note["text"] = f"{drained.succeeded} succeeded, {drained.failed} failed"
 
-    with _step(console, "fit one GP per subset (energies + forces)") as note:
+    with step(console, "fit one GP per subset (energies + forces)") as note:
         report["gp_first"] = fit_gps(config.level, campaign_id, iteration_id, config)
         note["text"] = f"{len(report['gp_first'])} subsets"
 
-    with _step(console, "score candidates by GP std and label the most uncertain") as note:
+    with step(console, "score candidates by GP std and label the most uncertain") as note:
         before = score(candidates, config.level)
         job_ids = queue_uncertain(
             None,
@@ -149,7 +150,7 @@ def walking_skeleton(config: DemoConfig, console: Console | None = None) -> dict
         note["text"] = f"{len(job_ids)} selected, {drained_uncertain.succeeded} labeled"
     report["selected_job_ids"] = job_ids
 
-    with _step(console, "refit GPs with the new labels") as note:
+    with step(console, "refit GPs with the new labels") as note:
         report["gp_second"] = fit_gps(config.level, campaign_id, iteration_id, config)
         after = score(candidates, config.level)
         note["text"] = f"{len(report['gp_second'])} subsets"
@@ -158,7 +159,7 @@ def walking_skeleton(config: DemoConfig, console: Console | None = None) -> dict
         "after": _finite_mean(after.std_per_atom_hartree),
     }
 
-    with _step(console, "train the multi-head network (CPU)") as note:
+    with step(console, "train the multi-head network (CPU)") as note:
         report["training"] = train(config, campaign_id, iteration_id)
         note["text"] = f"run {report['training']['training_run_id']}"
     finish_iteration(None, iteration_id, _summary(report))

@@ -9,9 +9,6 @@ database with lineage.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,18 +46,6 @@ class DemoConfig(BaseModel):
     )
     training_batch_size: int = Field(default=8, ge=1, description="Structures per batch.")
     seed: int = Field(default=0, description="Seed of every random choice in the campaign.")
-
-
-@contextmanager
-def _step(console: Console, title: str) -> Iterator[dict[str, str]]:
-    start = time.perf_counter()
-    note: dict[str, str] = {"text": ""}
-    with console.status(f"{title} …"):
-        yield note
-    console.print(
-        f"[green]✓[/] {title}{': ' + note['text'] if note['text'] else ''} "
-        f"[dim]({time.perf_counter() - start:.1f} s)[/]"
-    )
 
 
 def load_config(path: Path | None, seed: int) -> DemoConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ase.units import Hartree
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from interphase.db.models import (
 from interphase.db.session import transaction
 from interphase.gpr.fit import SubsetFit
 
-HARTREE_TO_MEV = 27211.386245988
+HARTREE_TO_MEV = 1000 * Hartree  # ase.units.Hartree is eV per Hartree
 
 
 def _mev(value: float | None) -> str:

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from rich.console import Console
 
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -30,3 +35,16 @@ def configure_local_prefect(data_dir: Path) -> None:
     # The temporary server's shutdown can log cancelled-request tracebacks via uvicorn.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def step(console: Console, title: str) -> Iterator[dict[str, str]]:
+    """Show a spinner while a campaign step runs, then one line with its outcome and time."""
+    start = time.perf_counter()
+    note: dict[str, str] = {"text": ""}
+    with console.status(f"{title} …"):
+        yield note
+    console.print(
+        f"[green]✓[/] {title}{': ' + note['text'] if note['text'] else ''} "
+        f"[dim]({time.perf_counter() - start:.1f} s)[/]"
+    )

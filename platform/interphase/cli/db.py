@@ -12,8 +12,8 @@ app = typer.Typer(help="Provenance database.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade() -> None:
     """Create the database schema or migrate it to the newest version."""
-    from interphase.db.session import _redact, database_url
+    from interphase.db.session import database_url, redacted_url
     from interphase.db.session import upgrade as run_upgrade
 
     run_upgrade()
-    console.print(f"database at {_redact(database_url())} is up to date")
+    console.print(f"database at {redacted_url(database_url())} is up to date")

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
-from sqlalchemy import JSON, Table, func, insert, select
+from sqlalchemy import JSON, Table, insert, select
 from sqlalchemy.orm import Session
 
 from interphase.db.models import (
@@ -433,13 +433,3 @@ def create_jobs(
     session.add_all(jobs)
     session.flush()
     return jobs
-
-
-def count_by(session: Session, *columns: Any) -> list[tuple[Any, ...]]:
-    """Row counts grouped by ``columns`` (for status tables)."""
-    return [
-        tuple(row)
-        for row in session.execute(
-            select(*columns, func.count()).group_by(*columns).order_by(*columns)
-        )
-    ]

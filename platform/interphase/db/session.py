@@ -101,11 +101,11 @@ def require_schema(url: str | None = None) -> None:
     url = database_url(url)
     if not inspect(make_engine(url)).has_table("structure"):
         raise DatabaseNotInitialisedError(
-            f"database {_redact(url)} has no interphase schema: run `interphase db upgrade`"
+            f"database {redacted_url(url)} has no interphase schema: run `interphase db upgrade`"
         )
 
 
-def _redact(url: str) -> str:
+def redacted_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
