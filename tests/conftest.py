@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from interphase.db.session import make_engine, upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get("INTERPHASE_TEST_POSTGRES_URL")
-TEMPLATE = "interphase_test_template"
+# One template per pytest process, so concurrent runs never drop each other's.
+TEMPLATE = f"interphase_test_template_{os.getpid()}"
 
 BACKENDS = [
     "sqlite",
@@ -43,15 +44,16 @@ def _admin_execute(statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
-    """A migrated template database, made once per test session."""
+def postgres_template() -> Iterator[str]:
+    """A migrated template database, made once per test session and dropped after."""
     assert POSTGRES_ADMIN_URL is not None
     _admin_execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
     _admin_execute(f"CREATE DATABASE {TEMPLATE}")
     url = make_url(POSTGRES_ADMIN_URL).set(database=TEMPLATE).render_as_string(False)
     upgrade(url)
     make_engine(url).dispose()
-    return TEMPLATE
+    yield TEMPLATE
+    _admin_execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture(params=BACKENDS)
