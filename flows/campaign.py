@@ -18,7 +18,7 @@ from interphase.campaign import create_campaign, finish_iteration, level_id, sta
 from interphase.db.api import create_jobs, store_structures
 from interphase.db.models import LevelOfTheory
 from interphase.db.session import transaction
-from interphase.gpr.fit import SubsetFit, fit_subset_gps
+from interphase.gpr.fit import GPFitSettings, SubsetFit, fit_subset_gps
 from interphase.gpr.score import CandidateScores, queue_uncertain, score_candidates
 from interphase.labeling.queue import DrainReport, run_pending_jobs
 from interphase.settings import get_settings
@@ -75,8 +75,7 @@ def fit_gps(level: str, campaign_id: int, iteration_id: int, config: DemoConfig)
         level,
         campaign_id=campaign_id,
         iteration_id=iteration_id,
-        training_iterations=config.gp_iterations,
-        seed=config.seed,
+        settings=GPFitSettings(training_iterations=config.gp_iterations, seed=config.seed),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli import calc, campaign, data, db, generate, jobs
+from interphase.cli import calc, campaign, data, db, generate, gpr, jobs
 
 app = typer.Typer(
     help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
@@ -15,6 +15,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
 app.add_typer(generate.app, name="generate")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(gpr.app, name="gpr")
 app.command()(calc.calc)
 app.command()(campaign.status)
 app.command()(campaign.demo)

@@ -11,6 +11,13 @@ freed of rigid motion: centred on their centroid and rotated onto the first
 training structure (Kabsch), with gradients rotated the same way. Periodic cells
 use raw coordinates.
 
+Memory: an exact GP on n structures of N atoms has n(3N+1) outputs and a dense
+kernel of 8·[n(3N+1)]² bytes in float64 plus a Cholesky factor of the same size:
+200 structures × 46 atoms is 27,800 outputs, 6.2 GB per copy. ``max_outputs``
+bounds this; :mod:`interphase.gpr.fit` subsamples a subset by farthest-point
+sampling to fit under it (or raises :class:`GPTooLargeError` if asked to).
+The GP runs on CUDA when ``device="cuda"`` (or ``None`` and a GPU is present).
+
 Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 """
 
@@ -27,8 +34,8 @@ import torch
 from gpytorch.utils.warnings import GPInputWarning
 
 #: Default cap on n_structures * (3 * n_atoms + 1): the kernel matrix is the
-#: square of this, so 20,000 outputs is ~3.2 GB in float64.
-DEFAULT_MAX_OUTPUTS = 20_000
+#: square of this, so 30,000 outputs is 7.2 GB in float64 (see gpr/memory.py).
+DEFAULT_MAX_OUTPUTS = 30_000
 #: Below this many structures the hyperparameters are not identifiable.
 MIN_TRAINING_STRUCTURES = 2
 _FORMAT_VERSION = 1
@@ -109,6 +116,8 @@ class EnergyGradientGP:
         :class:`GPTooLargeError` instead of running out of memory.
     learning_rate
         Adam learning rate for the hyperparameters.
+    device
+        Torch device for kernel algebra; ``None`` picks CUDA when available.
     """
 
     def __init__(
@@ -119,6 +128,7 @@ class EnergyGradientGP:
         seed: int = 0,
         max_outputs: int = DEFAULT_MAX_OUTPUTS,
         learning_rate: float = 0.2,
+        device: str | None = None,
     ) -> None:
         self.numbers = np.asarray(numbers, dtype=np.int64).reshape(-1)
         self.periodic = bool(periodic)
@@ -126,6 +136,9 @@ class EnergyGradientGP:
         self.seed = int(seed)
         self.max_outputs = int(max_outputs)
         self.learning_rate = float(learning_rate)
+        self.device = torch.device(
+            device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self._model: _EnergyGradientExactGP | None = None
         self._train_positions = np.empty((0, self.n_atoms, 3))
         self._train_energies = np.empty(0)
@@ -250,15 +263,17 @@ class EnergyGradientGP:
             ],
             axis=1,
         )
-        train_x = torch.as_tensor(aligned.reshape(len(aligned), -1), dtype=_DTYPE)
-        train_y = torch.as_tensor(targets, dtype=_DTYPE)
+        train_x = torch.as_tensor(aligned.reshape(len(aligned), -1), dtype=_DTYPE).to(self.device)
+        train_y = torch.as_tensor(targets, dtype=_DTYPE).to(self.device)
         likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
             num_tasks=self.n_outputs_per_structure,
             has_task_noise=False,
             noise_constraint=gpytorch.constraints.GreaterThan(1e-8),
-        ).to(_DTYPE)
+        ).to(device=self.device, dtype=_DTYPE)
         likelihood.noise = 1e-4
-        model = _EnergyGradientExactGP(train_x, train_y, likelihood).to(_DTYPE)
+        model = _EnergyGradientExactGP(train_x, train_y, likelihood).to(
+            device=self.device, dtype=_DTYPE
+        )
         self._model = model
         return model, likelihood
 
@@ -321,9 +336,9 @@ class EnergyGradientGP:
             warnings.simplefilter("ignore", GPInputWarning)
             for start in range(0, len(aligned), chunk):
                 x = torch.as_tensor(aligned[start : start + chunk].reshape(-1, 3 * self.n_atoms))
-                posterior = model(x.to(_DTYPE))
-                means.append(posterior.mean.numpy())
-                variances.append(posterior.variance[:, 0].numpy())
+                posterior = model(x.to(device=self.device, dtype=_DTYPE))
+                means.append(posterior.mean.cpu().numpy())
+                variances.append(posterior.variance[:, 0].cpu().numpy())
         mean = np.concatenate(means) if means else np.empty((0, self.n_outputs_per_structure))
         variance = np.concatenate(variances) if variances else np.empty(0)
         scale = self._energy_scale_hartree
@@ -383,14 +398,14 @@ class EnergyGradientGP:
             "positions_angstrom": torch.as_tensor(self._train_positions),
             "energies_hartree": torch.as_tensor(self._train_energies),
             "gradients_hartree_per_angstrom": torch.as_tensor(self._train_gradients),
-            "model_state": model.state_dict(),
+            "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> EnergyGradientGP:
+    def from_bytes(cls, data: bytes, device: str | None = None) -> EnergyGradientGP:
         """Rebuild a fitted GP written by :meth:`to_bytes` (no refitting)."""
         payload = torch.load(io.BytesIO(data), weights_only=True)
         if payload.get("format_version") != _FORMAT_VERSION:
@@ -405,6 +420,7 @@ class EnergyGradientGP:
             seed=payload["seed"],
             max_outputs=payload["max_outputs"],
             learning_rate=payload["learning_rate"],
+            device=device,
         )
         gp._set_training_data(
             payload["positions_angstrom"].numpy(),

@@ -6,25 +6,47 @@ whose subset has no GP counts as maximally uncertain (std = inf).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from ase.units import Hartree
 from sqlalchemy import select
 
 from interphase.db.api import create_jobs
-from interphase.db.models import GPRModel, JobReason, LevelOfTheory, Structure
+from interphase.db.models import (
+    GPRModel,
+    JobReason,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+)
 from interphase.db.session import transaction
 from interphase.gpr.gp import EnergyGradientGP
-from interphase.gpr.select import select_uncertain
+from interphase.gpr.select import select_uncertain, spread_out
+
+#: Default minimum RMSD (Å) between two picks of the same subset in one iteration.
+DEFAULT_MIN_RMSD_ANGSTROM = 0.01
+
+
+HARTREE_TO_MEV = Hartree * 1000.0
+
+
+class UnknownCandidateError(LookupError):
+    """A candidate structure id or the level is not in the database."""
 
 
 @dataclass
 class CandidateScores:
-    """Per-candidate predicted energy std per atom (Hartree) and the GP that gave it."""
+    """Per-candidate predicted energy (mean and std per atom, Hartree) and its GP."""
 
     structure_ids: np.ndarray
     std_per_atom_hartree: np.ndarray
     gpr_model_ids: list[int | None]
+    energy_hartree: np.ndarray | None = None
+    subset_keys: list[str] = field(default_factory=list)
+    positions_angstrom: list[np.ndarray] = field(default_factory=list)  # atoms sorted by Z
+    periodic: list[bool] = field(default_factory=list)
 
 
 def score_candidates(url: str | None, structure_ids: list[int], level: str) -> CandidateScores:
@@ -32,29 +54,45 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
     with transaction(url) as session:
         level_id = session.scalars(
             select(LevelOfTheory.id).where(LevelOfTheory.name == level)
-        ).one()
+        ).one_or_none()
+        if level_id is None:
+            raise UnknownCandidateError(f"no level of theory named {level!r} in the database")
         structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
         by_id = {s.id: s for s in structures}
+        missing = sorted(set(structure_ids) - set(by_id))
+        if missing:
+            raise UnknownCandidateError(f"candidate structure id(s) {missing[:10]} do not exist")
         newest: dict[str, GPRModel] = {}
         for model in session.scalars(
             select(GPRModel).where(GPRModel.level_id == level_id).order_by(GPRModel.id)
         ):
             newest[model.subset_key] = model
         states = {key: (m.id, m.state) for key, m in newest.items()}
-    stds = np.full(len(structure_ids), np.inf)
-    model_ids: list[int | None] = [None] * len(structure_ids)
+    energies = np.full(len(structure_ids), np.nan)
+    scores = CandidateScores(
+        np.asarray(structure_ids, dtype=np.int64),
+        np.full(len(structure_ids), np.inf),
+        [None] * len(structure_ids),
+        energies,
+    )
     gps: dict[str, EnergyGradientGP] = {}
     for i, sid in enumerate(structure_ids):
         structure = by_id[sid]
+        order = np.argsort(structure.numbers, kind="stable")
+        positions = structure.positions_angstrom[order]
+        scores.subset_keys.append(structure.subset_key)
+        scores.positions_angstrom.append(positions)
+        scores.periodic.append(structure.pbc != "nnn")
         if structure.subset_key not in states:
             continue
         model_id, state = states[structure.subset_key]
-        gp = gps.setdefault(structure.subset_key, EnergyGradientGP.from_bytes(state))
-        order = np.argsort(structure.numbers, kind="stable")
-        prediction = gp.predict(structure.positions_angstrom[order][None])
-        stds[i] = prediction.energy_std_hartree[0] / structure.n_atoms
-        model_ids[i] = model_id
-    return CandidateScores(np.asarray(structure_ids), stds, model_ids)
+        if structure.subset_key not in gps:
+            gps[structure.subset_key] = EnergyGradientGP.from_bytes(state)
+        prediction = gps[structure.subset_key].predict(positions[None])
+        scores.std_per_atom_hartree[i] = prediction.energy_std_hartree[0] / structure.n_atoms
+        energies[i] = prediction.energy_hartree[0]
+        scores.gpr_model_ids[i] = model_id
+    return scores
 
 
 def queue_uncertain(
@@ -64,16 +102,36 @@ def queue_uncertain(
     *,
     threshold_per_atom_hartree: float,
     max_count: int,
+    min_rmsd_angstrom: float = DEFAULT_MIN_RMSD_ANGSTROM,
     campaign_id: int | None = None,
     iteration_id: int | None = None,
 ) -> list[int]:
-    """Create ``uncertainty`` labeling jobs for the selected candidates; returns job ids."""
-    picked = select_uncertain(scores.std_per_atom_hartree, threshold_per_atom_hartree, max_count)
+    """Create ``uncertainty`` labeling jobs for the selected candidates; returns job ids.
+
+    Candidates above the threshold are taken most uncertain first, capped at
+    ``max_count``, skipping any within ``min_rmsd_angstrom`` of an earlier pick
+    of the same subset.
+    """
+    ranked = select_uncertain(
+        scores.std_per_atom_hartree, threshold_per_atom_hartree, len(scores.structure_ids)
+    )
+    if scores.positions_angstrom:
+        picked = spread_out(
+            ranked,
+            scores.subset_keys,
+            scores.positions_angstrom,
+            scores.periodic,
+            min_rmsd_angstrom=min_rmsd_angstrom,
+            max_count=max_count,
+        )
+    else:
+        picked = ranked[:max_count]
     with transaction(url) as session:
         level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
         job_ids = []
         for i in picked:
             std = float(scores.std_per_atom_hartree[i])
+            std_mev = std * HARTREE_TO_MEV if np.isfinite(std) else None
             jobs = create_jobs(
                 session,
                 [int(scores.structure_ids[i])],
@@ -82,10 +140,48 @@ def queue_uncertain(
                 reason_detail={
                     "gpr_model_id": scores.gpr_model_ids[i],
                     "predicted_std_per_atom_hartree": std if np.isfinite(std) else None,
+                    "predicted_std_per_atom_mev": std_mev,
                     "threshold_per_atom_hartree": threshold_per_atom_hartree,
+                    "threshold_per_atom_mev": threshold_per_atom_hartree * HARTREE_TO_MEV,
+                    "min_rmsd_angstrom": min_rmsd_angstrom,
                 },
                 campaign_id=campaign_id,
                 iteration_id=iteration_id,
             )
             job_ids += [job.id for job in jobs]
     return job_ids
+
+
+def unlabeled_candidates(
+    url: str | None,
+    level: str,
+    *,
+    generator: str | None = None,
+    campaign_id: int | None = None,
+) -> list[int]:
+    """Ids of structures with neither a label nor a labeling job at ``level``.
+
+    Synthetic (``gpr-augment``) copies are never candidates.
+    """
+    with transaction(url) as session:
+        level_id = session.scalars(
+            select(LevelOfTheory.id).where(LevelOfTheory.name == level)
+        ).one_or_none()
+        if level_id is None:
+            raise UnknownCandidateError(f"no level of theory named {level!r} in the database")
+        labeled = select(Label.structure_id).where(Label.level_id == level_id)
+        queued = select(LabelingJob.structure_id).where(LabelingJob.level_id == level_id)
+        query = (
+            select(Structure.id)
+            .where(
+                Structure.id.not_in(labeled),
+                Structure.id.not_in(queued),
+                Structure.generator != "gpr-augment",
+            )
+            .order_by(Structure.id)
+        )
+        if generator is not None:
+            query = query.where(Structure.generator == generator)
+        if campaign_id is not None:
+            query = query.where(Structure.campaign_id == campaign_id)
+        return [int(i) for i in session.scalars(query).all()]

@@ -42,3 +42,48 @@ def select_uncertain(
     # Stable sort on the negated std: most uncertain first, input order among ties.
     order = np.argsort(-uncertainty[candidates], kind="stable")
     return candidates[order][:max_count].astype(np.int64)
+
+
+def structure_rmsd_angstrom(a: np.ndarray, b: np.ndarray, periodic: bool) -> float:
+    """RMSD (Å) of two structures with the same atom order; molecules after Kabsch fit."""
+    from interphase.gpr.gp import kabsch_rotation
+
+    if periodic:
+        return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))))
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    return float(np.sqrt(np.mean(np.sum((a @ kabsch_rotation(a, b) - b) ** 2, axis=1))))
+
+
+def spread_out(
+    ranked: np.ndarray,
+    subset_keys: list[str],
+    positions_angstrom: list[np.ndarray],
+    periodic: list[bool],
+    *,
+    min_rmsd_angstrom: float,
+    max_count: int,
+) -> np.ndarray:
+    """Greedy walk down ``ranked`` that skips near-duplicates of earlier picks.
+
+    A candidate is skipped when an already picked candidate of the same subset
+    lies within ``min_rmsd_angstrom`` of it (positions in a common atom order),
+    so one iteration never spends reference calculations on near-identical
+    structures. Returns at most ``max_count`` indices in pick order.
+    """
+    if min_rmsd_angstrom < 0:
+        raise ValueError(f"min_rmsd_angstrom must be >= 0; got {min_rmsd_angstrom}")
+    picked: list[int] = []
+    for index in ranked:
+        i = int(index)
+        if len(picked) >= max_count:
+            break
+        too_close = any(
+            subset_keys[j] == subset_keys[i]
+            and structure_rmsd_angstrom(positions_angstrom[i], positions_angstrom[j], periodic[i])
+            < min_rmsd_angstrom
+            for j in picked
+        )
+        if not too_close:
+            picked.append(i)
+    return np.asarray(picked, dtype=np.int64)

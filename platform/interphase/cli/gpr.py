@@ -1,0 +1,207 @@
+"""``interphase gpr``: fit local GPs per subset, select uncertain candidates, augment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from ase.units import Hartree
+from rich.table import Table
+
+from interphase.cli.common import USER_ERRORS, console, fail, progress
+from interphase.records import XTB_LEVEL
+
+app = typer.Typer(help="Local Gaussian-process regressions (paper 002).", no_args_is_help=True)
+
+HARTREE_TO_MEV = Hartree * 1000.0
+
+LevelOption = Annotated[str, typer.Option(help="Level of theory whose labels the GPs model.")]
+SubsetOption = Annotated[
+    list[str] | None,
+    typer.Option("--subset", help="Subset key (repeatable), e.g. 'C3H4O3|10|nnn'. Default: all."),
+]
+
+
+def _mev(value: float | None) -> str:
+    return "—" if value is None else f"{value * HARTREE_TO_MEV:.2f}"
+
+
+@app.command("fit")
+def fit(
+    level: LevelOption = XTB_LEVEL,
+    subset: SubsetOption = None,
+    iterations: Annotated[int, typer.Option(help="Adam steps on the marginal likelihood.")] = 60,
+    max_outputs: Annotated[
+        int, typer.Option(help="Cap on structures × (3·atoms + 1) per GP (memory).")
+    ] = 30_000,
+    oversize: Annotated[
+        str, typer.Option(help="Subset over the cap: 'subsample' (farthest point) or 'error'.")
+    ] = "subsample",
+    workers: Annotated[int, typer.Option(help="Subsets fitted in parallel processes.")] = 1,
+    device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda if any).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fit and validation split.")] = 0,
+) -> None:
+    """Fit one energy+force GP per subset at LEVEL and store it with provenance."""
+    from interphase.db.session import require_schema
+    from interphase.gpr.fit import GPFitSettings, fit_subset_gps, load_subsets
+
+    try:
+        require_schema()
+        if oversize not in ("subsample", "error"):
+            raise ValueError(f"--oversize must be 'subsample' or 'error'; got {oversize!r}")
+        settings = GPFitSettings(
+            training_iterations=iterations,
+            seed=seed,
+            max_outputs=max_outputs,
+            oversize=oversize,  # type: ignore[arg-type]
+            device=device,
+        )
+        total = len(load_subsets(None, level, subset_keys=subset))
+        with progress("subsets") as bar:
+            task = bar.add_task(f"fitting GPs at {level}", total=total)
+            fits = fit_subset_gps(
+                None,
+                level,
+                subset_keys=subset,
+                settings=settings,
+                workers=workers,
+                progress=lambda key: bar.advance(task),
+            )
+    except USER_ERRORS as error:
+        fail(error)
+    table = Table(
+        "GP",
+        "subset",
+        "structures",
+        "lengthscale Å",
+        "outputscale Ha²",
+        "noise Ha²",
+        "val. E MAE meV/atom",
+        "val. F MAE meV/Å",
+        title=f"GPs at {level}",
+    )
+    for f in fits:
+        size = f"{f.n_structures}" + (f" of {f.n_available}" if f.subsampled else "")
+        table.add_row(
+            str(f.gpr_model_id),
+            f.subset_key,
+            size,
+            f"{f.hyperparameters['lengthscale_angstrom']:.3f}",
+            f"{f.hyperparameters['outputscale_hartree2']:.2e}",
+            f"{f.hyperparameters['noise_hartree2']:.1e}",
+            _mev(f.energy_mae_per_atom_hartree),
+            _mev(f.force_mae_hartree_per_angstrom),
+        )
+    console.print(table)
+    skipped = total - len(fits)
+    if skipped:
+        console.print(f"{skipped} subset(s) with fewer than 4 labeled structures have no GP.")
+
+
+@app.command("select")
+def select_candidates(
+    threshold: Annotated[
+        float, typer.Option(help="Energy std per atom above which a candidate is labeled (meV).")
+    ],
+    level: LevelOption = XTB_LEVEL,
+    generator: Annotated[
+        str | None, typer.Option(help="Only candidates made by this generator.")
+    ] = None,
+    max_count: Annotated[int, typer.Option("--max", help="Cap on new jobs.")] = 50,
+    min_rmsd: Annotated[
+        float, typer.Option(help="Minimum RMSD (Å) between two picks of one subset.")
+    ] = 0.01,
+    campaign: Annotated[int | None, typer.Option(help="Campaign id of candidates.")] = None,
+) -> None:
+    """Score unlabeled structures with their subset GP and queue the uncertain ones."""
+    from interphase.db.session import require_schema
+    from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
+
+    try:
+        require_schema()
+        if threshold <= 0:
+            raise ValueError(f"--threshold must be a positive std in meV/atom; got {threshold}")
+        candidates = unlabeled_candidates(None, level, generator=generator, campaign_id=campaign)
+        if not candidates:
+            raise ValueError(
+                f"no unlabeled structures without a job at {level!r}"
+                + (f" from generator {generator!r}" if generator else "")
+            )
+        with progress("candidates") as bar:
+            bar.add_task(f"scoring {len(candidates)} candidates", total=None)
+            scores = score_candidates(None, candidates, level)
+        job_ids = queue_uncertain(
+            None,
+            scores,
+            level,
+            threshold_per_atom_hartree=threshold / HARTREE_TO_MEV,
+            max_count=max_count,
+            min_rmsd_angstrom=min_rmsd,
+            campaign_id=campaign,
+        )
+    except USER_ERRORS as error:
+        fail(error)
+    std = scores.std_per_atom_hartree
+    judged = std[std < float("inf")]
+    table = Table("candidates", "without GP", "mean std meV/atom", "above threshold", "new jobs")
+    table.add_row(
+        str(len(std)),
+        str(len(std) - len(judged)),
+        f"{judged.mean() * HARTREE_TO_MEV:.2f}" if len(judged) else "—",
+        str(int((std > threshold / HARTREE_TO_MEV).sum())),
+        str(len(job_ids)),
+    )
+    console.print(table)
+    if job_ids:
+        console.print(
+            f"queued jobs {job_ids[0]}…{job_ids[-1]}; run them with `interphase jobs run`"
+        )
+
+
+@app.command("augment")
+def augment(
+    copies: Annotated[int, typer.Option(help="Displaced copies M per reference structure.")] = 20,
+    delta: Annotated[float, typer.Option(help="Gaussian displacement width δ (Å).")] = 0.034,
+    std_filter: Annotated[
+        float | None,
+        typer.Option(help="Keep copies with GP energy std per atom below this (meV)."),
+    ] = None,
+    level: LevelOption = XTB_LEVEL,
+    subset: SubsetOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the displacements.")] = 0,
+) -> None:
+    """Label displaced copies of reference structures with their GP (synthetic labels)."""
+    from interphase.db.session import require_schema
+    from interphase.gpr.augment_db import augment_subsets
+
+    try:
+        require_schema()
+        with progress("subsets") as bar:
+            bar.add_task(f"augmenting at {level}", total=None)
+            results = augment_subsets(
+                None,
+                level,
+                copies=copies,
+                delta_angstrom=delta,
+                std_filter_hartree_per_atom=None
+                if std_filter is None
+                else std_filter / HARTREE_TO_MEV,
+                subset_keys=subset,
+                seed=seed,
+            )
+    except USER_ERRORS as error:
+        fail(error)
+    table = Table(
+        "GP", "subset", "references", "copies", "kept", "new synthetic labels", "mean std meV/atom"
+    )
+    for r in results:
+        table.add_row(
+            str(r.gpr_model_id),
+            r.subset_key,
+            str(r.n_references),
+            str(r.n_copies),
+            str(r.n_kept),
+            str(r.n_new_labels),
+            f"{r.mean_std_per_atom_hartree * HARTREE_TO_MEV:.3f}",
+        )
+    console.print(table)

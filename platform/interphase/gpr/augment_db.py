@@ -1,0 +1,211 @@
+"""Store GPR-ANN augmentation: displaced copies as structures with synthetic labels.
+
+Every reference structure a subset GP was conditioned on gets M displaced copies
+(:func:`interphase.gpr.augment.augment_positions`). Kept copies become new
+``Structure`` rows (generator ``gpr-augment``, ``parent_id`` = the reference
+structure) and ``SyntheticLabel`` rows tied to the GP model — never ``Label``
+rows, so synthetic energies cannot be mistaken for reference calculations.
+All of one run is a single transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from interphase.db.api import store_structures
+from interphase.db.models import GPRModel, Label, LevelOfTheory, Structure, SyntheticLabel
+from interphase.db.session import transaction
+from interphase.gpr.augment import (
+    DEFAULT_COPIES,
+    DEFAULT_DELTA_ANGSTROM,
+    augment_positions,
+)
+from interphase.gpr.gp import EnergyGradientGP
+from interphase.records import StructureRecord
+
+GENERATOR = "gpr-augment"
+
+
+class AugmentationError(ValueError):
+    """Nothing to augment: unknown level, or no fitted GP for it."""
+
+
+@dataclass
+class SubsetAugmentation:
+    """What one subset GP contributed."""
+
+    subset_key: str
+    gpr_model_id: int
+    n_references: int
+    n_copies: int
+    n_kept: int
+    n_new_labels: int
+    mean_std_per_atom_hartree: float
+
+
+def newest_models(
+    session: Session, level: str, subset_keys: Sequence[str] | None
+) -> list[GPRModel]:
+    """The newest GP of every subset at ``level`` (optionally only ``subset_keys``)."""
+    level_id = session.scalars(select(LevelOfTheory.id).where(LevelOfTheory.name == level)).first()
+    if level_id is None:
+        raise AugmentationError(f"no level of theory named {level!r} in the database")
+    newest: dict[str, GPRModel] = {}
+    for model in session.scalars(
+        select(GPRModel).where(GPRModel.level_id == level_id).order_by(GPRModel.id)
+    ):
+        if not subset_keys or model.subset_key in subset_keys:
+            newest[model.subset_key] = model
+    if not newest:
+        raise AugmentationError(
+            f"no fitted GP at level {level!r}"
+            + (f" for subset(s) {list(subset_keys)}" if subset_keys else "")
+            + "; run `interphase gpr fit` first"
+        )
+    return [newest[key] for key in sorted(newest)]
+
+
+def augment_subsets(
+    url: str | None,
+    level: str,
+    *,
+    copies: int = DEFAULT_COPIES,
+    delta_angstrom: float = DEFAULT_DELTA_ANGSTROM,
+    std_filter_hartree_per_atom: float | None = None,
+    subset_keys: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[SubsetAugmentation]:
+    """Augment the reference structures of every subset GP at ``level``.
+
+    Parameters
+    ----------
+    copies, delta_angstrom
+        M copies per reference structure, Gaussian displacement width δ (Å).
+    std_filter_hartree_per_atom
+        Keep copies whose GP energy std per atom is below this (Hartree/atom);
+        ``None`` keeps all.
+    seed
+        Base seed; reference structure k of a subset uses ``seed + k``.
+    """
+    results = []
+    with transaction(url) as session:
+        for model in newest_models(session, level, subset_keys):
+            gp = EnergyGradientGP.from_bytes(model.state)
+            references = _reference_structures(session, model)
+            records, parents, seeds, energies, stds = [], [], [], [], []
+            n_copies = 0
+            all_stds = []
+            for k, structure in enumerate(references):
+                order = np.argsort(structure.numbers, kind="stable")
+                inverse = np.argsort(order)
+                augmented = augment_positions(
+                    gp,
+                    structure.positions_angstrom[order],
+                    copies=copies,
+                    delta_angstrom=delta_angstrom,
+                    std_filter_hartree_per_atom=std_filter_hartree_per_atom,
+                    seed=seed + k,
+                )
+                n_copies += len(augmented.kept)
+                all_stds += list(augmented.energy_std_hartree / structure.n_atoms)
+                for m in np.flatnonzero(augmented.kept):
+                    records.append(
+                        _copy_record(structure, augmented.positions_angstrom[m][inverse])
+                    )
+                    parents.append(structure.id)
+                    seeds.append(seed + k)
+                    energies.append(float(augmented.energy_hartree[m]))
+                    stds.append(float(augmented.energy_std_hartree[m]))
+            stored = store_structures(
+                session,
+                records,
+                generator=GENERATOR,
+                generator_params={
+                    "gpr_model_id": model.id,
+                    "copies": copies,
+                    "delta_angstrom": delta_angstrom,
+                    "std_filter_hartree_per_atom": std_filter_hartree_per_atom,
+                },
+                seeds=seeds,
+                parent_ids=parents,
+                campaign_id=model.campaign_id,
+                iteration_id=model.iteration_id,
+                with_labels=False,
+            )
+            n_new = _add_synthetic_labels(session, model, stored.ids, energies, stds)
+            results.append(
+                SubsetAugmentation(
+                    subset_key=model.subset_key,
+                    gpr_model_id=model.id,
+                    n_references=len(references),
+                    n_copies=n_copies,
+                    n_kept=len(records),
+                    n_new_labels=n_new,
+                    mean_std_per_atom_hartree=float(np.mean(all_stds)) if all_stds else 0.0,
+                )
+            )
+            if progress is not None:
+                progress(model.subset_key)
+    return results
+
+
+def _reference_structures(session: Session, model: GPRModel) -> list[Structure]:
+    label_ids = [int(i) for i in model.training_label_ids]
+    structure_ids = session.scalars(
+        select(Label.structure_id).where(Label.id.in_(label_ids)).order_by(Label.id)
+    ).all()
+    structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
+    by_id = {s.id: s for s in structures}
+    return [by_id[i] for i in structure_ids]
+
+
+def _copy_record(structure: Structure, positions_angstrom: np.ndarray) -> StructureRecord:
+    pbc = tuple(c == "p" for c in structure.pbc)
+    return StructureRecord(
+        numbers=np.asarray(structure.numbers),
+        positions_angstrom=positions_angstrom,
+        cell_angstrom=structure.cell_angstrom,
+        pbc=(pbc[0], pbc[1], pbc[2]),
+        charge=structure.charge,
+        multiplicity=structure.multiplicity,
+    )
+
+
+def _add_synthetic_labels(
+    session: Session,
+    model: GPRModel,
+    structure_ids: list[int],
+    energies_hartree: list[float],
+    stds_hartree: list[float],
+) -> int:
+    """Synthetic labels for the copies; a copy already labeled by this GP is skipped."""
+    existing = set(
+        session.scalars(
+            select(SyntheticLabel.structure_id).where(SyntheticLabel.gpr_model_id == model.id)
+        ).all()
+    )
+    new = 0
+    for structure_id, energy, std in zip(
+        structure_ids, energies_hartree, stds_hartree, strict=True
+    ):
+        if structure_id in existing:
+            continue
+        existing.add(structure_id)
+        session.add(
+            SyntheticLabel(
+                structure_id=structure_id,
+                level_id=model.level_id,
+                gpr_model_id=model.id,
+                energy_hartree=energy,
+                energy_std_hartree=std,
+            )
+        )
+        new += 1
+    session.flush()
+    return new
