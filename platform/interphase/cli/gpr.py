@@ -69,17 +69,11 @@ def fit(
             )
     except USER_ERRORS as error:
         fail(error)
-    table = Table(
-        "GP",
-        "subset",
-        "structures",
-        "lengthscale Å",
-        "outputscale Ha²",
-        "noise Ha²",
-        "val. E MAE meV/atom",
-        "val. F MAE meV/Å",
-        title=f"GPs at {level}",
-    )
+    table = Table(title=f"GPs at {level}")
+    table.add_column("GP")
+    table.add_column("subset", overflow="fold", min_width=9)
+    for header in ("n", "length Å", "scale Ha²", "noise Ha²", "E MAE meV/at", "F MAE meV/Å"):
+        table.add_column(header, overflow="fold")
     for f in fits:
         size = f"{f.n_structures}" + (f" of {f.n_available}" if f.subsampled else "")
         table.add_row(
@@ -191,9 +185,11 @@ def augment(
             )
     except USER_ERRORS as error:
         fail(error)
-    table = Table(
-        "GP", "subset", "references", "copies", "kept", "new synthetic labels", "mean std meV/atom"
-    )
+    table = Table()
+    table.add_column("GP")
+    table.add_column("subset", overflow="fold", min_width=9)
+    for header in ("refs", "copies", "kept", "new synthetic labels", "mean std meV/atom"):
+        table.add_column(header, overflow="fold")
     for r in results:
         table.add_row(
             str(r.gpr_model_id),
