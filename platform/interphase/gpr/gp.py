@@ -270,7 +270,7 @@ class EnergyGradientGP:
             has_task_noise=False,
             noise_constraint=gpytorch.constraints.GreaterThan(1e-8),
         ).to(device=self.device, dtype=_DTYPE)
-        likelihood.noise = 1e-4
+        likelihood.noise = 1e-6
         model = _EnergyGradientExactGP(train_x, train_y, likelihood).to(
             device=self.device, dtype=_DTYPE
         )
@@ -382,6 +382,30 @@ class EnergyGradientGP:
             "mean_hartree": float(model.mean_module.constant.item()) * scale
             + self._energy_offset_hartree,
         }
+
+    def set_hyperparameters(
+        self, *, lengthscale_angstrom: float, outputscale_hartree2: float | None = None
+    ) -> EnergyGradientGP:
+        """Fix the kernel hyperparameters by hand (e.g. chosen on validation data).
+
+        The GP stays conditioned on its training data; only the kernel changes.
+        ``outputscale_hartree2`` keeps its fitted value when not given.
+        """
+        model = self._require_model()
+        if lengthscale_angstrom <= 0 or (
+            outputscale_hartree2 is not None and outputscale_hartree2 <= 0
+        ):
+            raise GPInputError("lengthscale and outputscale must be positive")
+        model.train()
+        with torch.no_grad():
+            model.covar_module.base_kernel.lengthscale = lengthscale_angstrom
+            if outputscale_hartree2 is not None:
+                model.covar_module.outputscale = (
+                    outputscale_hartree2 / self._energy_scale_hartree**2
+                )
+        model.eval()
+        model.likelihood.eval()
+        return self
 
     # ---------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
