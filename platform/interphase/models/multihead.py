@@ -12,6 +12,7 @@ positions in Å, gradients in Hartree/Å (dE/dx).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -166,3 +167,47 @@ def energy_and_gradient(
     energy = model(batch)[head][0]
     (gradient,) = torch.autograd.grad(energy, batch.positions_angstrom)
     return float(energy.detach()), gradient.detach().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class StructureEvaluation:
+    """Prediction of one head for one structure.
+
+    ``gradient_hartree_per_angstrom`` is dE/dx (force = −gradient); ``charges_e`` is
+    None when the model has no charge network.
+    """
+
+    energy_hartree: float
+    gradient_hartree_per_angstrom: np.ndarray  # (N, 3)
+    charges_e: np.ndarray | None  # (N,)
+
+
+def evaluate_structure(
+    model: MultiHeadPotential,
+    numbers: np.ndarray,
+    positions_angstrom: np.ndarray,
+    cell_angstrom: np.ndarray | None,
+    pbc: Sequence[bool],
+    head: str,
+    *,
+    total_charge: float = 0.0,
+) -> StructureEvaluation:
+    """Energy, gradient and (if the model predicts them) charges of one structure.
+
+    Parameters
+    ----------
+    model
+        A trained potential.
+    numbers, positions_angstrom, cell_angstrom, pbc
+        The structure; ``cell_angstrom`` rows are lattice vectors (ignored where
+        ``pbc`` is all False; may be None then).
+    head
+        Level of theory, one of ``model.heads``.
+    total_charge
+        Total charge (e) the predicted partial charges sum to.
+    """
+    model.head_index(head)
+    energy, gradient = energy_and_gradient(
+        model, numbers, positions_angstrom, cell_angstrom, pbc, head
+    )
+    return StructureEvaluation(energy, gradient, None)
