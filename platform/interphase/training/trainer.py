@@ -14,12 +14,13 @@ gradients Hartree/Å (dE/dx).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from interphase.models import artifact
 from interphase.models.descriptors import (
     AEVParameters,
     AtomsBatch,
@@ -329,34 +330,11 @@ def _mean_abs_errors(
 
 
 def save_model(result_or_model: TrainingResult | MultiHeadPotential, path: str | Path) -> None:
-    """Write the model's state dict and architecture config with ``torch.save``."""
+    """Write a model artifact (see :mod:`interphase.models.artifact`)."""
     model = (
         result_or_model.model if isinstance(result_or_model, TrainingResult) else result_or_model
     )
-    payload: dict[str, object] = {
-        "format_version": _FORMAT_VERSION,
-        "config": model.config(),
-        "state_dict": model.state_dict(),
-    }
-    if isinstance(result_or_model, TrainingResult):
-        training = asdict(result_or_model.config)
-        training["hidden_sizes"] = list(training["hidden_sizes"])
-        payload["training_config"] = training
-    torch.save(payload, Path(path))
+    artifact.save_model(model, path)
 
 
-def load_model(path: str | Path) -> MultiHeadPotential:
-    """Read a model written by :func:`save_model` (``weights_only=True``), in eval mode."""
-    payload = torch.load(Path(path), weights_only=True)
-    if payload.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: model format_version {payload.get('format_version')!r}; this interphase "
-            f"reads version {_FORMAT_VERSION}"
-        )
-    config = payload["config"]
-    dtype = payload["state_dict"]["self_energy_hartree"].dtype
-    model = MultiHeadPotential.from_config(config)
-    model.to(dtype)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return model
+load_model = artifact.load_model
