@@ -340,7 +340,8 @@ def main() -> None:
         f"committee of {members}, {steps} Adam steps, M = {args.copies} copies per reference, "
         f"GP std filter {args.std_filter} eV/atom, seed {args.seed}; {elapsed:.0f} s in total"
     )
-    write_outputs(rows, "-quick" if args.quick else "", header)
+    suffix = ("-quick" if args.quick else "") + (f"-seed{args.seed}" if args.seed else "")
+    write_outputs(rows, suffix, header)
 
 
 def write_outputs(rows: list[dict], suffix: str, header: str) -> None:  # type: ignore[type-arg]
