@@ -1,340 +1,418 @@
-"""Training of the multi-head potential on energies and gradients with masked labels.
+"""Training of the multi-head potential: masked multi-task loss, AdamW, checkpoints.
 
-Loss per head h (summed over heads), each term over the structures that carry
-that label only (a missing label contributes nothing):
+:func:`train_multihead` trains from plain :class:`TrainingExample` objects;
+:mod:`interphase.training.from_db` builds them from the database and records
+the run. Two modes (GPR-ANN paper): ``forces`` (direct force training) and
+``energy_only`` (reference + synthetic energies, no force terms).
 
-    mean_s [((E_pred - E_ref) / N_s / scale_h)²]
-    + force_weight · mean_atoms [|g_pred - g_ref|² / scale_h²]   (scale_h in Hartree, per Å)
-
-where scale_h is the per-head per-atom energy spread after self-energies, so the
-loss is dimensionless and heads weigh alike. Energies Hartree, positions Å,
-gradients Hartree/Å (dE/dx).
+Every epoch ends with validation, a learning-rate schedule step and (with a
+checkpoint path) a checkpoint; the best weights (lowest validation loss, or
+training loss without a validation split) are returned and kept for resume.
 """
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from interphase.models import artifact
-from interphase.models.descriptors import (
-    AEVParameters,
-    AtomsBatch,
-    StructureGraph,
-    build_structure_graph,
-    collate,
-)
 from interphase.models.multihead import MultiHeadPotential
+from interphase.training.checkpoint import Checkpoint, CheckpointError, data_fingerprint
+from interphase.training.dataset import (
+    TargetScales,
+    TrainingData,
+    TrainingDataError,
+    TrainingExample,
+    epoch_batches,
+    fit_target_scales,
+    prepare,
+    split_indices,
+)
+from interphase.training.loss import LossWeighting, batch_loss_terms
+from interphase.training.metrics import MetricAccumulator, ParityCollector, SplitMetrics
+from interphase.training.settings import TrainingConfig, TrainingSettings
 
-_FORMAT_VERSION = 1
-#: Floor of the per-head energy scale (Hartree per atom) when the data barely vary.
-_MIN_ENERGY_SCALE_HARTREE = 1e-4
+__all__ = [
+    "EpochReport",
+    "TrainingCallbacks",
+    "TrainingConfig",
+    "TrainingDataError",
+    "TrainingExample",
+    "TrainingResult",
+    "TrainingSettings",
+    "build_model",
+    "evaluate_split",
+    "load_model",
+    "save_model",
+    "train_multihead",
+]
 
-
-class TrainingDataError(ValueError):
-    """Training examples are inconsistent with each other or with the requested heads."""
-
-
-@dataclass
-class TrainingExample:
-    """One structure with its labels by head; a head without a label is masked."""
-
-    numbers: np.ndarray  # (N,)
-    positions_angstrom: np.ndarray  # (N, 3)
-    cell_angstrom: np.ndarray | None  # (3, 3) rows are lattice vectors; None if molecular
-    pbc: tuple[bool, bool, bool]
-    energies_hartree: dict[str, float] = field(default_factory=dict)
-    gradients_hartree_per_angstrom: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass
-class TrainingConfig:
-    """Hyperparameters of one training run (AdamW, fixed epochs)."""
-
-    epochs: int = 100
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    force_weight: float = 1.0
-    validation_fraction: float = 0.1
-    seed: int = 0
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    radial_cutoff_angstrom: float = 5.2
-    angular_cutoff_angstrom: float = 3.5
-    device: str = "cpu"
+load_model = artifact.load_model
 
 
 @dataclass
-class HeadMetrics:
-    """Mean absolute errors of one head; None where the split has no such label."""
+class EpochReport:
+    """What one epoch did: errors per split and head, learning rate, best so far."""
 
-    train_energy_mae_per_atom_hartree: float | None
-    train_force_mae_hartree_per_angstrom: float | None
-    validation_energy_mae_per_atom_hartree: float | None
-    validation_force_mae_hartree_per_angstrom: float | None
+    epoch: int
+    learning_rate: float
+    train: SplitMetrics
+    validation: SplitMetrics | None
+    is_best: bool
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "learning_rate": self.learning_rate,
+            "train": self.train.to_dict(),
+            "validation": None if self.validation is None else self.validation.to_dict(),
+            "is_best": self.is_best,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class TrainingCallbacks:
+    """Hooks for progress display and recording; all optional."""
+
+    on_epoch: Callable[[EpochReport], None] | None = None
+    #: (batches done in this epoch, batches per epoch, epoch)
+    on_batch: Callable[[int, int, int], None] | None = None
+    #: After each checkpoint write, with its path.
+    on_checkpoint: Callable[[Path], None] | None = None
 
 
 @dataclass
 class TrainingResult:
+    """The best model (eval mode, CPU) with its history, split and final errors."""
+
     model: MultiHeadPotential
-    metrics: dict[str, HeadMetrics]
-    loss_history: list[float]  # mean training loss per epoch (dimensionless)
-    train_indices: np.ndarray
-    validation_indices: np.ndarray
-    config: TrainingConfig
+    settings: TrainingSettings
+    history: list[dict[str, Any]]  # EpochReport.to_dict() of every epoch, resumed ones too
+    best_epoch: int
+    final: dict[str, SplitMetrics]  # best model on "train" and "validation"
+    parity: dict[str, ParityCollector] = field(default_factory=dict)
+    train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    validation_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def loss_history(self) -> list[float]:
+        """Mean training loss (fixed weights, dimensionless) per epoch."""
+        return [float(r["train"]["loss"]) for r in self.history]
 
 
-@dataclass
-class _Prepared:
-    """Examples turned into neighbour graphs and dense label arrays."""
+def save_model(result_or_model: TrainingResult | MultiHeadPotential, path: str | Path) -> Path:
+    """Write a model artifact; a result's settings and best epoch go in its metadata."""
+    if isinstance(result_or_model, TrainingResult):
+        metadata = {
+            "training_settings": result_or_model.settings.model_dump(mode="json"),
+            "best_epoch": result_or_model.best_epoch,
+        }
+        return artifact.save_model(result_or_model.model, path, metadata)
+    return artifact.save_model(result_or_model, path)
 
-    graphs: list[StructureGraph]
-    n_atoms: np.ndarray  # (n,)
-    energies: np.ndarray  # (n, heads), NaN where missing
-    gradients: list[np.ndarray]  # per example (heads, N, 3), NaN where missing
+
+def resolve_device(requested: str | None) -> torch.device:
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} requested but CUDA is not available; use 'cpu'")
+    return device
+
+
+def build_model(
+    species: Sequence[int], heads: Sequence[str], settings: TrainingSettings
+) -> MultiHeadPotential:
+    """An untrained model with the architecture of ``settings.model``."""
+    m = settings.model
+    return MultiHeadPotential(
+        species,
+        heads,
+        m.hidden_sizes,
+        m.aev_parameters(),
+        torch.float64 if m.dtype == "float64" else torch.float32,
+        charge_hidden_sizes=m.charge_hidden_sizes,
+        coulomb=m.coulomb_parameters(),
+        dispersion_functional=m.dispersion_functional,
+        dispersion_cutoff_angstrom=m.dispersion_cutoff_angstrom,
+    )
+
+
+def evaluate_split(
+    model: MultiHeadPotential,
+    data: TrainingData,
+    indices: np.ndarray,
+    scales: TargetScales,
+    weighting: LossWeighting,
+    *,
+    batch_size: int,
+    energy_only: bool = False,
+    parity: ParityCollector | None = None,
+) -> SplitMetrics:
+    """Errors (and the fixed-weight loss) of ``model`` on the structures ``indices``."""
+    model.eval()
+    accumulator = MetricAccumulator(data.heads)
+    forces = any(np.isfinite(data.gradients[i]).any() for i in indices)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        inputs, targets = data.batch(chunk, model, requires_grad=forces, device=model.device)
+        with torch.set_grad_enabled(forces):
+            terms, prediction = batch_loss_terms(
+                model, inputs, targets, scales, forces=forces, create_graph=False
+            )
+        if energy_only:
+            terms = {k: v for k, v in terms.items() if not k.startswith("force:")}
+        accumulator.add(prediction, targets, float(weighting.fixed_total(terms).detach()))
+        if parity is not None:
+            parity.add(prediction, targets, data.structure_ids[chunk])
+    return accumulator.summary()
+
+
+class _Run:
+    """State of one training run; built fresh or from a checkpoint."""
+
+    def __init__(self, data: TrainingData, settings: TrainingSettings, device: torch.device):
+        self.data, self.settings, self.device = data, settings, device
+        self.train_indices, self.validation_indices = split_indices(
+            len(data), settings.validation_fraction, settings.seed
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.model = build_model(data.species, data.heads, settings)
+        self.scales = fit_target_scales(data, self.train_indices)
+        self.model.set_energy_reference(self.scales.self_energy_hartree, self.scales.energy_hartree)
+        self.model.to(device)
+        self.model.mixed_precision = settings.mixed_precision and device.type == "cuda"
+        self.weighting = LossWeighting(data.heads, settings.loss).to(device)
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.model.parameters())},
+            {"params": [self.weighting.log_variance], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(
+            groups,
+            lr=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+        )
+        self.scheduler = self._scheduler()
+        self.epoch, self.best_epoch, self.best_loss = 0, 0, float("inf")
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.rng = np.random.default_rng(settings.seed + 1)
+        self.history: list[dict[str, Any]] = []
+        self.fingerprint = data_fingerprint(data.structure_ids, data.n_atoms, data.heads)
+
+    def _scheduler(self) -> Any:
+        s = self.settings
+        if s.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer,
+                factor=s.plateau_factor,
+                patience=s.plateau_patience,
+                min_lr=s.min_learning_rate,
+            )
+        if s.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=s.epochs, eta_min=s.min_learning_rate
+            )
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            settings_json=self.settings.model_dump_json(),
+            fingerprint=self.fingerprint,
+            model=artifact.model_payload(self.model),
+            best_state={k: v.detach().cpu() for k, v in self.best_state.items()},
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            weighting=self.weighting.state_dict(),
+            epoch=self.epoch,
+            best_loss=self.best_loss,
+            best_epoch=self.best_epoch,
+            rng_state=dict(self.rng.bit_generator.state),
+            train_indices=self.train_indices,
+            validation_indices=self.validation_indices,
+            scales={
+                "self_energy_hartree": self.scales.self_energy_hartree.tolist(),
+                "energy_hartree": self.scales.energy_hartree.tolist(),
+                "gradient_hartree_per_angstrom": self.scales.gradient_hartree_per_angstrom.tolist(),
+                "charge_e": self.scales.charge_e,
+            },
+            history=self.history,
+        )
+
+    def restore(self, saved: Checkpoint) -> None:
+        if saved.fingerprint != self.fingerprint:
+            raise CheckpointError(
+                "the checkpoint was written for different training data (structures, atom "
+                "counts or heads differ); resume with the run's own dataset snapshot"
+            )
+        self.model.load_state_dict(saved.model["state_dict"])
+        self.best_state = {k: v.to(self.device) for k, v in saved.best_state.items()}
+        self.optimizer.load_state_dict(saved.optimizer)
+        self.scheduler.load_state_dict(saved.scheduler)
+        self.weighting.load_state_dict(saved.weighting)
+        self.epoch, self.best_epoch, self.best_loss = saved.epoch, saved.best_epoch, saved.best_loss
+        self.rng.bit_generator.state = saved.rng_state
+        self.train_indices, self.validation_indices = saved.train_indices, saved.validation_indices
+        self.scales = TargetScales(
+            np.asarray(saved.scales["self_energy_hartree"]),
+            np.asarray(saved.scales["energy_hartree"]),
+            np.asarray(saved.scales["gradient_hartree_per_angstrom"]),
+            float(saved.scales["charge_e"]),
+        )
+        self.history = list(saved.history)
+
+    def train_epoch(self, callbacks: TrainingCallbacks) -> SplitMetrics:
+        self.model.train()
+        forces = self.settings.mode == "forces"
+        batches = epoch_batches(
+            self.train_indices, self.settings.epoch_size, self.settings.batch_size, self.rng
+        )
+        accumulator = MetricAccumulator(self.data.heads)
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for k, indices in enumerate(batches):
+            inputs, targets = self.data.batch(
+                indices, self.model, requires_grad=forces, device=self.device
+            )
+            terms, prediction = batch_loss_terms(
+                self.model, inputs, targets, self.scales, forces=forces, create_graph=True
+            )
+            if not terms:
+                continue
+            loss = self.weighting(terms)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.settings.gradient_clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, self.settings.gradient_clip_norm)
+            self.optimizer.step()
+            accumulator.add(prediction, targets, float(self.weighting.fixed_total(terms).detach()))
+            if callbacks.on_batch is not None:
+                callbacks.on_batch(k + 1, len(batches), self.epoch + 1)
+        return accumulator.summary()
+
+    def step(self, callbacks: TrainingCallbacks) -> EpochReport:
+        started = time.perf_counter()
+        learning_rate = float(self.optimizer.param_groups[0]["lr"])
+        train = self.train_epoch(callbacks)
+        validation = None
+        if len(self.validation_indices):
+            validation = evaluate_split(
+                self.model,
+                self.data,
+                self.validation_indices,
+                self.scales,
+                self.weighting,
+                batch_size=self.settings.batch_size,
+                energy_only=self.settings.mode == "energy_only",
+            )
+        monitored = (validation or train).loss
+        monitored = float("inf") if monitored is None else monitored
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(monitored)
+        else:
+            self.scheduler.step()
+        self.epoch += 1
+        is_best = monitored < self.best_loss
+        if is_best:
+            self.best_loss, self.best_epoch = monitored, self.epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        seconds = time.perf_counter() - started
+        report = EpochReport(self.epoch, learning_rate, train, validation, is_best, seconds)
+        self.history.append(report.to_dict())
+        return report
 
 
 def train_multihead(
     examples: Sequence[TrainingExample],
-    heads: Sequence[str],
-    config: TrainingConfig | None = None,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
+    heads: Sequence[str] | None = None,
+    settings: TrainingSettings | None = None,
+    *,
+    callbacks: TrainingCallbacks | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainingResult:
-    """Train a :class:`MultiHeadPotential` on masked energies and gradients.
+    """Train a :class:`MultiHeadPotential` on masked energies, forces and charges.
 
     Parameters
     ----------
     examples
-        Structures with whatever labels they have.
+        Structures with whatever labels they have (same order on resume).
     heads
-        Level-of-theory keys to train; labels under other keys are ignored.
-    config
-        Hyperparameters; defaults to :class:`TrainingConfig()`.
-    progress
-        Called after every epoch with the epoch number (from 1) and
-        ``{"loss": mean training loss}``.
+        Level-of-theory keys to train; default every key with an energy label.
+    settings
+        Training settings; defaults to ``TrainingSettings()``.
+    callbacks
+        Progress and recording hooks.
+    checkpoint_path
+        Write a checkpoint there after every epoch.
+    resume
+        Continue from the checkpoint at ``checkpoint_path`` (same split, optimiser
+        state, epoch counter and batch order) up to ``settings.epochs``.
 
     Returns
     -------
     TrainingResult
-        The trained model (eval mode), per-head MAEs on the train and validation
-        splits, and the loss history. Same inputs and seed give the same result.
+        The best model, per-epoch history and final errors. Same inputs and seed
+        give the same result, with or without an interruption and resume.
     """
-    config = config or TrainingConfig()
-    heads = list(heads)
-    _check_examples(examples, heads)
-    aev_parameters = AEVParameters(
-        radial_cutoff_angstrom=config.radial_cutoff_angstrom,
-        angular_cutoff_angstrom=config.angular_cutoff_angstrom,
-    )
-    data = _prepare(examples, heads, aev_parameters)
-    train_idx, validation_idx = _split(len(examples), config)
-    species = sorted({int(z) for ex in examples for z in ex.numbers})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = MultiHeadPotential(species, heads, config.hidden_sizes, aev_parameters)
-        self_energy, scale = _fit_energy_reference(data, train_idx, species, len(heads))
-        model.set_energy_reference(self_energy, scale)
-        model.to(config.device)
-        history = _optimise(model, data, train_idx, config, progress)
-    model.eval()
-    metrics = {
-        head: HeadMetrics(
-            *_mean_abs_errors(model, data, train_idx, k, config.device),
-            *_mean_abs_errors(model, data, validation_idx, k, config.device),
+    settings = settings or TrainingSettings()
+    callbacks = callbacks or TrainingCallbacks()
+    if heads is None:
+        heads = sorted(
+            {h for ex in examples for h in (*ex.energies_hartree, *ex.synthetic_energies_hartree)}
         )
-        for k, head in enumerate(heads)
-    }
-    return TrainingResult(model, metrics, history, train_idx, validation_idx, config)
+    device = resolve_device(settings.device)
+    data = prepare(examples, heads, settings.model.pair_cutoff_angstrom)
+    run = _Run(data, settings, device)
+    if resume:
+        if checkpoint_path is None:
+            raise CheckpointError("resume=True needs the checkpoint_path of the run")
+        run.restore(Checkpoint.load(checkpoint_path))
+    while run.epoch < settings.epochs:
+        report = run.step(callbacks)
+        if checkpoint_path is not None:
+            path = run.checkpoint().save(checkpoint_path)
+            if callbacks.on_checkpoint is not None:
+                callbacks.on_checkpoint(path)
+        if callbacks.on_epoch is not None:
+            callbacks.on_epoch(report)
+    return _finish(run)
 
 
-def _check_examples(examples: Sequence[TrainingExample], heads: list[str]) -> None:
-    if not examples:
-        raise TrainingDataError("no training examples given")
-    if not heads or len(set(heads)) != len(heads):
-        raise TrainingDataError(f"heads must be non-empty and unique; got {heads}")
-    for k, ex in enumerate(examples):
-        n = len(ex.numbers)
-        if np.shape(ex.positions_angstrom) != (n, 3):
-            raise TrainingDataError(
-                f"example {k}: positions_angstrom has shape {np.shape(ex.positions_angstrom)}, "
-                f"expected ({n}, 3)"
+def _finish(run: _Run) -> TrainingResult:
+    """Load the best weights, evaluate them on both splits and collect parity data."""
+    run.model.load_state_dict(run.best_state)
+    final, parity = {}, {}
+    for split, indices in (("train", run.train_indices), ("validation", run.validation_indices)):
+        if len(indices):
+            parity[split] = ParityCollector(run.data.heads)
+            final[split] = evaluate_split(
+                run.model,
+                run.data,
+                indices,
+                run.scales,
+                run.weighting,
+                batch_size=run.settings.batch_size,
+                energy_only=run.settings.mode == "energy_only",
+                parity=parity[split],
             )
-        for head, gradient in ex.gradients_hartree_per_angstrom.items():
-            if head in heads and np.shape(gradient) != (n, 3):
-                raise TrainingDataError(
-                    f"example {k}: gradient of head {head!r} has shape {np.shape(gradient)}, "
-                    f"expected ({n}, 3)"
-                )
-    for head in heads:
-        if not any(head in ex.energies_hartree for ex in examples):
-            raise TrainingDataError(
-                f"head {head!r} has no energy label in any example; drop it from heads"
-            )
-
-
-def _prepare(
-    examples: Sequence[TrainingExample], heads: list[str], parameters: AEVParameters
-) -> _Prepared:
-    graphs = [
-        build_structure_graph(
-            ex.numbers, ex.positions_angstrom, ex.cell_angstrom, ex.pbc, parameters
-        )
-        for ex in examples
-    ]
-    energies = np.array(
-        [[ex.energies_hartree.get(h, np.nan) for h in heads] for ex in examples], float
+    model = run.model.to("cpu").eval()
+    model.mixed_precision = False
+    return TrainingResult(
+        model=model,
+        settings=run.settings,
+        history=run.history,
+        best_epoch=run.best_epoch,
+        final=final,
+        parity=parity,
+        train_indices=run.train_indices,
+        validation_indices=run.validation_indices,
     )
-    gradients = []
-    for ex in examples:
-        block = np.full((len(heads), len(ex.numbers), 3), np.nan)
-        for k, head in enumerate(heads):
-            if head in ex.gradients_hartree_per_angstrom:
-                block[k] = ex.gradients_hartree_per_angstrom[head]
-        gradients.append(block)
-    n_atoms = np.array([len(ex.numbers) for ex in examples])
-    return _Prepared(graphs, n_atoms, energies, gradients)
-
-
-def _split(n: int, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random train/validation split; at least one training structure."""
-    order = np.random.default_rng(config.seed).permutation(n)
-    n_validation = min(round(config.validation_fraction * n), n - 1)
-    return np.sort(order[n_validation:]), np.sort(order[:n_validation])
-
-
-def _fit_energy_reference(
-    data: _Prepared, train_idx: np.ndarray, species: list[int], n_heads: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares self-energies (heads, species) and per-atom residual scales (heads,)."""
-    counts = np.array([[np.sum(g.numbers == z) for z in species] for g in data.graphs], dtype=float)
-    self_energy = np.zeros((n_heads, len(species)))
-    scale = np.full(n_heads, _MIN_ENERGY_SCALE_HARTREE)
-    for h in range(n_heads):
-        rows = train_idx[np.isfinite(data.energies[train_idx, h])]
-        if rows.size == 0:
-            continue
-        solution, *_ = np.linalg.lstsq(counts[rows], data.energies[rows, h], rcond=None)
-        self_energy[h] = solution
-        residual = (data.energies[rows, h] - counts[rows] @ solution) / data.n_atoms[rows]
-        scale[h] = max(float(np.sqrt(np.mean(residual**2))), _MIN_ENERGY_SCALE_HARTREE)
-    return self_energy, scale
-
-
-def _optimise(
-    model: MultiHeadPotential,
-    data: _Prepared,
-    train_idx: np.ndarray,
-    config: TrainingConfig,
-    progress: Callable[[int, dict[str, float]], None] | None,
-) -> list[float]:
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    rng = np.random.default_rng(config.seed + 1)
-    history: list[float] = []
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = rng.permutation(train_idx)
-        losses, sizes = [], []
-        for start in range(0, len(order), config.batch_size):
-            indices = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = batch_loss(model, data, indices, config.force_weight, config.device)
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
-            sizes.append(len(indices))
-        history.append(float(np.average(losses, weights=sizes)))
-        if progress is not None:
-            progress(epoch, {"loss": history[-1]})
-    return history
-
-
-def batch_loss(
-    model: MultiHeadPotential,
-    data: _Prepared,
-    indices: np.ndarray,
-    force_weight: float,
-    device: str = "cpu",
-) -> torch.Tensor:
-    """Masked multi-task loss of the structures ``indices`` (dimensionless, see module doc)."""
-    dtype = model.dtype
-    batch = collate([data.graphs[i] for i in indices], model.species, dtype, requires_grad=True)
-    batch = _to_device(batch, device)
-    predicted = model(batch)
-    reference_energy = torch.as_tensor(data.energies[indices], dtype=dtype, device=device)
-    reference_gradient = torch.as_tensor(
-        np.concatenate([data.gradients[i] for i in indices], axis=1), dtype=dtype, device=device
-    )  # (heads, A, 3)
-    n_atoms = torch.as_tensor(data.n_atoms[indices], dtype=dtype, device=device)
-    total = reference_energy.new_zeros(())
-    for k, head in enumerate(model.heads):
-        scale = model.energy_scale_hartree[k]
-        has_energy = torch.isfinite(reference_energy[:, k])
-        if bool(has_energy.any()):
-            error = (predicted[head] - reference_energy[:, k]) / n_atoms / scale
-            total = total + (error[has_energy] ** 2).mean()
-        has_gradient = torch.isfinite(reference_gradient[k, :, 0])
-        if force_weight > 0 and bool(has_gradient.any()):
-            (gradient,) = torch.autograd.grad(
-                predicted[head].sum(), batch.positions_angstrom, create_graph=True
-            )
-            error = (gradient - reference_gradient[k])[has_gradient] / scale
-            total = total + force_weight * (error**2).sum(1).mean()
-    return total
-
-
-def _to_device(batch: AtomsBatch, device: str) -> AtomsBatch:
-    if device == "cpu":
-        return batch
-    for name, value in vars(batch).items():
-        if isinstance(value, torch.Tensor):
-            setattr(batch, name, value.to(device))
-    return batch
-
-
-def _mean_abs_errors(
-    model: MultiHeadPotential, data: _Prepared, indices: np.ndarray, head: int, device: str
-) -> tuple[float | None, float | None]:
-    """Energy MAE per atom (Hartree) and force MAE per component (Hartree/Å)."""
-    if indices.size == 0:
-        return None, None
-    dtype = model.dtype
-    batch = collate([data.graphs[i] for i in indices], model.species, dtype, requires_grad=True)
-    batch = _to_device(batch, device)
-    energy = model(batch)[model.heads[head]]
-    (gradient,) = torch.autograd.grad(energy.sum(), batch.positions_angstrom)
-    energy_np, gradient_np = energy.detach().cpu().numpy(), gradient.cpu().numpy()
-    reference = data.energies[indices, head]
-    has_energy = np.isfinite(reference)
-    energy_mae = (
-        float(
-            np.mean(np.abs(energy_np - reference)[has_energy] / data.n_atoms[indices][has_energy])
-        )
-        if has_energy.any()
-        else None
-    )
-    reference_gradient = np.concatenate([data.gradients[i][head] for i in indices])
-    has_gradient = np.isfinite(reference_gradient[:, 0])
-    force_mae = (
-        float(np.mean(np.abs(gradient_np - reference_gradient)[has_gradient]))
-        if has_gradient.any()
-        else None
-    )
-    return energy_mae, force_mae
-
-
-def save_model(result_or_model: TrainingResult | MultiHeadPotential, path: str | Path) -> None:
-    """Write a model artifact (see :mod:`interphase.models.artifact`)."""
-    model = (
-        result_or_model.model if isinstance(result_or_model, TrainingResult) else result_or_model
-    )
-    artifact.save_model(model, path)
-
-
-load_model = artifact.load_model
