@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli import calc, campaign, data, db, generate, gpr, jobs
+from interphase.cli import calc, campaign, data, db, generate, gpr, jobs, train
 
 app = typer.Typer(
     help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
@@ -16,8 +16,10 @@ app.add_typer(data.app, name="data")
 app.add_typer(generate.app, name="generate")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(gpr.app, name="gpr")
+app.add_typer(train.app, name="model")
 app.command()(calc.calc)
 app.command()(campaign.status)
 app.command()(campaign.demo)
+app.command()(train.train)
 
 __all__ = ["app"]

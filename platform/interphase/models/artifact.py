@@ -6,6 +6,7 @@ with ``torch.load(weights_only=True)`` (no pickled code runs on load).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,12 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> Mu
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
-    except (RuntimeError, EOFError, ValueError) as error:  # not a torch file at all
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        pickle.UnpicklingError,
+    ) as error:  # not a torch file at all
         raise ModelFormatError(f"{path} is not a readable model file: {error}") from None
     model = model_from_payload(payload, str(path))
     return model.to(device) if device is not None else model

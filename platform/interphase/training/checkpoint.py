@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class Checkpoint:
             raise CheckpointError(f"checkpoint {path} does not exist; the run cannot be resumed")
         try:
             payload = torch.load(path, weights_only=True, map_location="cpu")
-        except (RuntimeError, EOFError, ValueError) as error:
+        except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
             raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from None
         if not isinstance(payload, dict) or payload.get("kind") != CHECKPOINT_KIND:
             raise CheckpointError(f"{path} is not an interphase training checkpoint")

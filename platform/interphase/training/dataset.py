@@ -107,7 +107,9 @@ class BatchTargets:
         )
 
 
-def check_examples(examples: Sequence[TrainingExample], heads: Sequence[str]) -> None:
+def check_examples(
+    examples: Sequence[TrainingExample], heads: Sequence[str], *, require_energies: bool = True
+) -> None:
     """Raise :class:`TrainingDataError` naming the first inconsistent example."""
     if not examples:
         raise TrainingDataError("no training examples given")
@@ -133,7 +135,7 @@ def check_examples(examples: Sequence[TrainingExample], heads: Sequence[str]) ->
             raise TrainingDataError(
                 f"{where}: charges_e has shape {np.shape(ex.charges_e)}, expected ({n},)"
             )
-    for head in heads:
+    for head in heads if require_energies else ():
         if not any(
             head in ex.energies_hartree or head in ex.synthetic_energies_hartree for ex in examples
         ):
@@ -143,11 +145,18 @@ def check_examples(examples: Sequence[TrainingExample], heads: Sequence[str]) ->
 
 
 def prepare(
-    examples: Sequence[TrainingExample], heads: Sequence[str], pair_cutoff_angstrom: float
+    examples: Sequence[TrainingExample],
+    heads: Sequence[str],
+    pair_cutoff_angstrom: float,
+    *,
+    require_energies: bool = True,
 ) -> TrainingData:
-    """Neighbour lists (at the model's pair cutoff) and dense targets of ``examples``."""
+    """Neighbour lists (at the model's pair cutoff) and dense targets of ``examples``.
+
+    ``require_energies=False`` (evaluation) allows heads without any energy label.
+    """
     heads = list(heads)
-    check_examples(examples, heads)
+    check_examples(examples, heads, require_energies=require_energies)
     graphs = [
         build_structure_graph(
             ex.numbers,

@@ -1,0 +1,210 @@
+"""``interphase train`` and ``interphase model eval``: the multi-head potential."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from interphase.cli.common import USER_ERRORS, console, err_console, fail
+
+if TYPE_CHECKING:
+    from interphase.training.metrics import SplitMetrics
+    from interphase.training.settings import TrainingSettings
+    from interphase.training.trainer import EpochReport
+
+app = typer.Typer(help="Trained multi-head potentials.", no_args_is_help=True)
+
+DeviceOption = Annotated[
+    str | None, typer.Option(help="cuda or cpu (default: cuda when available).")
+]
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def epoch_line(report: EpochReport, epochs: int) -> str:
+    """One line per epoch: losses, learning rate, and per-head validation (else train) errors."""
+    shown = report.validation or report.train
+    parts = [f"epoch {report.epoch}/{epochs}", f"loss {report.train.loss or 0:.3g}"]
+    if report.validation is not None:
+        parts.append(f"val {report.validation.loss or 0:.3g}")
+    parts.append(f"lr {report.learning_rate:.2g}")
+    for head, m in shown.heads.items():
+        energy = m.energy_mae_mev_per_atom or m.synthetic_energy_mae_mev_per_atom
+        parts.append(
+            f"{head}: E {_number(energy)} meV/at F {_number(m.force_mae_mev_per_angstrom, 1)} meV/Å"
+        )
+    if shown.charge_rmse_e is not None:
+        parts.append(f"q {shown.charge_rmse_e:.3f} e")
+    return "  ".join(parts) + ("  [green]best[/]" if report.is_best else "")
+
+
+def metrics_table(title: str, metrics: dict[str, SplitMetrics]) -> Table:
+    """Per head and split: counts, energy/force MAE and RMSE (meV), synthetic MAE; charges."""
+    table = Table(title=title)
+    for header in (
+        "head", "split", "n E", "E MAE meV/at", "E RMSE meV/at", "n F", "F MAE meV/Å",
+        "F RMSE meV/Å", "synthetic E MAE", "q RMSE e",
+    ):  # fmt: skip
+        table.add_column(header, overflow="fold")
+    for split, split_metrics in metrics.items():
+        for head, m in split_metrics.heads.items():
+            table.add_row(
+                head,
+                split,
+                str(m.n_energies),
+                _number(m.energy_mae_mev_per_atom),
+                _number(m.energy_rmse_mev_per_atom),
+                str(m.n_forces),
+                _number(m.force_mae_mev_per_angstrom, 1),
+                _number(m.force_rmse_mev_per_angstrom, 1),
+                _number(m.synthetic_energy_mae_mev_per_atom),
+                _number(split_metrics.charge_rmse_e, 4),
+            )
+    return table
+
+
+def _require_training_schema() -> None:
+    from sqlalchemy import inspect
+
+    from interphase.db.session import database_url, make_engine, require_schema
+
+    require_schema()
+    if not inspect(make_engine(database_url())).has_table("training_epoch_metric"):
+        raise ValueError(
+            "the database schema predates training metrics: run `interphase db upgrade`"
+        )
+
+
+def train(
+    config: Annotated[
+        Path | None, typer.Option(help="Training settings (.json or .toml); see examples/.")
+    ] = None,
+    device: DeviceOption = None,
+    resume: Annotated[
+        int | None, typer.Option(help="Continue training run RUN from its checkpoint.")
+    ] = None,
+) -> None:
+    """Train the multi-head potential on the database's labels (or resume a run)."""
+    from interphase.cli.common import progress
+    from interphase.settings import get_settings
+    from interphase.training.from_db import train_from_database
+    from interphase.training.settings import load_training_settings
+    from interphase.training.trainer import TrainingCallbacks
+
+    try:
+        _require_training_schema()
+        if (config is None) == (resume is None):
+            raise ValueError(
+                "give --config FILE for a new run or --resume RUN to continue one (not both)"
+            )
+        settings = load_training_settings(config) if config is not None else _run_settings(resume)
+        if device is not None:
+            settings = settings.model_copy(update={"device": device})
+        epochs = settings.epochs
+        with progress("batches") as bar:
+            task = bar.add_task("training", total=None)
+
+            def on_batch(done: int, total: int, epoch: int) -> None:
+                bar.update(task, description=f"epoch {epoch}/{epochs}", completed=done, total=total)
+
+            def on_epoch(report: EpochReport) -> None:
+                bar.console.print(epoch_line(report, epochs), soft_wrap=True)
+
+            run_id, result = train_from_database(
+                None,
+                settings,
+                get_settings().artifacts_dir,
+                resume_run_id=resume,
+                callbacks=TrainingCallbacks(on_epoch=on_epoch, on_batch=on_batch),
+            )
+    except USER_ERRORS as error:
+        fail(error)
+    title = f"training run {run_id}: best epoch {result.best_epoch}"
+    console.print(metrics_table(title, result.final))
+    _print_run_files(run_id)
+
+
+def _run_settings(run_id: int | None) -> TrainingSettings:
+    """The recorded settings of a training run (for display; the run reloads them)."""
+    from interphase.db.models import TrainingRun
+    from interphase.db.session import transaction
+    from interphase.training.settings import TrainingSettings
+
+    with transaction() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None:
+            raise ValueError(f"no training run {run_id} in the database")
+        return TrainingSettings.model_validate(run.config)
+
+
+def _print_run_files(run_id: int) -> None:
+    from interphase.db.models import TrainingRun
+    from interphase.db.session import transaction
+
+    with transaction() as session:
+        run = session.get_one(TrainingRun, run_id)
+        model_path = run.artifacts[-1].path if run.artifacts else None
+        parity = run.metrics.get("parity_path")
+    console.print(f"model: {model_path}\nparity data: {parity}")
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model file, or a training run id.")],
+    head: Annotated[
+        list[str] | None, typer.Option("--head", help="Head to report (repeatable); default all.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset file to evaluate on; default: database labels.")
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Format of --data.")] = None,
+    device: DeviceOption = None,
+) -> None:
+    """Per-head errors of a trained model on the database labels or a dataset file."""
+    from interphase.models.artifact import load_model
+    from interphase.training.evaluate import database_examples, evaluate_model, file_examples
+
+    try:
+        path = _model_path(model)
+        potential = load_model(path, device)
+        for name in head or []:
+            potential.head_index(name)
+        if data is None:
+            from interphase.db.session import require_schema
+
+            require_schema()
+            examples = database_examples(None, potential)
+        else:
+            examples = file_examples(data, fmt)
+        result = evaluate_model(potential, examples)
+    except USER_ERRORS as error:
+        fail(error)
+    if head:
+        result.metrics.heads = {h: result.metrics.heads[h] for h in head}
+    source = "database" if data is None else str(data)
+    console.print(metrics_table(f"{path.name} on {source}", {"all": result.metrics}))
+    if result.n_skipped:
+        err_console.print(f"{result.n_skipped} structures skipped: elements unknown to the model")
+
+
+def _model_path(spec: str) -> Path:
+    """A model file path, or the newest artifact of training run ``spec`` (an integer)."""
+    if not spec.isdigit():
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"model file {spec} does not exist (or give a run id)")
+        return path
+    from interphase.db.models import TrainingRun
+    from interphase.db.session import require_schema, transaction
+
+    require_schema()
+    with transaction() as session:
+        run = session.get(TrainingRun, int(spec))
+        if run is None or not run.artifacts:
+            raise ValueError(f"training run {spec} has no model artifact (finished runs have one)")
+        return Path(run.artifacts[-1].path)
