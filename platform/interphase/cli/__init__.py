@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from interphase.cli import calc, campaign, data, db, generate, gpr, jobs, train
+from interphase.cli import md as md_commands
 
 app = typer.Typer(
     help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
@@ -20,6 +21,8 @@ app.add_typer(train.app, name="model")
 app.command()(calc.calc)
 app.command()(campaign.status)
 app.command()(campaign.demo)
+app.command()(md_commands.md)
+app.command()(md_commands.phonons)
 app.command()(train.train)
 
 __all__ = ["app"]
