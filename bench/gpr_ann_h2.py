@@ -340,7 +340,10 @@ def main() -> None:
         f"committee of {members}, {steps} Adam steps, M = {args.copies} copies per reference, "
         f"GP std filter {args.std_filter} eV/atom, seed {args.seed}; {elapsed:.0f} s in total"
     )
-    suffix = ("-quick" if args.quick else "") + (f"-seed{args.seed}" if args.seed else "")
+    suffix = "-quick" if args.quick else ""
+    suffix += (f"-M{args.copies}" if args.copies != 20 else "") + (
+        f"-seed{args.seed}" if args.seed else ""
+    )
     write_outputs(rows, suffix, header)
 
 
