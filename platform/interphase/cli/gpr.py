@@ -1,8 +1,13 @@
-"""``interphase gpr``: fit local GPs per subset, select uncertain candidates, augment."""
+"""``interphase gpr``: fit local GPs per subset, select uncertain candidates, augment.
+
+Energies per atom are given and shown in meV/atom on the command line (the
+library works in Hartree).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from ase.units import Hartree
@@ -11,9 +16,23 @@ from rich.table import Table
 from interphase.cli.common import USER_ERRORS, console, fail, progress
 from interphase.records import XTB_LEVEL
 
+if TYPE_CHECKING:
+    from interphase.gpr.fit import SubsetFit
+
 app = typer.Typer(help="Local Gaussian-process regressions (paper 002).", no_args_is_help=True)
 
 HARTREE_TO_MEV = Hartree * 1000.0
+
+
+class DescriptorKind(StrEnum):
+    cartesian = "cartesian"
+    soap = "soap"
+
+
+class OversizePolicyChoice(StrEnum):
+    subsample = "subsample"
+    error = "error"
+
 
 LevelOption = Annotated[str, typer.Option(help="Level of theory whose labels the GPs model.")]
 SubsetOption = Annotated[
@@ -30,33 +49,52 @@ def _mev(value: float | None) -> str:
 def fit(
     level: LevelOption = XTB_LEVEL,
     subset: SubsetOption = None,
-    iterations: Annotated[int, typer.Option(help="Adam steps on the marginal likelihood.")] = 60,
-    max_outputs: Annotated[
-        int, typer.Option(help="Cap on structures × (3·atoms + 1) per GP (memory).")
-    ] = 30_000,
+    descriptor: Annotated[
+        DescriptorKind, typer.Option(help="GP input: aligned Cartesian or SOAP (+ Jacobian).")
+    ] = DescriptorKind.cartesian,
+    iterations: Annotated[int, typer.Option(min=0, help="Adam steps per restart.")] = 60,
+    restarts: Annotated[int, typer.Option(min=1, help="Hyperparameter restarts.")] = 3,
+    memory_gb: Annotated[
+        float | None, typer.Option(help="Memory per GP in GB (default 8 on CPU, 85% of a GPU).")
+    ] = None,
     oversize: Annotated[
-        str, typer.Option(help="Subset over the cap: 'subsample' (farthest point) or 'error'.")
-    ] = "subsample",
-    workers: Annotated[int, typer.Option(help="Subsets fitted in parallel processes.")] = 1,
+        OversizePolicyChoice,
+        typer.Option(help="Subset over the memory cap: farthest-point subsample, or error."),
+    ] = OversizePolicyChoice.subsample,
+    workers: Annotated[int, typer.Option(min=1, help="Subsets fitted in parallel processes.")] = 1,
     device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda if any).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fit and validation split.")] = 0,
 ) -> None:
     """Fit one energy+force GP per subset at LEVEL and store it with provenance."""
     from interphase.db.session import require_schema
-    from interphase.gpr.fit import GPFitSettings, fit_subset_gps, load_subsets
+    from interphase.gpr.descriptors import DescriptorSettings
+    from interphase.gpr.fit import (
+        MIN_SUBSET_SIZE,
+        GPFitSettings,
+        GPRFitError,
+        fit_subset_gps,
+        load_subsets,
+    )
 
     try:
         require_schema()
-        if oversize not in ("subsample", "error"):
-            raise ValueError(f"--oversize must be 'subsample' or 'error'; got {oversize!r}")
+        if memory_gb is not None and not memory_gb > 0:
+            raise ValueError(f"--memory-gb must be positive; got {memory_gb}")
+        if device is not None and device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"--device must be 'cpu' or 'cuda'; got {device!r}")
         settings = GPFitSettings(
             training_iterations=iterations,
+            restarts=restarts,
             seed=seed,
-            max_outputs=max_outputs,
-            oversize=oversize,  # type: ignore[arg-type]
+            memory_budget_gb=memory_gb,
+            oversize=oversize.value,
             device=device,
+            descriptor=DescriptorSettings(kind=descriptor.value),
         )
-        total = len(load_subsets(None, level, subset_keys=subset))
+        subsets = load_subsets(None, level, subset_keys=subset)
+        if not subsets:
+            raise GPRFitError(f"no labels with energies and gradients at level {level!r}")
+        total = sum(len(s.label_ids) >= MIN_SUBSET_SIZE for s in subsets)
         with progress("subsets") as bar:
             task = bar.add_task(f"fitting GPs at {level}", total=total)
             fits = fit_subset_gps(
@@ -69,51 +107,69 @@ def fit(
             )
     except USER_ERRORS as error:
         fail(error)
-    table = Table(title=f"GPs at {level}")
+    console.print(_fit_table(level, fits))
+    if len(subsets) > len(fits):
+        console.print(
+            f"{len(subsets) - len(fits)} subset(s) with fewer than {MIN_SUBSET_SIZE} labeled "
+            "structures have no GP (their candidates count as maximally uncertain)."
+        )
+    if any(f.subsampled for f in fits):
+        console.print("* subsampled by farthest-point sampling to fit the memory budget.")
+
+
+def _fit_table(level: str, fits: list[SubsetFit]) -> Table:
+    table = Table(title=f"GPs at {level} (validation on a held-out quarter)")
     table.add_column("GP")
     table.add_column("subset", overflow="fold", min_width=9)
-    for header in ("n", "length Å", "scale Ha²", "noise Ha²", "E MAE meV/at", "F MAE meV/Å"):
+    headers = ("input", "n", "length", "scale Ha²", "noise Ha²", "E MAE meV/at", "F MAE meV/Å")
+    for header in headers:
         table.add_column(header, overflow="fold")
     for f in fits:
-        size = f"{f.n_structures}" + (f" of {f.n_available}" if f.subsampled else "")
+        size = f"{f.n_structures}" + (f" of {f.n_available}*" if f.subsampled else "")
+        lengthscale = f.hyperparameters.get(
+            "lengthscale_angstrom", f.hyperparameters.get("lengthscale_soap", float("nan"))
+        )
+        unit = " Å" if "lengthscale_angstrom" in f.hyperparameters else ""
         table.add_row(
             str(f.gpr_model_id),
             f.subset_key,
+            f.descriptor,
             size,
-            f"{f.hyperparameters['lengthscale_angstrom']:.3f}",
+            f"{lengthscale:.3g}{unit}",
             f"{f.hyperparameters['outputscale_hartree2']:.2e}",
             f"{f.hyperparameters['noise_hartree2']:.1e}",
             _mev(f.energy_mae_per_atom_hartree),
             _mev(f.force_mae_hartree_per_angstrom),
         )
-    console.print(table)
-    skipped = total - len(fits)
-    if skipped:
-        console.print(f"{skipped} subset(s) with fewer than 4 labeled structures have no GP.")
+    return table
 
 
 @app.command("select")
 def select_candidates(
     threshold: Annotated[
-        float, typer.Option(help="Energy std per atom above which a candidate is labeled (meV).")
+        float,
+        typer.Option(help="Predicted energy std per atom (meV/atom) above which to label."),
     ],
     level: LevelOption = XTB_LEVEL,
     generator: Annotated[
         str | None, typer.Option(help="Only candidates made by this generator.")
     ] = None,
-    max_count: Annotated[int, typer.Option("--max", help="Cap on new jobs.")] = 50,
+    max_count: Annotated[int, typer.Option("--max", min=0, help="Cap on new jobs.")] = 50,
     min_rmsd: Annotated[
-        float, typer.Option(help="Minimum RMSD (Å) between two picks of one subset.")
+        float, typer.Option(min=0.0, help="Minimum RMSD (Å) between two picks of one subset.")
     ] = 0.01,
     campaign: Annotated[int | None, typer.Option(help="Campaign id of candidates.")] = None,
 ) -> None:
-    """Score unlabeled structures with their subset GP and queue the uncertain ones."""
+    """Score unlabeled structures with their subset GP and queue the uncertain ones.
+
+    Candidates whose subset has no GP count as maximally uncertain.
+    """
     from interphase.db.session import require_schema
     from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
 
     try:
         require_schema()
-        if threshold <= 0:
+        if not threshold > 0:
             raise ValueError(f"--threshold must be a positive std in meV/atom; got {threshold}")
         candidates = unlabeled_candidates(None, level, generator=generator, campaign_id=campaign)
         if not candidates:
@@ -137,11 +193,14 @@ def select_candidates(
         fail(error)
     std = scores.std_per_atom_hartree
     judged = std[std < float("inf")]
-    table = Table("candidates", "without GP", "mean std meV/atom", "above threshold", "new jobs")
+    table = Table(
+        "candidates", "without GP", "mean std meV/atom", "above threshold", "new jobs",
+        title=f"uncertainty selection at {level} (threshold {threshold:g} meV/atom)",
+    )  # fmt: skip
     table.add_row(
         str(len(std)),
         str(len(std) - len(judged)),
-        f"{judged.mean() * HARTREE_TO_MEV:.2f}" if len(judged) else "—",
+        f"{judged.mean() * HARTREE_TO_MEV:.3f}" if len(judged) else "—",
         str(int((std > threshold / HARTREE_TO_MEV).sum())),
         str(len(job_ids)),
     )
@@ -154,11 +213,13 @@ def select_candidates(
 
 @app.command("augment")
 def augment(
-    copies: Annotated[int, typer.Option(help="Displaced copies M per reference structure.")] = 20,
+    copies: Annotated[
+        int, typer.Option(min=1, help="Displaced copies M per reference structure.")
+    ] = 20,
     delta: Annotated[float, typer.Option(help="Gaussian displacement width δ (Å).")] = 0.034,
     std_filter: Annotated[
         float | None,
-        typer.Option(help="Keep copies with GP energy std per atom below this (meV)."),
+        typer.Option(help="Keep copies whose GP energy std is below this (meV/atom)."),
     ] = None,
     level: LevelOption = XTB_LEVEL,
     subset: SubsetOption = None,
@@ -170,8 +231,10 @@ def augment(
 
     try:
         require_schema()
+        if std_filter is not None and not std_filter > 0:
+            raise ValueError(f"--std-filter must be positive (meV/atom); got {std_filter}")
         with progress("subsets") as bar:
-            bar.add_task(f"augmenting at {level}", total=None)
+            task = bar.add_task(f"augmenting at {level}", total=None)
             results = augment_subsets(
                 None,
                 level,
@@ -182,10 +245,11 @@ def augment(
                 else std_filter / HARTREE_TO_MEV,
                 subset_keys=subset,
                 seed=seed,
+                progress=lambda key: bar.advance(task),
             )
     except USER_ERRORS as error:
         fail(error)
-    table = Table()
+    table = Table(title=f"GPR-ANN augmentation at {level} (M={copies}, δ={delta:g} Å)")
     table.add_column("GP")
     table.add_column("subset", overflow="fold", min_width=9)
     for header in ("refs", "copies", "kept", "new synthetic labels", "mean std meV/atom"):

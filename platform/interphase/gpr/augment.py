@@ -63,6 +63,7 @@ def augment_positions(
     delta_angstrom: float = DEFAULT_DELTA_ANGSTROM,
     std_filter_hartree_per_atom: float | None = None,
     seed: int = 0,
+    cell_angstrom: np.ndarray | None = None,
 ) -> AugmentedCopies:
     """Displaced copies of one structure labeled with the GP mean energy.
 
@@ -79,6 +80,16 @@ def augment_positions(
         (Hartree/atom). ``None`` keeps every copy.
     seed
         Seed of the displacements.
+    cell_angstrom
+        (3, 3) cell of a periodic structure (needed by periodic SOAP GPs only);
+        copies keep the reference's cell.
+
+    Returns
+    -------
+    AugmentedCopies
+        All M copies with their GP mean energy and std; ``kept`` marks those whose
+        std per atom is under the filter. The filter is per atom so that one
+        threshold (e.g. 1 meV/atom) means the same for small and large structures.
     """
     if std_filter_hartree_per_atom is not None and std_filter_hartree_per_atom <= 0.0:
         raise GPInputError(
@@ -87,7 +98,8 @@ def augment_positions(
         )
     rng = np.random.default_rng(seed)
     displaced = displaced_copies(positions_angstrom, copies, delta_angstrom, rng)
-    prediction = gp.predict(displaced)
+    cells = None if cell_angstrom is None else np.repeat(np.asarray(cell_angstrom)[None], copies, 0)
+    prediction = gp.predict(displaced, cells)
     if std_filter_hartree_per_atom is None:
         kept = np.ones(len(displaced), dtype=bool)
     else:

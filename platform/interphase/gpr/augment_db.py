@@ -26,6 +26,7 @@ from interphase.gpr.augment import (
     augment_positions,
 )
 from interphase.gpr.gp import EnergyGradientGP
+from interphase.gpr.subsets import gp_arrays
 from interphase.records import StructureRecord
 
 GENERATOR = "gpr-augment"
@@ -81,78 +82,121 @@ def augment_subsets(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> list[SubsetAugmentation]:
-    """Augment the reference structures of every subset GP at ``level``.
+    """Augment the reference structures of the newest GP of every subset at ``level``.
 
     Parameters
     ----------
+    url
+        Database URL (``None``: the configured one).
+    level
+        Level of theory whose GPs label the copies.
     copies, delta_angstrom
         M copies per reference structure, Gaussian displacement width δ (Å).
     std_filter_hartree_per_atom
         Keep copies whose GP energy std per atom is below this (Hartree/atom);
         ``None`` keeps all.
+    subset_keys
+        Only these subsets (default: all with a GP).
     seed
         Base seed; reference structure k of a subset uses ``seed + k``.
+    progress
+        Called with each subset key when it is done.
+
+    Returns
+    -------
+    list[SubsetAugmentation]
+        Per subset: references, copies drawn, copies kept, new synthetic labels.
+        Everything is one transaction; copies already stored (same content hash)
+        keep their row, and a copy already labeled by the same GP gets no second
+        synthetic label, so a rerun with the same arguments adds nothing.
     """
+    _check_arguments(copies, delta_angstrom, std_filter_hartree_per_atom)
     results = []
     with transaction(url) as session:
         for model in newest_models(session, level, subset_keys):
-            gp = EnergyGradientGP.from_bytes(model.state)
-            references = _reference_structures(session, model)
-            records, parents, seeds, energies, stds = [], [], [], [], []
-            n_copies = 0
-            all_stds = []
-            for k, structure in enumerate(references):
-                order = np.argsort(structure.numbers, kind="stable")
-                inverse = np.argsort(order)
-                augmented = augment_positions(
-                    gp,
-                    structure.positions_angstrom[order],
-                    copies=copies,
-                    delta_angstrom=delta_angstrom,
-                    std_filter_hartree_per_atom=std_filter_hartree_per_atom,
-                    seed=seed + k,
-                )
-                n_copies += len(augmented.kept)
-                all_stds += list(augmented.energy_std_hartree / structure.n_atoms)
-                for m in np.flatnonzero(augmented.kept):
-                    records.append(
-                        _copy_record(structure, augmented.positions_angstrom[m][inverse])
-                    )
-                    parents.append(structure.id)
-                    seeds.append(seed + k)
-                    energies.append(float(augmented.energy_hartree[m]))
-                    stds.append(float(augmented.energy_std_hartree[m]))
-            stored = store_structures(
-                session,
-                records,
-                generator=GENERATOR,
-                generator_params={
-                    "gpr_model_id": model.id,
-                    "copies": copies,
-                    "delta_angstrom": delta_angstrom,
-                    "std_filter_hartree_per_atom": std_filter_hartree_per_atom,
-                },
-                seeds=seeds,
-                parent_ids=parents,
-                campaign_id=model.campaign_id,
-                iteration_id=model.iteration_id,
-                with_labels=False,
-            )
-            n_new = _add_synthetic_labels(session, model, stored.ids, energies, stds)
             results.append(
-                SubsetAugmentation(
-                    subset_key=model.subset_key,
-                    gpr_model_id=model.id,
-                    n_references=len(references),
-                    n_copies=n_copies,
-                    n_kept=len(records),
-                    n_new_labels=n_new,
-                    mean_std_per_atom_hartree=float(np.mean(all_stds)) if all_stds else 0.0,
+                _augment_one(
+                    session, model, copies, delta_angstrom, std_filter_hartree_per_atom, seed
                 )
             )
             if progress is not None:
                 progress(model.subset_key)
     return results
+
+
+def _check_arguments(copies: int, delta_angstrom: float, std_filter: float | None) -> None:
+    if copies < 1:
+        raise AugmentationError(f"copies must be at least 1; got {copies}")
+    if not (np.isfinite(delta_angstrom) and delta_angstrom > 0):
+        raise AugmentationError(f"delta must be a positive width in Å; got {delta_angstrom}")
+    if std_filter is not None and not std_filter > 0:
+        raise AugmentationError(f"the std filter must be positive; got {std_filter}")
+
+
+def _augment_one(
+    session: Session,
+    model: GPRModel,
+    copies: int,
+    delta_angstrom: float,
+    std_filter: float | None,
+    seed: int,
+) -> SubsetAugmentation:
+    gp = EnergyGradientGP.from_bytes(model.state)
+    references = _reference_structures(session, model)
+    # Copies grouped by copy index m, so generator_params can name m.
+    kept: dict[int, list[tuple[StructureRecord, int, int, float, float]]] = {}
+    n_copies, stds = 0, []
+    for k, structure in enumerate(references):
+        order, positions, cell = gp_arrays(structure)
+        augmented = augment_positions(
+            gp,
+            positions,
+            copies=copies,
+            delta_angstrom=delta_angstrom,
+            std_filter_hartree_per_atom=std_filter,
+            seed=seed + k,
+            cell_angstrom=cell,
+        )
+        n_copies += len(augmented.kept)
+        stds += list(augmented.energy_std_hartree / structure.n_atoms)
+        inverse = np.argsort(order)
+        for m in np.flatnonzero(augmented.kept):
+            record = _copy_record(structure, augmented.positions_angstrom[m][inverse])
+            energy, std = augmented.energy_hartree[m], augmented.energy_std_hartree[m]
+            kept.setdefault(int(m), []).append(
+                (record, structure.id, seed + k, float(energy), float(std))
+            )
+    n_new = 0
+    for copy_index, rows in sorted(kept.items()):
+        stored = store_structures(
+            session,
+            [row[0] for row in rows],
+            generator=GENERATOR,
+            generator_params={
+                "gpr_model_id": model.id,
+                "copy_index": copy_index,
+                "copies": copies,
+                "delta_angstrom": delta_angstrom,
+                "std_filter_hartree_per_atom": std_filter,
+            },
+            seeds=[row[2] for row in rows],
+            parent_ids=[row[1] for row in rows],
+            campaign_id=model.campaign_id,
+            iteration_id=model.iteration_id,
+            with_labels=False,
+        )
+        n_new += _add_synthetic_labels(
+            session, model, stored.ids, [row[3] for row in rows], [row[4] for row in rows]
+        )
+    return SubsetAugmentation(
+        subset_key=model.subset_key,
+        gpr_model_id=model.id,
+        n_references=len(references),
+        n_copies=n_copies,
+        n_kept=sum(len(rows) for rows in kept.values()),
+        n_new_labels=n_new,
+        mean_std_per_atom_hartree=float(np.mean(stds)) if stds else 0.0,
+    )
 
 
 def _reference_structures(session: Session, model: GPRModel) -> list[Structure]:

@@ -1,79 +1,87 @@
 """Fit one local GP per homogeneous subset and level, and store it with provenance.
 
-A subset is the set of labeled structures sharing composition, atom count and
-periodicity (:func:`interphase.records.subset_key`); each gets its own GP per
-level of theory, fitted independently (in parallel processes when asked). Each
-stored :class:`~interphase.db.models.GPRModel` holds its hyperparameters, the ids
-of the labels it was conditioned on, its descriptor settings, its validation
-errors and its full state, so any prediction can be reproduced later
-(:func:`load_gp`).
+Each subset (:mod:`interphase.gpr.subsets`) gets its own GP per level of
+theory, fitted independently — in parallel processes when asked
+(``workers`` > 1). Each stored :class:`~interphase.db.models.GPRModel` holds its
+hyperparameters, the ids of the labels it was conditioned on, its descriptor
+settings, its memory plan, its validation errors and its full state, so any
+prediction can be reproduced later (:func:`load_gp`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from ase.units import Hartree
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from interphase.db.models import GPRModel, Label, LevelOfTheory, Structure
+from interphase.db.models import GPRModel, LevelOfTheory
 from interphase.db.session import transaction
-from interphase.gpr.gp import DEFAULT_MAX_OUTPUTS, EnergyGradientGP, kabsch_rotation
-from interphase.gpr.memory import OversizePolicy, plan_training_indices
+from interphase.gpr.descriptors import DescriptorSettings, soap_feature_count
+from interphase.gpr.gp import EnergyGradientGP
+from interphase.gpr.memory import OversizePolicy, plan_for_device, plan_training_indices
+from interphase.gpr.subsets import SubsetData, aligned_inputs, load_subsets
+
+__all__ = [
+    "GPFitSettings",
+    "GPRFitError",
+    "GPRModelNotFoundError",
+    "SubsetData",
+    "SubsetFit",
+    "fit_subset",
+    "fit_subset_gps",
+    "load_gp",
+    "load_subsets",
+]
 
 #: Subsets with fewer labeled structures get no GP (and count as uncertain).
 MIN_SUBSET_SIZE = 4
 #: Fraction of a subset held out to measure the GP's energy and force errors.
 VALIDATION_FRACTION = 0.25
+HARTREE_TO_MEV = Hartree * 1000.0
 
 
 class GPRFitError(ValueError):
     """The requested level or subset has nothing to fit."""
 
 
-class GPRModelNotFoundError(LookupError):
+class GPRModelNotFoundError(KeyError):
     """No stored GP has the requested id."""
 
 
-@dataclass(frozen=True)
-class GPFitSettings:
+class GPFitSettings(BaseModel):
     """How each subset GP is fitted (stored with the model)."""
 
-    training_iterations: int = 60
-    seed: int = 0
-    max_outputs: int = DEFAULT_MAX_OUTPUTS
-    oversize: OversizePolicy = "subsample"
-    device: str | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
+    training_iterations: int = Field(default=60, ge=0, description="Adam steps per restart.")
+    restarts: int = Field(default=3, ge=1, le=20, description="Hyperparameter restarts.")
+    seed: int = Field(default=0, description="Seed of the hyperparameters and validation split.")
+    memory_budget_gb: float | None = Field(
+        default=None, gt=0, description="Memory per GP (GB); default 8 on CPU, 85 % of a GPU."
+    )
+    max_outputs: int | None = Field(
+        default=None, ge=2, description="Cap on structures × (3N+1); default from the budget."
+    )
+    oversize: OversizePolicy = Field(
+        default="subsample", description="Subset over the cap: 'subsample' or 'error'."
+    )
+    device: str | None = Field(default=None, description="'cuda' or 'cpu' (default: cuda if any).")
+    descriptor: DescriptorSettings = Field(
+        default_factory=lambda: DescriptorSettings(), description="Input of every subset's GP."
+    )
+    descriptor_by_subset: dict[str, DescriptorSettings] = Field(
+        default_factory=dict, description="Per-subset descriptor overriding `descriptor`."
+    )
 
-@dataclass
-class SubsetData:
-    """Labeled structures of one subset at one level, as arrays (atoms sorted by Z)."""
-
-    subset_key: str
-    numbers: np.ndarray  # (N,)
-    periodic: bool
-    label_ids: np.ndarray  # (n,)
-    structure_ids: np.ndarray  # (n,)
-    positions_angstrom: np.ndarray  # (n, N, 3)
-    energies_hartree: np.ndarray  # (n,)
-    gradients_hartree_per_angstrom: np.ndarray  # (n, N, 3)
-
-    def take(self, indices: np.ndarray) -> SubsetData:
-        return SubsetData(
-            self.subset_key,
-            self.numbers,
-            self.periodic,
-            self.label_ids[indices],
-            self.structure_ids[indices],
-            self.positions_angstrom[indices],
-            self.energies_hartree[indices],
-            self.gradients_hartree_per_angstrom[indices],
-        )
+    def descriptor_for(self, subset_key: str) -> DescriptorSettings:
+        return self.descriptor_by_subset.get(subset_key, self.descriptor)
 
 
 @dataclass
@@ -89,6 +97,8 @@ class SubsetFit:
     force_mae_hartree_per_angstrom: float | None
     n_available: int = 0
     subsampled: bool = False
+    descriptor: str = "cartesian"
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,129 +106,105 @@ class _FittedSubset:
     data: SubsetData
     state: bytes
     hyperparameters: dict[str, float]
-    metrics: dict[str, object] = field(default_factory=dict)
+    descriptor: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def load_subsets(
-    url: str | None,
-    level: str,
-    campaign_id: int | None = None,
-    subset_keys: Sequence[str] | None = None,
-) -> list[SubsetData]:
-    """Energy+gradient labels at ``level`` grouped by subset key (reference labels only)."""
-    with transaction(url) as session:
-        query = (
-            select(
-                Label.id, Structure, Label.total_energy_hartree, Label.gradient_hartree_per_angstrom
-            )
-            .join(Structure, Label.structure_id == Structure.id)
-            .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-            .where(
-                LevelOfTheory.name == level,
-                Label.total_energy_hartree.is_not(None),
-                Label.gradient_hartree_per_angstrom.is_not(None),
-            )
-            .order_by(Label.id)
-        )
-        if campaign_id is not None:
-            query = query.where(Structure.campaign_id == campaign_id)
-        if subset_keys:
-            query = query.where(Structure.subset_key.in_(list(subset_keys)))
-        groups: dict[str, list[tuple[int, Structure, float, np.ndarray]]] = defaultdict(list)
-        for label_id, structure, energy, gradient in session.execute(query).all():
-            groups[structure.subset_key].append((label_id, structure, energy, gradient))
-    return [_subset_arrays(key, rows) for key, rows in sorted(groups.items())]
-
-
-def _subset_arrays(key: str, rows: list[tuple[int, Structure, float, np.ndarray]]) -> SubsetData:
-    # One subset shares composition and count, but atom order may differ between
-    # structures: order every structure by atomic number so inputs line up.
-    orders = [np.argsort(s.numbers, kind="stable") for _, s, _, _ in rows]
-    first = rows[0][1]
-    return SubsetData(
-        subset_key=key,
-        numbers=np.asarray(first.numbers)[orders[0]],
-        periodic=first.pbc != "nnn",
-        label_ids=np.array([r[0] for r in rows]),
-        structure_ids=np.array([r[1].id for r in rows]),
-        positions_angstrom=np.stack(
-            [s.positions_angstrom[o] for (_, s, _, _), o in zip(rows, orders, strict=True)]
-        ),
-        energies_hartree=np.array([r[2] for r in rows]),
-        gradients_hartree_per_angstrom=np.stack(
-            [g[o] for (_, _, _, g), o in zip(rows, orders, strict=True)]
-        ),
-    )
-
-
-def aligned_inputs(positions_angstrom: np.ndarray, periodic: bool) -> np.ndarray:
-    """Structures in a common frame: molecules centred and rotated onto the first."""
-    if periodic:
-        return np.asarray(positions_angstrom, dtype=np.float64)
-    centred = positions_angstrom - positions_angstrom.mean(axis=1, keepdims=True)
-    return np.stack([c @ kabsch_rotation(c, centred[0]) for c in centred])
-
-
-def validation_errors(
-    data: SubsetData, settings: GPFitSettings
-) -> tuple[float | None, float | None]:
-    """Energy MAE per atom (Hartree) and force MAE (Hartree/Å) on a held-out part."""
-    n = len(data.label_ids)
-    n_val = round(n * VALIDATION_FRACTION)
-    if n - n_val < MIN_SUBSET_SIZE or n_val == 0:
-        return None, None
-    order = np.random.default_rng(settings.seed).permutation(n)
-    val, train = order[:n_val], order[n_val:]
-    gp = _new_gp(data, settings).fit(
-        data.positions_angstrom[train],
-        data.energies_hartree[train],
-        data.gradients_hartree_per_angstrom[train],
-    )
-    predicted = gp.predict(data.positions_angstrom[val])
-    n_atoms = len(data.numbers)
-    energy_error = np.abs(predicted.energy_hartree - data.energies_hartree[val])
-    gradient_error = np.abs(
-        predicted.gradient_hartree_per_angstrom - data.gradients_hartree_per_angstrom[val]
-    )
-    return float(energy_error.mean()) / n_atoms, float(gradient_error.mean())
-
-
-def _new_gp(data: SubsetData, settings: GPFitSettings) -> EnergyGradientGP:
+def _new_gp(
+    data: SubsetData, settings: GPFitSettings, max_outputs: int, max_hp: int
+) -> EnergyGradientGP:
     return EnergyGradientGP(
         data.numbers,
         data.periodic,
         training_iterations=settings.training_iterations,
         seed=settings.seed,
-        max_outputs=settings.max_outputs,
+        max_outputs=max_outputs,
         device=settings.device,
+        descriptor=settings.descriptor_for(data.subset_key),
+        restarts=settings.restarts,
+        max_hyperparameter_outputs=max_hp,
+        pbc=data.pbc,
     )
+
+
+def _fit_gp(
+    data: SubsetData, settings: GPFitSettings, max_outputs: int, max_hp: int
+) -> EnergyGradientGP:
+    return _new_gp(data, settings, max_outputs, max_hp).fit(
+        data.positions_angstrom,
+        data.energies_hartree,
+        data.gradients_hartree_per_angstrom,
+        data.cells_angstrom,
+    )
+
+
+def validation_errors(
+    data: SubsetData, settings: GPFitSettings, max_outputs: int, max_hp: int
+) -> tuple[float | None, float | None]:
+    """Energy MAE per atom (Hartree) and force MAE (Hartree/Å) on a held-out quarter."""
+    n = len(data.label_ids)
+    n_val = round(n * VALIDATION_FRACTION)
+    if n - n_val < MIN_SUBSET_SIZE or n_val == 0:
+        return None, None
+    order = np.random.default_rng(settings.seed).permutation(n)
+    held_out = data.take(order[:n_val])
+    gp = _fit_gp(data.take(order[n_val:]), settings, max_outputs, max_hp)
+    predicted = gp.predict(held_out.positions_angstrom, held_out.cells_angstrom)
+    energy_error = np.abs(predicted.energy_hartree - held_out.energies_hartree)
+    gradient_error = np.abs(
+        predicted.gradient_hartree_per_angstrom - held_out.gradients_hartree_per_angstrom
+    )
+    return float(energy_error.mean()) / data.n_atoms, float(gradient_error.mean())
 
 
 def fit_subset(data: SubsetData, settings: GPFitSettings) -> _FittedSubset:
     """Fit one subset GP (no database): memory plan, validation, final fit."""
-    n_available = len(data.label_ids)
+    descriptor = settings.descriptor_for(data.subset_key)
+    features = soap_feature_count(data.numbers, descriptor) if descriptor.kind == "soap" else 0
+    plan = plan_for_device(settings.device, settings.memory_budget_gb, features)
+    max_outputs = settings.max_outputs or plan.max_outputs
+    max_hp = min(plan.max_hyperparameter_outputs, max_outputs)
     keep = plan_training_indices(
         aligned_inputs(data.positions_angstrom, data.periodic),
-        len(data.numbers),
-        max_outputs=settings.max_outputs,
+        data.n_atoms,
+        max_outputs=max_outputs,
         policy=settings.oversize,
         subset_key=data.subset_key,
     )
     used = data.take(keep)
-    energy_mae, force_mae = validation_errors(used, settings)
-    gp = _new_gp(used, settings).fit(
-        used.positions_angstrom, used.energies_hartree, used.gradients_hartree_per_angstrom
-    )
-    metrics: dict[str, object] = {
+    energy_mae, force_mae = validation_errors(used, settings, max_outputs, max_hp)
+    gp = _fit_gp(used, settings, max_outputs, max_hp)
+    search = gp.search
+    metrics: dict[str, Any] = {
         "validation_energy_mae_per_atom_hartree": energy_mae,
         "validation_force_mae_hartree_per_angstrom": force_mae,
+        "validation_energy_mae_mev_per_atom": None
+        if energy_mae is None
+        else energy_mae * HARTREE_TO_MEV,
+        "validation_force_mae_mev_per_angstrom": None
+        if force_mae is None
+        else force_mae * HARTREE_TO_MEV,
         "n_structures": len(used.label_ids),
-        "n_available": n_available,
-        "subsampled": len(used.label_ids) < n_available,
-        "n_outputs": len(used.label_ids) * (3 * len(used.numbers) + 1),
+        "n_available": len(data.label_ids),
+        "subsampled": len(used.label_ids) < len(data.label_ids),
+        "oversize_policy": settings.oversize,
+        "n_outputs": len(used.label_ids) * (3 * used.n_atoms + 1),
+        "memory_budget_gb": plan.budget_gb,
+        "max_outputs": max_outputs,
+        "max_hyperparameter_outputs": max_hp,
+        "hyperparameter_structures": gp.hyperparameter_structures,
+        "restart_losses": None if search is None else search.restart_losses,
         "device": str(gp.device),
     }
-    return _FittedSubset(used, gp.to_bytes(), gp.hyperparameters(), metrics)
+    stored_descriptor = {
+        **descriptor.stored(),
+        "aligned": descriptor.kind == "cartesian" and not data.periodic,
+        "atom_order": "by Z",
+        "numbers": [int(z) for z in data.numbers],
+        "pbc": [bool(p) for p in data.pbc],
+        "fit_settings": settings.model_dump(exclude={"descriptor", "descriptor_by_subset"}),
+    }
+    return _FittedSubset(used, gp.to_bytes(), gp.hyperparameters(), stored_descriptor, metrics)
 
 
 def _fit_subset_job(args: tuple[SubsetData, GPFitSettings]) -> _FittedSubset:
@@ -253,10 +239,19 @@ def fit_subset_gps(
         Fit settings; defaults of :class:`GPFitSettings`.
     workers
         Subsets fitted in parallel processes (1: in this process).
+    campaign_id, iteration_id
+        Restrict to a campaign's structures and record the GP under them.
     progress
         Called with each subset key as its fit completes.
+
+    Returns
+    -------
+    list[SubsetFit]
+        One entry per fitted subset, in subset-key order.
     """
     settings = settings or GPFitSettings()
+    if workers < 1:
+        raise GPRFitError(f"workers must be at least 1; got {workers}")
     subsets = load_subsets(url, level, campaign_id, subset_keys)
     if subset_keys and not subsets:
         raise GPRFitError(
@@ -266,17 +261,19 @@ def fit_subset_gps(
     todo = [data for data in subsets if len(data.label_ids) >= MIN_SUBSET_SIZE]
     fits = []
     for fitted in _run_fits(todo, settings, workers):
-        fits.append(_store_fit(url, level, fitted, settings, campaign_id, iteration_id))
+        fits.append(_store_fit(url, level, fitted, campaign_id, iteration_id))
         if progress is not None:
             progress(fitted.data.subset_key)
     return fits
 
 
-def _run_fits(todo: list[SubsetData], settings: GPFitSettings, workers: int):  # type: ignore[no-untyped-def]
+def _run_fits(
+    todo: list[SubsetData], settings: GPFitSettings, workers: int
+) -> Iterator[_FittedSubset]:
     if workers <= 1 or len(todo) <= 1:
         yield from (fit_subset(data, settings) for data in todo)
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(_fit_subset_job, [(data, settings) for data in todo])
 
@@ -285,7 +282,6 @@ def _store_fit(
     url: str | None,
     level: str,
     fitted: _FittedSubset,
-    settings: GPFitSettings,
     campaign_id: int | None,
     iteration_id: int | None,
 ) -> SubsetFit:
@@ -296,18 +292,7 @@ def _store_fit(
             level_id=level_row.id,
             subset_key=data.subset_key,
             hyperparameters=fitted.hyperparameters,
-            descriptor={
-                "kind": "cartesian",
-                "aligned": not data.periodic,
-                "atom_order": "by Z",
-                "numbers": [int(z) for z in data.numbers],
-                "fit_settings": {
-                    "training_iterations": settings.training_iterations,
-                    "seed": settings.seed,
-                    "max_outputs": settings.max_outputs,
-                    "oversize": settings.oversize,
-                },
-            },
+            descriptor=fitted.descriptor,
             training_label_ids=data.label_ids,
             metrics=fitted.metrics,
             state=fitted.state,
@@ -324,10 +309,12 @@ def _store_fit(
         n_structures=len(data.label_ids),
         gpr_model_id=model_id,
         hyperparameters=fitted.hyperparameters,
-        energy_mae_per_atom_hartree=metrics["validation_energy_mae_per_atom_hartree"],  # type: ignore[arg-type]
-        force_mae_hartree_per_angstrom=metrics["validation_force_mae_hartree_per_angstrom"],  # type: ignore[arg-type]
-        n_available=int(metrics["n_available"]),  # type: ignore[call-overload]
+        energy_mae_per_atom_hartree=metrics["validation_energy_mae_per_atom_hartree"],
+        force_mae_hartree_per_angstrom=metrics["validation_force_mae_hartree_per_angstrom"],
+        n_available=int(metrics["n_available"]),
         subsampled=bool(metrics["subsampled"]),
+        descriptor=str(fitted.descriptor["kind"]),
+        metrics=metrics,
     )
 
 

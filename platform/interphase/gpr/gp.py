@@ -1,22 +1,26 @@
 """Exact Gaussian process on energies and gradients of one homogeneous subset.
 
 One GP models the potential energy surface of structures that share composition,
-atom count and periodicity (see :func:`interphase.records.subset_key`). It is
-fitted jointly to energies and their Cartesian derivatives (derivative
-observations, squared-exponential kernel), as in the GPR-ANN paper, and is used
+atom count and periodicity (see :func:`interphase.records.subset_key`). It is an
+exact GPyTorch GP fitted jointly to energies and their Cartesian derivatives
+(derivative observations; squared-exponential kernel, float64, constant mean,
+energies centred and scaled per subset), as in the GPR-ANN paper, and is used
 for selection (its std) and augmentation (its mean).
 
-Inputs are flattened Cartesian coordinates. Molecules (non-periodic) are first
-freed of rigid motion: centred on their centroid and rotated onto the first
-training structure (Kabsch), with gradients rotated the same way. Periodic cells
-use raw coordinates.
+Inputs (:mod:`interphase.gpr.descriptors`): flattened Cartesian coordinates,
+molecules centred and rotated onto the first training structure (Kabsch) with
+gradients rotated the same way; or SOAP, with its Jacobian in the kernel's
+derivative blocks (:mod:`interphase.gpr.kernels`). Hyperparameters maximise
+the marginal likelihood with bounds, priors and restarts
+(:mod:`interphase.gpr.hyperparameters`).
 
-Memory: an exact GP on n structures of N atoms has n(3N+1) outputs and a dense
-kernel of 8·[n(3N+1)]² bytes in float64 plus a Cholesky factor of the same size:
-200 structures × 46 atoms is 27,800 outputs, 6.2 GB per copy. ``max_outputs``
-bounds this; :mod:`interphase.gpr.fit` subsamples a subset by farthest-point
-sampling to fit under it (or raises :class:`GPTooLargeError` if asked to).
-The GP runs on CUDA when ``device="cuda"`` (or ``None`` and a GPU is present).
+Memory (:mod:`interphase.gpr.memory`): n structures of N atoms are n(3N+1)
+outputs and a dense kernel of 8·[n(3N+1)]² bytes — 200 × 46 atoms is 27,800
+outputs, 6.2 GB per copy. ``max_outputs`` bounds conditioning (``fit`` raises
+:class:`GPTooLargeError` above it, before allocating anything);
+``max_hyperparameter_outputs`` bounds the likelihood optimisation, which above
+it runs on a farthest-point sample of the structures. The GP runs on CUDA when
+``device="cuda"`` (or ``None`` and a GPU is present), else on CPU.
 
 Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 """
@@ -24,7 +28,6 @@ Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 from __future__ import annotations
 
 import io
-import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -32,29 +35,43 @@ import gpytorch
 import numpy as np
 import torch
 from gpytorch.utils.warnings import GPInputWarning
+from scipy.spatial.distance import pdist
 
-#: Default cap on n_structures * (3 * n_atoms + 1): the kernel matrix is the
-#: square of this, so 30,000 outputs is 7.2 GB in float64 (see gpr/memory.py).
-DEFAULT_MAX_OUTPUTS = 30_000
+from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
+from interphase.gpr.hyperparameters import (
+    INITIAL_NOISE,
+    HyperparameterSearch,
+    constraints_and_priors,
+    optimise_hyperparameters,
+)
+from interphase.gpr.kernels import ConstantEnergyMean, GradientSEKernel
+from interphase.gpr.memory import (
+    DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
+    DEFAULT_MAX_OUTPUTS,
+    GPTooLargeError,
+    farthest_point_indices,
+)
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUTS",
+    "EnergyGradientGP",
+    "GPInputError",
+    "GPNotFittedError",
+    "GPPrediction",
+    "GPTooLargeError",
+    "kabsch_rotation",
+]
+
 #: Below this many structures the hyperparameters are not identifiable.
 MIN_TRAINING_STRUCTURES = 2
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _DTYPE = torch.float64
-#: Test structures predicted per chunk are limited so one chunk has at most
-#: this many outputs (bounds the test/test covariance block).
+#: Test structures per prediction chunk: at most this many outputs per chunk.
 _PREDICT_CHUNK_OUTPUTS = 4_000
-#: Multiples of the median input distance tried as starting lengthscales.
-_LENGTHSCALE_FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: Starting outputscales tried (targets are scaled to O(1)).
-_OUTPUTSCALE_GRID = (0.1, 1.0, 10.0, 100.0)
 
 
 class GPInputError(ValueError):
     """Arrays given to the GP have the wrong shape, or too few structures."""
-
-
-class GPTooLargeError(ValueError):
-    """The exact GP would need more outputs than allowed (it would run out of memory)."""
 
 
 class GPNotFittedError(RuntimeError):
@@ -71,17 +88,37 @@ class GPPrediction:
 
 
 class _EnergyGradientExactGP(gpytorch.models.ExactGP):
-    """f and df/dx jointly: constant mean, scaled RBF kernel with derivative blocks."""
+    """f and df/dx jointly: constant energy mean, scaled SE kernel with derivative blocks."""
 
     def __init__(
         self,
         train_x: torch.Tensor,
         train_y: torch.Tensor,
-        likelihood: gpytorch.likelihoods.MultitaskGaussianLikelihood,
+        n_coordinates: int,
+        n_features: int | None,
+        median_distance: float,
     ) -> None:
+        bounds = constraints_and_priors(median_distance)
+        likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
+            num_tasks=n_coordinates + 1,
+            has_task_noise=False,
+            noise_constraint=bounds["noise_constraint"],
+        )
         super().__init__(train_x, train_y, likelihood)
-        self.mean_module = gpytorch.means.ConstantMeanGrad()
-        self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernelGrad())
+        self.mean_module = ConstantEnergyMean(n_coordinates)
+        base = GradientSEKernel(
+            n_coordinates,
+            n_features,
+            lengthscale_constraint=bounds["lengthscale_constraint"],
+            lengthscale_prior=bounds["lengthscale_prior"],
+        )
+        base.lengthscale = median_distance
+        self.covar_module = gpytorch.kernels.ScaleKernel(
+            base,
+            outputscale_constraint=bounds["outputscale_constraint"],
+            outputscale_prior=bounds["outputscale_prior"],
+        )
+        likelihood.noise = INITIAL_NOISE
 
     def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultitaskMultivariateNormal:
         return gpytorch.distributions.MultitaskMultivariateNormal(
@@ -105,19 +142,28 @@ class EnergyGradientGP:
     numbers
         Atomic numbers (N,), the same for every structure of the subset.
     periodic
-        True for periodic cells (raw coordinates); False for molecules (rigid
-        motion removed by centring and Kabsch alignment).
+        True for periodic structures (Cartesian inputs: raw coordinates), False for
+        molecules (Cartesian inputs: rigid motion removed by centring and Kabsch).
     training_iterations
-        Adam steps on the negative marginal log likelihood.
+        Adam steps on the negative log posterior, per restart.
     seed
-        Seed of the torch random state used while fitting.
+        Seed of the hyperparameter search.
     max_outputs
-        Largest allowed n_structures * (3N + 1); beyond it ``fit`` raises
-        :class:`GPTooLargeError` instead of running out of memory.
+        Largest allowed n_structures * (3N + 1) to condition on; beyond it ``fit``
+        raises :class:`GPTooLargeError` instead of running out of memory.
     learning_rate
         Adam learning rate for the hyperparameters.
     device
         Torch device for kernel algebra; ``None`` picks CUDA when available.
+    descriptor
+        Input descriptor; ``None`` means Cartesian.
+    restarts
+        Adam runs from the best points of a coarse grid (see hyperparameters).
+    max_hyperparameter_outputs
+        Above this many outputs, hyperparameters are fitted on a farthest-point
+        sample of the structures (the GP still conditions on all of them).
+    pbc
+        Periodic directions for SOAP (default: all three equal to ``periodic``).
     """
 
     def __init__(
@@ -127,26 +173,38 @@ class EnergyGradientGP:
         training_iterations: int = 100,
         seed: int = 0,
         max_outputs: int = DEFAULT_MAX_OUTPUTS,
-        learning_rate: float = 0.2,
+        learning_rate: float = 0.1,
         device: str | None = None,
+        *,
+        descriptor: DescriptorSettings | None = None,
+        restarts: int = 3,
+        max_hyperparameter_outputs: int = DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
+        pbc: tuple[bool, bool, bool] | None = None,
     ) -> None:
         self.numbers = np.asarray(numbers, dtype=np.int64).reshape(-1)
         self.periodic = bool(periodic)
+        self.pbc = pbc if pbc is not None else (self.periodic,) * 3
         self.training_iterations = int(training_iterations)
         self.seed = int(seed)
         self.max_outputs = int(max_outputs)
         self.learning_rate = float(learning_rate)
+        self.descriptor = descriptor or DescriptorSettings()
+        self.restarts = int(restarts)
+        self.max_hyperparameter_outputs = int(max_hyperparameter_outputs)
         self.device = torch.device(
             device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         )
+        self.search: HyperparameterSearch | None = None
+        self.hyperparameter_structures = 0
         self._model: _EnergyGradientExactGP | None = None
         self._train_positions = np.empty((0, self.n_atoms, 3))
         self._train_energies = np.empty(0)
         self._train_gradients = np.empty((0, self.n_atoms, 3))
+        self._train_cells: np.ndarray | None = None
         self._reference_centred = np.zeros((self.n_atoms, 3))
         self._energy_offset_hartree = 0.0
         self._energy_scale_hartree = 1.0
-        self._initial_lengthscale_angstrom = 1.0
+        self._median_distance = 1.0
 
     @property
     def n_atoms(self) -> int:
@@ -157,12 +215,17 @@ class EnergyGradientGP:
         """One energy plus 3N gradient components."""
         return 3 * self.n_atoms + 1
 
+    @property
+    def uses_soap(self) -> bool:
+        return self.descriptor.kind == "soap"
+
     # ------------------------------------------------------------------ fit
     def fit(
         self,
         positions_angstrom: np.ndarray,
         energies_hartree: np.ndarray,
         gradients_hartree_per_angstrom: np.ndarray,
+        cells_angstrom: np.ndarray | None = None,
     ) -> EnergyGradientGP:
         """Fit hyperparameters by marginal likelihood and condition on the data.
 
@@ -174,6 +237,8 @@ class EnergyGradientGP:
             (n,) total energies.
         gradients_hartree_per_angstrom
             (n, N, 3) energy gradients dE/dx (minus the forces).
+        cells_angstrom
+            (n, 3, 3) cells; needed for periodic SOAP inputs only.
 
         Returns
         -------
@@ -183,13 +248,26 @@ class EnergyGradientGP:
         positions, energies, gradients = self._check_training_arrays(
             positions_angstrom, energies_hartree, gradients_hartree_per_angstrom
         )
-        self._set_training_data(positions, energies, gradients)
-        model, likelihood = self._build_model()
-        with torch.random.fork_rng(devices=[]):
+        self._set_training_data(positions, energies, gradients, cells_angstrom)
+        x, y, fps_inputs = self._training_tensors()
+        limit = max(MIN_TRAINING_STRUCTURES, self.max_hyperparameter_outputs // y.shape[1])
+        subset = farthest_point_indices(fps_inputs, limit) if len(x) > limit else np.arange(len(x))
+        self.hyperparameter_structures = len(subset)
+        index = torch.as_tensor(subset, device=self.device)
+        model = self._new_model(x[index], y[index])
+        with torch.random.fork_rng(devices=[]), self._exact_settings():
             torch.manual_seed(self.seed)
-            self._optimise_hyperparameters(model, likelihood)
-        model.eval()
-        likelihood.eval()
+            self.search = optimise_hyperparameters(
+                model,
+                median_distance=self._median_distance,
+                iterations=self.training_iterations,
+                restarts=self.restarts,
+                learning_rate=self.learning_rate,
+                seed=self.seed,
+            )
+        if len(subset) < len(x):
+            model.set_train_data(x, y, strict=False)
+        self._finish(model)
         return self
 
     def _check_training_arrays(
@@ -220,7 +298,7 @@ class EnergyGradientGP:
                 f"{n} structures x (3*{self.n_atoms}+1) = {n_outputs} outputs exceeds "
                 f"max_outputs={self.max_outputs} (kernel matrix would need "
                 f"{8 * n_outputs**2 / 1e9:.1f} GB); fit on fewer structures, split the "
-                "subset, or raise max_outputs if memory allows"
+                "subset, or raise the memory budget if the machine has the memory"
             )
         if not (np.all(np.isfinite(energies)) and np.all(np.isfinite(gradients))):
             raise GPInputError("energies_hartree and gradients contain NaN or inf")
@@ -235,116 +313,129 @@ class EnergyGradientGP:
             )
         return positions
 
+    def _check_cells(self, cells: np.ndarray | None, n: int) -> np.ndarray | None:
+        if cells is None:
+            if self.uses_soap and any(self.pbc):
+                raise GPInputError("periodic SOAP inputs need cells_angstrom (n, 3, 3)")
+            return None
+        cells = np.asarray(cells, dtype=np.float64)
+        if cells.shape != (n, 3, 3):
+            raise GPInputError(f"cells_angstrom has shape {cells.shape}; expected ({n}, 3, 3)")
+        return cells
+
     def _set_training_data(
-        self, positions: np.ndarray, energies: np.ndarray, gradients: np.ndarray
+        self,
+        positions: np.ndarray,
+        energies: np.ndarray,
+        gradients: np.ndarray,
+        cells: np.ndarray | None,
     ) -> None:
         self._train_positions = positions
         self._train_energies = energies
         self._train_gradients = gradients
+        self._train_cells = self._check_cells(cells, len(positions))
         self._reference_centred = positions[0] - positions[0].mean(axis=0)
         self._energy_offset_hartree = float(energies.mean())
         aligned, _ = self._align(positions)
-        self._initial_lengthscale_angstrom = _median_pairwise_distance(aligned)
         self._energy_scale_hartree = _energy_scale(
-            energies, gradients, self._initial_lengthscale_angstrom
+            energies, gradients, _median_pairwise_distance(aligned)
         )
 
-    def _build_model(
-        self,
-    ) -> tuple[_EnergyGradientExactGP, gpytorch.likelihoods.MultitaskGaussianLikelihood]:
-        """Model conditioned on the stored training data (hyperparameters at defaults)."""
-        aligned, rotations = self._align(self._train_positions)
+    def _training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Inputs (n, D), scaled targets (n, 3N+1) and the inputs for farthest-point sampling."""
+        x, rotations, distance_inputs = self._inputs(self._train_positions, self._train_cells)
+        self._median_distance = _median_pairwise_distance(distance_inputs)
         gradients = np.einsum("nai,nij->naj", self._train_gradients, rotations)
         scale = self._energy_scale_hartree
         targets = np.concatenate(
             [
                 ((self._train_energies - self._energy_offset_hartree) / scale)[:, None],
-                gradients.reshape(len(aligned), -1) / scale,
+                gradients.reshape(len(x), -1) / scale,
             ],
             axis=1,
         )
-        train_x = torch.as_tensor(aligned.reshape(len(aligned), -1), dtype=_DTYPE).to(self.device)
-        train_y = torch.as_tensor(targets, dtype=_DTYPE).to(self.device)
-        likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
-            num_tasks=self.n_outputs_per_structure,
-            has_task_noise=False,
-            noise_constraint=gpytorch.constraints.GreaterThan(1e-8),
+        return self._tensor(x), self._tensor(targets), distance_inputs
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=_DTYPE).to(self.device)
+
+    def _new_model(self, x: torch.Tensor, y: torch.Tensor) -> _EnergyGradientExactGP:
+        n_features = None
+        if self.uses_soap:
+            n_features = x.shape[1] // (3 * self.n_atoms + 1)
+        model = _EnergyGradientExactGP(
+            x, y.reshape(len(x), -1), 3 * self.n_atoms, n_features, self._median_distance
         ).to(device=self.device, dtype=_DTYPE)
-        likelihood.noise = 1e-6
-        model = _EnergyGradientExactGP(train_x, train_y, likelihood).to(
-            device=self.device, dtype=_DTYPE
-        )
         self._model = model
-        return model, likelihood
+        return model
 
-    def _optimise_hyperparameters(
-        self,
-        model: _EnergyGradientExactGP,
-        likelihood: gpytorch.likelihoods.MultitaskGaussianLikelihood,
-    ) -> None:
-        model.train()
-        likelihood.train()
-        mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
-        train_x, train_y = model.train_inputs[0], model.train_targets
-        with self._exact_settings():
-            self._start_from_best_grid_point(model, mll)
-            optimiser = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-            for _ in range(self.training_iterations):
-                optimiser.zero_grad()
-                loss = -mll(model(train_x), train_y)
-                loss.backward()
-                optimiser.step()
-
-    def _start_from_best_grid_point(
-        self, model: _EnergyGradientExactGP, mll: gpytorch.mlls.ExactMarginalLogLikelihood
-    ) -> None:
-        """Set lengthscale and outputscale to the best point of a coarse grid.
-
-        The median input distance alone is often far too short for small
-        displacements, and ~100 Adam steps on softplus-transformed parameters cannot
-        travel far, so Adam starts from the grid point of highest marginal likelihood.
-        """
-        train_x, train_y = model.train_inputs[0], model.train_targets
-        scaled_kernel = model.covar_module
-        best: tuple[float, float, float] = (float("inf"), 1.0, 1.0)
-        with torch.no_grad():
-            for factor, outputscale in itertools.product(_LENGTHSCALE_FACTORS, _OUTPUTSCALE_GRID):
-                lengthscale = factor * self._initial_lengthscale_angstrom
-                scaled_kernel.base_kernel.lengthscale = lengthscale
-                scaled_kernel.outputscale = outputscale
-                loss = float(-mll(model(train_x), train_y))
-                if loss < best[0]:
-                    best = (loss, lengthscale, outputscale)
-        scaled_kernel.base_kernel.lengthscale = best[1]
-        scaled_kernel.outputscale = best[2]
+    def _finish(self, model: _EnergyGradientExactGP) -> None:
+        model.eval()
+        model.likelihood.eval()
+        self._model = model
 
     def _exact_settings(self) -> gpytorch.settings._feature_flag:
         # Cholesky throughout: gpytorch would switch to approximate CG solves above
         # 800 outputs by default.
-        return gpytorch.settings.max_cholesky_size(self.max_outputs + 1)
+        return gpytorch.settings.max_cholesky_size(10**9)
+
+    # -------------------------------------------------------------- inputs
+    def _inputs(
+        self, positions: np.ndarray, cells: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GP inputs (m, D), the rotation into the GP frame per structure and distance inputs."""
+        aligned, rotations = self._align(positions)
+        if not self.uses_soap:
+            flat = aligned.reshape(len(positions), -1)
+            return flat, rotations, flat
+        features, jacobian = soap_with_jacobian(
+            self.numbers, positions, self.descriptor, pbc=self.pbc, cells_angstrom=cells
+        )
+        identity = np.broadcast_to(np.eye(3), (len(positions), 3, 3))
+        x = np.concatenate([features, jacobian.reshape(len(positions), -1)], axis=1)
+        return x, identity, features
+
+    def _align(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cartesian inputs in the GP frame and the rotation R used per structure (m, 3, 3)."""
+        rotations = np.broadcast_to(np.eye(3), (len(positions), 3, 3)).copy()
+        if self.periodic:
+            return positions.copy(), rotations
+        centred = positions - positions.mean(axis=1, keepdims=True)
+        for k, structure in enumerate(centred):
+            rotations[k] = kabsch_rotation(structure, self._reference_centred)
+        aligned = np.einsum("nai,nij->naj", centred, rotations)
+        return aligned, rotations
 
     # -------------------------------------------------------------- predict
-    def predict(self, positions_angstrom: np.ndarray) -> GPPrediction:
+    def predict(
+        self, positions_angstrom: np.ndarray, cells_angstrom: np.ndarray | None = None
+    ) -> GPPrediction:
         """Posterior mean energy, its std and mean gradient at m structures (m, N, 3)."""
         model = self._require_model()
         positions = self._check_positions(positions_angstrom, "positions_angstrom")
-        aligned, rotations = self._align(positions)
+        cells = self._check_cells(cells_angstrom, len(positions))
         chunk = max(1, _PREDICT_CHUNK_OUTPUTS // self.n_outputs_per_structure)
-        means, variances = [], []
+        means, variances, rotations = [], [], []
         with torch.no_grad(), self._exact_settings(), warnings.catch_warnings():
             # Predicting at the training inputs is legitimate (e.g. checking the fit).
             warnings.simplefilter("ignore", GPInputWarning)
-            for start in range(0, len(aligned), chunk):
-                x = torch.as_tensor(aligned[start : start + chunk].reshape(-1, 3 * self.n_atoms))
-                posterior = model(x.to(device=self.device, dtype=_DTYPE))
+            for start in range(0, len(positions), chunk):
+                part = slice(start, start + chunk)
+                x, rotation, _ = self._inputs(
+                    positions[part], None if cells is None else cells[part]
+                )
+                posterior = model(self._tensor(x))
                 means.append(posterior.mean.cpu().numpy())
                 variances.append(posterior.variance[:, 0].cpu().numpy())
-        mean = np.concatenate(means) if means else np.empty((0, self.n_outputs_per_structure))
+                rotations.append(rotation)
+        width = self.n_outputs_per_structure
+        mean = np.concatenate(means) if means else np.empty((0, width))
         variance = np.concatenate(variances) if variances else np.empty(0)
+        rotation_all = np.concatenate(rotations) if rotations else np.empty((0, 3, 3))
         scale = self._energy_scale_hartree
-        gradient_aligned = mean[:, 1:].reshape(-1, self.n_atoms, 3) * scale
-        # Rotate back to the caller's frame: aligned = centred @ R, so g = g' @ R^T.
-        gradient = np.einsum("naj,nij->nai", gradient_aligned, rotations)
+        gradient_frame = mean[:, 1:].reshape(-1, self.n_atoms, 3) * scale
+        # Back to the caller's frame: aligned = centred @ R, so g = g' @ R^T.
+        gradient = np.einsum("naj,nij->nai", gradient_frame, rotation_all)
         return GPPrediction(
             energy_hartree=mean[:, 0] * scale + self._energy_offset_hartree,
             energy_std_hartree=np.sqrt(np.clip(variance, 0.0, None)) * scale,
@@ -356,16 +447,11 @@ class EnergyGradientGP:
             raise GPNotFittedError("call fit() (or from_bytes()) before using the GP")
         return self._model
 
-    def _align(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs in the GP frame and the rotation R used per structure (m, 3, 3)."""
-        identity = np.broadcast_to(np.eye(3), (len(positions), 3, 3)).copy()
-        if self.periodic:
-            return positions.copy(), identity
-        centred = positions - positions.mean(axis=1, keepdims=True)
-        for k, structure in enumerate(centred):
-            identity[k] = kabsch_rotation(structure, self._reference_centred)
-        aligned = np.einsum("nai,nij->naj", centred, identity)
-        return aligned, identity
+    # ------------------------------------------------------ hyperparameters
+    @property
+    def lengthscale_key(self) -> str:
+        """``lengthscale_angstrom`` (Cartesian) or ``lengthscale_soap`` (descriptor units)."""
+        return "lengthscale_soap" if self.uses_soap else "lengthscale_angstrom"
 
     def hyperparameters(self) -> dict[str, float]:
         """Fitted hyperparameters in physical units.
@@ -376,7 +462,7 @@ class EnergyGradientGP:
         model = self._require_model()
         scale = self._energy_scale_hartree
         return {
-            "lengthscale_angstrom": float(model.covar_module.base_kernel.lengthscale.item()),
+            self.lengthscale_key: float(model.covar_module.base_kernel.lengthscale.item()),
             "outputscale_hartree2": float(model.covar_module.outputscale.item()) * scale**2,
             "noise_hartree2": float(model.likelihood.noise.item()) * scale**2,
             "mean_hartree": float(model.mean_module.constant.item()) * scale
@@ -384,27 +470,35 @@ class EnergyGradientGP:
         }
 
     def set_hyperparameters(
-        self, *, lengthscale_angstrom: float, outputscale_hartree2: float | None = None
+        self,
+        *,
+        lengthscale_angstrom: float | None = None,
+        outputscale_hartree2: float | None = None,
+        lengthscale: float | None = None,
     ) -> EnergyGradientGP:
         """Fix the kernel hyperparameters by hand (e.g. chosen on validation data).
 
         The GP stays conditioned on its training data; only the kernel changes.
-        ``outputscale_hartree2`` keeps its fitted value when not given.
+        ``lengthscale`` is in the input's units (Å for Cartesian inputs, the same as
+        ``lengthscale_angstrom``); a value not given keeps its fitted value.
         """
         model = self._require_model()
-        if lengthscale_angstrom <= 0 or (
-            outputscale_hartree2 is not None and outputscale_hartree2 <= 0
+        new_lengthscale = lengthscale if lengthscale is not None else lengthscale_angstrom
+        for name, value in (
+            ("lengthscale", new_lengthscale),
+            ("outputscale", outputscale_hartree2),
         ):
-            raise GPInputError("lengthscale and outputscale must be positive")
-        model.train()
+            if value is not None and not value > 0:
+                raise GPInputError(f"{name} must be positive; got {value}")
+        model.train()  # drops gpytorch's cached prediction strategy
         with torch.no_grad():
-            model.covar_module.base_kernel.lengthscale = lengthscale_angstrom
+            if new_lengthscale is not None:
+                model.covar_module.base_kernel.lengthscale = new_lengthscale
             if outputscale_hartree2 is not None:
                 model.covar_module.outputscale = (
                     outputscale_hartree2 / self._energy_scale_hartree**2
                 )
-        model.eval()
-        model.likelihood.eval()
+        self._finish(model)
         return self
 
     # ---------------------------------------------------------- persistence
@@ -415,13 +509,20 @@ class EnergyGradientGP:
             "format_version": _FORMAT_VERSION,
             "numbers": torch.as_tensor(self.numbers),
             "periodic": self.periodic,
+            "pbc": list(self.pbc),
+            "descriptor": self.descriptor.model_dump(),
             "training_iterations": self.training_iterations,
             "seed": self.seed,
             "max_outputs": self.max_outputs,
+            "max_hyperparameter_outputs": self.max_hyperparameter_outputs,
+            "restarts": self.restarts,
             "learning_rate": self.learning_rate,
             "positions_angstrom": torch.as_tensor(self._train_positions),
             "energies_hartree": torch.as_tensor(self._train_energies),
             "gradients_hartree_per_angstrom": torch.as_tensor(self._train_gradients),
+            "cells_angstrom": None
+            if self._train_cells is None
+            else torch.as_tensor(self._train_cells),
             "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
         }
         buffer = io.BytesIO()
@@ -435,8 +536,9 @@ class EnergyGradientGP:
         if payload.get("format_version") != _FORMAT_VERSION:
             raise GPInputError(
                 f"GP bytes have format_version {payload.get('format_version')!r}; this "
-                f"interphase reads version {_FORMAT_VERSION}"
+                f"interphase reads version {_FORMAT_VERSION} — refit with `interphase gpr fit`"
             )
+        pbc = payload["pbc"]
         gp = cls(
             numbers=payload["numbers"].numpy(),
             periodic=payload["periodic"],
@@ -445,16 +547,22 @@ class EnergyGradientGP:
             max_outputs=payload["max_outputs"],
             learning_rate=payload["learning_rate"],
             device=device,
+            descriptor=DescriptorSettings(**payload["descriptor"]),
+            restarts=payload["restarts"],
+            max_hyperparameter_outputs=payload["max_hyperparameter_outputs"],
+            pbc=(bool(pbc[0]), bool(pbc[1]), bool(pbc[2])),
         )
+        cells = payload["cells_angstrom"]
         gp._set_training_data(
             payload["positions_angstrom"].numpy(),
             payload["energies_hartree"].numpy(),
             payload["gradients_hartree_per_angstrom"].numpy(),
+            None if cells is None else cells.numpy(),
         )
-        model, likelihood = gp._build_model()
+        x, y, _ = gp._training_tensors()
+        model = gp._new_model(x, y)
         model.load_state_dict(payload["model_state"])
-        model.eval()
-        likelihood.eval()
+        gp._finish(model)
         return gp
 
 
@@ -463,7 +571,7 @@ def _energy_scale(
 ) -> float:
     """Scale (Hartree) that makes both targets O(1) at outputscale 1.
 
-    For an RBF kernel the gradient std is sqrt(outputscale) / lengthscale, so
+    For an SE kernel the gradient std is sqrt(outputscale) / lengthscale, so
     gradients of size g over a lengthscale l need an energy scale of about g * l;
     scaling by the energy spread alone makes gradients huge for small displacements.
     """
@@ -473,9 +581,8 @@ def _energy_scale(
 
 
 def _median_pairwise_distance(inputs: np.ndarray) -> float:
-    """Median distance between flattened inputs (Å), the initial lengthscale."""
-    flat = inputs.reshape(len(inputs), -1)
-    distances = np.sqrt(((flat[:, None, :] - flat[None, :, :]) ** 2).sum(-1))
-    upper = distances[np.triu_indices(len(flat), k=1)]
-    median = float(np.median(upper)) if upper.size else 1.0
+    """Median distance between flattened inputs, the reference lengthscale."""
+    flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+    distances = pdist(flat) if len(flat) > 1 else np.empty(0)
+    median = float(np.median(distances)) if distances.size else 1.0
     return median if median > 1e-6 else 1.0

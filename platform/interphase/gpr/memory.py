@@ -1,37 +1,133 @@
 """Memory planning for exact energy+gradient GPs.
 
-An exact GP over n structures of N atoms conditions on n(3N+1) outputs. The
-dense kernel takes 8·[n(3N+1)]² bytes in float64 and its Cholesky factor as much
-again, so memory, not time, limits a subset:
+An exact GP over n structures of N atoms conditions on K = n(3N+1) outputs;
+its dense float64 kernel takes 8·K² bytes:
 
-=================  ========  ===========
+=================== ========  ===========
 structures × atoms  outputs   kernel (GB)
-=================  ========  ===========
-100 × 20             6,100        0.30
-200 × 20            12,200        1.19
-100 × 46            13,900        1.55
-200 × 46            27,800        6.18
-400 × 46            55,600       24.7
-=================  ========  ===========
+=================== ========  ===========
+100 × 20               6,100        0.30
+200 × 20              12,200        1.19
+100 × 46              13,900        1.55
+200 × 46              27,800        6.18
+400 × 46              55,600       24.7
+=================== ========  ===========
 
-A subset above ``max_outputs`` is either subsampled by farthest-point sampling
-in the GP's input space (the default: the most diverse structures are kept, so
-uncertainty stays meaningful) or refused with
-:class:`~interphase.gpr.gp.GPTooLargeError`. The default cap of 30,000 outputs
-(7.2 GB kernel, ~15 GB with the factor) fits a 24 GB workstation and an 80 GB GPU.
+Peak memory is a multiple of the kernel, measured on CPU (peak RSS above the
+baseline, gpytorch 1.15, :mod:`interphase.gpr.kernels`): about
+:data:`FIT_KERNEL_COPIES` kernels during a marginal-likelihood gradient step
+(kernel, cached geometry, Cholesky factor, backward buffers) and
+:data:`CONDITION_KERNEL_COPIES` while conditioning and predicting. SOAP inputs
+add one kernel-sized J_iᵀJ_j block and their stored Jacobians
+(K·F' floats, F' features per structure, twice).
+
+A memory budget (default :data:`DEFAULT_CPU_BUDGET_GB` on CPU, a fraction
+:data:`DEFAULT_GPU_BUDGET_FRACTION` of the device on CUDA: 8 GB of a 24 GB
+workstation, ~68 GB of an 80 GB H100) gives two caps: ``max_outputs`` for
+conditioning and ``max_hyperparameter_outputs`` for the likelihood
+optimisation. Hyperparameters are fitted on a farthest-point sample under the
+second cap and the GP then conditions on everything under the first. A subset
+above ``max_outputs`` is subsampled by farthest-point sampling in the GP's
+input space (policy ``"subsample"``, the default: the most diverse structures
+are kept, so uncertainty stays meaningful) or refused with
+:class:`GPTooLargeError` (policy ``"error"``) — never an out-of-memory crash.
+
+With the defaults and Cartesian inputs: CPU (8 GB) conditions on up to 12,900
+outputs (92 structures × 46 atoms) and fits hyperparameters on at most
+:data:`CPU_HYPERPARAMETER_OUTPUTS` (time, not memory); a GPU with 68 GB
+conditions on up to 37,600 outputs (270 × 46) and fits hyperparameters on up to
+30,700 (221 × 46), so the 200 × 46 case runs whole. SOAP inputs (4 species,
+n_max=4, l_max=3, 46 atoms: 25,000 features per structure) lower these to
+8,900 (64 × 46) on CPU and 31,500 (226 × 46) on the GPU.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from interphase.gpr.gp import DEFAULT_MAX_OUTPUTS, GPTooLargeError
-
-__all__ = ["DEFAULT_MAX_OUTPUTS", "farthest_point_indices", "plan_training_indices"]
-
 OversizePolicy = Literal["subsample", "error"]
+
+#: Peak bytes / kernel bytes during a marginal-likelihood gradient step (measured).
+FIT_KERNEL_COPIES = 9.0
+#: Peak bytes / kernel bytes while conditioning on the data and predicting (measured).
+CONDITION_KERNEL_COPIES = 6.0
+DEFAULT_CPU_BUDGET_GB = 8.0
+DEFAULT_GPU_BUDGET_FRACTION = 0.85
+#: On CPU, hyperparameters are fitted on at most this many outputs (time, not
+#: memory: one likelihood gradient step at 3,100 outputs takes ~9 s on one core).
+CPU_HYPERPARAMETER_OUTPUTS = 3_000
+
+
+class GPTooLargeError(ValueError):
+    """The exact GP would need more memory than its budget allows."""
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Output caps derived from a memory budget."""
+
+    budget_gb: float
+    max_outputs: int  # conditioning and prediction
+    max_hyperparameter_outputs: int  # marginal-likelihood gradient steps
+
+
+def default_budget_gb(device: str | None = None) -> float:
+    """Default memory budget (GB) for the device: 8 GB on CPU, 85 % of a GPU."""
+    import torch
+
+    name = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(torch.device(name)).total_memory
+        return DEFAULT_GPU_BUDGET_FRACTION * total / 1e9
+    return DEFAULT_CPU_BUDGET_GB
+
+
+def _max_outputs(budget_bytes: float, kernel_copies: float, features_per_structure: int) -> int:
+    # copies·8·K² + 2·8·K·F' = budget  →  K = (-b + sqrt(b² + 4ac)) / 2a
+    a, b = 8.0 * kernel_copies, 16.0 * features_per_structure
+    return int((-b + math.sqrt(b * b + 4.0 * a * budget_bytes)) / (2.0 * a))
+
+
+def plan_for_budget(
+    budget_gb: float, features_per_structure: int = 0, *, on_gpu: bool = False
+) -> MemoryPlan:
+    """Caps on outputs for a budget; ``features_per_structure`` > 0 for SOAP inputs.
+
+    On CPU the hyperparameter cap is also at most :data:`CPU_HYPERPARAMETER_OUTPUTS`.
+    """
+    if not math.isfinite(budget_gb) or budget_gb <= 0:
+        raise ValueError(f"memory budget must be a positive number of GB; got {budget_gb}")
+    extra = 1.0 if features_per_structure else 0.0  # J_iᵀJ_j block of descriptor inputs
+    budget = budget_gb * 1e9
+    hyperparameter_outputs = _max_outputs(budget, FIT_KERNEL_COPIES + extra, features_per_structure)
+    if not on_gpu:
+        hyperparameter_outputs = min(hyperparameter_outputs, CPU_HYPERPARAMETER_OUTPUTS)
+    return MemoryPlan(
+        budget_gb=budget_gb,
+        max_outputs=_max_outputs(budget, CONDITION_KERNEL_COPIES + extra, features_per_structure),
+        max_hyperparameter_outputs=hyperparameter_outputs,
+    )
+
+
+def plan_for_device(
+    device: str | None = None, budget_gb: float | None = None, features_per_structure: int = 0
+) -> MemoryPlan:
+    """The plan for ``device`` (``None``: CUDA if present) and a budget (default per device)."""
+    import torch
+
+    name = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    budget = budget_gb if budget_gb is not None else default_budget_gb(name)
+    return plan_for_budget(budget, features_per_structure, on_gpu=name.startswith("cuda"))
+
+
+#: Caps of the default CPU budget, for a GP built without a plan.
+DEFAULT_PLAN = plan_for_budget(DEFAULT_CPU_BUDGET_GB)
+DEFAULT_MAX_OUTPUTS = DEFAULT_PLAN.max_outputs
+DEFAULT_MAX_HYPERPARAMETER_OUTPUTS = DEFAULT_PLAN.max_hyperparameter_outputs
 
 
 def kernel_gigabytes(n_structures: int, n_atoms: int) -> float:
@@ -40,13 +136,16 @@ def kernel_gigabytes(n_structures: int, n_atoms: int) -> float:
     return 8.0 * outputs**2 / 1e9
 
 
-def max_structures(n_atoms: int, max_outputs: int = DEFAULT_MAX_OUTPUTS) -> int:
+def max_structures(n_atoms: int, max_outputs: int) -> int:
     """How many structures of ``n_atoms`` atoms fit under ``max_outputs``."""
     return max(0, max_outputs // (3 * n_atoms + 1))
 
 
 def farthest_point_indices(inputs: np.ndarray, k: int, start: int = 0) -> np.ndarray:
-    """Greedy farthest-point sample of ``k`` rows of ``inputs`` (n, d), starting at ``start``."""
+    """Greedy farthest-point sample of ``k`` rows of ``inputs`` (n, ...), starting at ``start``.
+
+    Returns the chosen row indices in increasing order.
+    """
     flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
     n = len(flat)
     if k >= n:
@@ -73,7 +172,7 @@ def plan_training_indices(
     Parameters
     ----------
     inputs
-        (n, ...) structures in the GP's input frame (aligned coordinates).
+        (n, ...) structures in a common frame (aligned coordinates).
     n_atoms
         Atoms per structure.
     max_outputs
@@ -81,6 +180,8 @@ def plan_training_indices(
     policy
         ``"subsample"`` keeps a farthest-point sample; ``"error"`` raises
         :class:`GPTooLargeError` naming the subset and the memory it would need.
+    subset_key
+        Named in the error message.
     """
     n = len(inputs)
     limit = max_structures(n_atoms, max_outputs)
@@ -91,6 +192,6 @@ def plan_training_indices(
             f"subset {subset_key or '?'}: {n} structures × {n_atoms} atoms = "
             f"{n * (3 * n_atoms + 1)} outputs ({kernel_gigabytes(n, n_atoms):.1f} GB kernel) "
             f"exceeds max_outputs={max_outputs} ({limit} structures); use the 'subsample' "
-            "policy, raise max_outputs if memory allows, or split the subset"
+            "policy, raise the memory budget if the machine has the memory, or split the subset"
         )
     return farthest_point_indices(inputs, limit)

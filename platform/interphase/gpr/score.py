@@ -24,6 +24,7 @@ from interphase.db.models import (
 from interphase.db.session import transaction
 from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.select import select_uncertain, spread_out
+from interphase.gpr.subsets import gp_arrays
 
 #: Default minimum RMSD (Å) between two picks of the same subset in one iteration.
 DEFAULT_MIN_RMSD_ANGSTROM = 0.01
@@ -75,23 +76,30 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
         [None] * len(structure_ids),
         energies,
     )
-    gps: dict[str, EnergyGradientGP] = {}
+    by_subset: dict[str, list[int]] = {}
+    cells: list[np.ndarray | None] = []
     for i, sid in enumerate(structure_ids):
         structure = by_id[sid]
-        order = np.argsort(structure.numbers, kind="stable")
-        positions = structure.positions_angstrom[order]
+        _, positions, cell = gp_arrays(structure)
         scores.subset_keys.append(structure.subset_key)
         scores.positions_angstrom.append(positions)
         scores.periodic.append(structure.pbc != "nnn")
-        if structure.subset_key not in states:
-            continue
-        model_id, state = states[structure.subset_key]
-        if structure.subset_key not in gps:
-            gps[structure.subset_key] = EnergyGradientGP.from_bytes(state)
-        prediction = gps[structure.subset_key].predict(positions[None])
-        scores.std_per_atom_hartree[i] = prediction.energy_std_hartree[0] / structure.n_atoms
-        energies[i] = prediction.energy_hartree[0]
-        scores.gpr_model_ids[i] = model_id
+        cells.append(cell)
+        by_subset.setdefault(structure.subset_key, []).append(i)
+    for key, indices in by_subset.items():
+        if key not in states:
+            continue  # no GP for this subset: stays maximally uncertain (inf)
+        model_id, state = states[key]
+        gp = EnergyGradientGP.from_bytes(state)
+        subset_cells = [cells[i] for i in indices]
+        prediction = gp.predict(
+            np.stack([scores.positions_angstrom[i] for i in indices]),
+            None if any(c is None for c in subset_cells) else np.stack(subset_cells),  # type: ignore[arg-type]
+        )
+        scores.std_per_atom_hartree[indices] = prediction.energy_std_hartree / gp.n_atoms
+        energies[indices] = prediction.energy_hartree
+        for i in indices:
+            scores.gpr_model_ids[i] = model_id
     return scores
 
 

@@ -1,0 +1,161 @@
+"""Squared-exponential kernel with derivative observations, for GPyTorch.
+
+The latent energy is f(x) = g(D(x)) with g ~ GP(c, s·exp(-|a-b|²/2l²)) on an
+input map D: the identity for Cartesian inputs, SOAP for invariant ones. The
+outputs per structure are (f, ∂f/∂x_1 … ∂f/∂x_3N), and with r = D_i - D_j,
+J_i = dD/dx at structure i, P = J_iᵀr, Q = J_jᵀr and k = exp(-|r|²/2l²):
+
+    cov(f_i,  f_j)  = k
+    cov(f_i,  ∂f_j) = k Q / l²
+    cov(∂f_i, f_j)  = -k P / l²
+    cov(∂f_i, ∂f_j) = k (J_iᵀJ_j / l² - P Qᵀ / l⁴)
+
+(J = I for Cartesian inputs recovers GPyTorch's ``RBFKernelGrad``). The matrix
+is returned in GPyTorch's multitask layout (outputs of one structure
+adjacent). Unlike ``RBFKernelGrad`` it is built block by block in that layout
+(no permutation copy), and the parts that do not depend on the lengthscale
+(distances, P, Q, J_iᵀJ_j, PQᵀ) can be cached while hyperparameters are
+optimised, so each marginal-likelihood step costs little more than its Cholesky.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gpytorch
+import torch
+
+
+class ConstantEnergyMean(gpytorch.means.Mean):
+    """Constant mean for the energy, zero for its n_coordinates derivatives."""
+
+    def __init__(self, n_coordinates: int) -> None:
+        super().__init__()
+        self.n_coordinates = int(n_coordinates)
+        self.register_parameter("constant", torch.nn.Parameter(torch.zeros(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        energy = self.constant.to(x.dtype).expand(x.shape[0], 1)
+        return torch.nn.functional.pad(energy, (0, self.n_coordinates))
+
+
+@dataclass
+class _Geometry:
+    """Lengthscale-independent pieces of K(x1, x2)."""
+
+    squared_distance: torch.Tensor  # (n1, n2)
+    p: torch.Tensor  # (n1, C, n2): J_iᵀ r_ij
+    q: torch.Tensor  # (n1, n2, C): J_jᵀ r_ij
+    jtj: torch.Tensor | None  # (n1, C, n2, C), None for Cartesian (identity)
+    pq: torch.Tensor  # (n1, C, n2, C): P Qᵀ
+
+
+class GradientSEKernel(gpytorch.kernels.Kernel):
+    """SE kernel on D(x) with energy and Cartesian-derivative outputs.
+
+    Parameters
+    ----------
+    n_coordinates
+        3N, the derivative outputs per structure.
+    n_features
+        Length of D(x) for descriptor inputs, whose rows are
+        ``[D (n_features), J flattened (n_features * n_coordinates)]``;
+        ``None`` for Cartesian inputs (rows are x itself, J = I).
+    """
+
+    has_lengthscale = True
+
+    def __init__(self, n_coordinates: int, n_features: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.n_coordinates = int(n_coordinates)
+        self.n_features = n_features
+        #: Keep the geometry of the last (x1, x2) while hyperparameters are optimised.
+        self.cache_geometry = False
+        self._cached: tuple[torch.Tensor, torch.Tensor, _Geometry] | None = None
+
+    def num_outputs_per_input(self, x1: torch.Tensor, x2: torch.Tensor) -> int:
+        return self.n_coordinates + 1
+
+    def clear_cache(self) -> None:
+        self._cached = None
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.n_features is None:
+            return x, None
+        f = self.n_features
+        return x[:, :f], x[:, f:].reshape(x.shape[0], f, self.n_coordinates)
+
+    def forward(  # type: ignore[override]
+        self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params: object
+    ) -> torch.Tensor:
+        if x1.dim() != 2 or x2.dim() != 2:
+            raise ValueError("GradientSEKernel takes 2-D inputs (no batch GPs)")
+        ell2 = self.lengthscale.reshape(()) ** 2
+        if diag:
+            return self._diagonal(x1, ell2)
+        g = self._geometry(x1, x2)
+        n1, c, n2 = g.p.shape
+        k = torch.exp(-0.5 * g.squared_distance / ell2)
+        k_l2 = k / ell2
+        kernel = torch.empty(n1, c + 1, n2, c + 1, dtype=x1.dtype, device=x1.device)
+        kernel[:, 0, :, 0] = k
+        kernel[:, 0, :, 1:] = k_l2[:, :, None] * g.q
+        kernel[:, 1:, :, 0] = -k_l2[:, None, :] * g.p
+        hessian = (-k_l2 / ell2)[:, None, :, None] * g.pq
+        if g.jtj is None:
+            eye = torch.eye(c, dtype=x1.dtype, device=x1.device)
+            hessian = hessian + k_l2[:, None, :, None] * eye[None, :, None, :]
+        else:
+            hessian = hessian + k_l2[:, None, :, None] * g.jtj
+        kernel[:, 1:, :, 1:] = hessian
+        return kernel.reshape(n1 * (c + 1), n2 * (c + 1))
+
+    def _diagonal(self, x: torch.Tensor, ell2: torch.Tensor) -> torch.Tensor:
+        _, jacobian = self._split(x)
+        n, c = x.shape[0], self.n_coordinates
+        if jacobian is None:
+            gradient_part = torch.ones(n, c, dtype=x.dtype, device=x.device)
+        else:
+            gradient_part = (jacobian**2).sum(dim=1)
+        ones = torch.ones(n, 1, dtype=x.dtype, device=x.device)
+        return torch.cat([ones, gradient_part / ell2], dim=1).reshape(-1)
+
+    def _geometry(self, x1: torch.Tensor, x2: torch.Tensor) -> _Geometry:
+        cached = self._cached
+        if (
+            self.cache_geometry
+            and cached is not None
+            and cached[0].shape == x1.shape
+            and cached[1].shape == x2.shape
+            and torch.equal(cached[0], x1)
+            and torch.equal(cached[1], x2)
+        ):
+            return cached[2]
+        with torch.no_grad():
+            geometry = self._compute_geometry(x1.detach(), x2.detach())
+        if self.cache_geometry:
+            self._cached = (x1.detach(), x2.detach(), geometry)
+        return geometry
+
+    def _compute_geometry(self, x1: torch.Tensor, x2: torch.Tensor) -> _Geometry:
+        d1, j1 = self._split(x1)
+        d2, j2 = self._split(x2)
+        squared = torch.cdist(d1, d2, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+        if j1 is None or j2 is None:
+            r = d1[:, None, :] - d2[None, :, :]  # (n1, n2, C)
+            p, q, jtj = r.permute(0, 2, 1), r, None
+        else:
+            same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
+            # b12[i, j] = J_iᵀ d2_j and b21[i, j] = J_jᵀ d1_i.
+            a1 = torch.einsum("nfc,nf->nc", j1, d1)
+            b12 = torch.einsum("nfc,mf->nmc", j1, d2)
+            a2 = a1 if same else torch.einsum("mfc,mf->mc", j2, d2)
+            b21 = b12.transpose(0, 1) if same else torch.einsum("mfc,nf->nmc", j2, d1)
+            p = (a1[:, None, :] - b12).permute(0, 2, 1)
+            q = b21 - a2[None, :, :]
+            n1, f, c = j1.shape
+            flat1 = j1.permute(0, 2, 1).reshape(n1 * c, f)
+            flat2 = flat1 if same else j2.permute(0, 2, 1).reshape(-1, f)
+            jtj = (flat1 @ flat2.T).reshape(n1, c, x2.shape[0], c)
+        pq = p[:, :, :, None] * q[:, None, :, :]
+        return _Geometry(squared, p.contiguous(), q.contiguous(), jtj, pq)
