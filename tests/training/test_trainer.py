@@ -1,124 +1,175 @@
-"""train_multihead on a tiny mixed dataset (molecules + periodic cells, two heads)."""
+"""train_multihead on a tiny mixed dataset: overfitting, determinism, checkpoint and resume."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
-from ase.build import bulk
-from ase.calculators.lj import LennardJones
-from ase.calculators.morse import MorsePotential
-from ase.units import Hartree
 
-from interphase.models.multihead import energy_and_gradient
+from interphase.models.multihead import evaluate_structure
+from interphase.training.checkpoint import CheckpointError
+from interphase.training.dataset import TrainingDataError
+from interphase.training.settings import (
+    TrainingSettings,
+    TrainingSettingsError,
+    load_training_settings,
+)
 from interphase.training.trainer import (
-    TrainingConfig,
-    TrainingDataError,
-    TrainingExample,
+    EpochReport,
+    TrainingCallbacks,
     load_model,
     save_model,
     train_multihead,
 )
+from tests.training.labeled import MOLECULAR_LEVEL, SHARED_LEVEL, mixed_dataset
+
+ROOT = Path(__file__).parents[2]
+SMALL = {"model": {"hidden_sizes": [16], "charge_hidden_sizes": [8]}}
 
 
-def _label(atoms: Atoms, calculator: object) -> tuple[float, np.ndarray]:
-    atoms.calc = calculator
-    return atoms.get_potential_energy() / Hartree, -atoms.get_forces() / Hartree
+def settings(**overrides: object) -> TrainingSettings:
+    return TrainingSettings.model_validate({**SMALL, **overrides})
 
 
-def tiny_dataset(n: int = 12, seed: int = 0) -> list[TrainingExample]:
-    """Rattled bcc Li clusters (some H) and 2-atom bcc cells; "lj" on all, "morse" on half."""
-    rng = np.random.default_rng(seed)
-    lattice = bulk("Li", "bcc", a=3.44, cubic=True).repeat(2).positions
-    lattice = lattice - lattice.mean(axis=0)
-    nearest = np.argsort(np.linalg.norm(lattice, axis=1))
-    examples = []
-    for k in range(n):
-        periodic = k % 3 == 0
-        if periodic:
-            cell = np.eye(3) * 3.44
-            positions = np.array([[0.0, 0.0, 0.0], [1.72, 1.72, 1.72]])
-        else:
-            cell = None
-            positions = lattice[nearest[: int(rng.integers(2, 7))]]
-        positions = positions + rng.normal(scale=0.1, size=positions.shape)
-        numbers = np.where(rng.random(len(positions)) < 0.3, 1, 3)
-        atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=periodic)
-        energies, gradients = {}, {}
-        energies["lj"], gradients["lj"] = _label(
-            atoms, LennardJones(sigma=2.7, epsilon=0.05, rc=5.0, smooth=True)
-        )
-        if k % 2 == 0:
-            energies["morse"], gradients["morse"] = _label(
-                atoms, MorsePotential(epsilon=0.1, r0=3.0, rho0=4.0, rcut1=4.0, rcut2=5.0)
-            )
-        examples.append(
-            TrainingExample(numbers, positions, cell, (periodic,) * 3, energies, gradients)
-        )
-    return examples
+@pytest.mark.slow
+def test_tiny_model_overfits_a_tiny_mixed_dataset() -> None:
+    """Molecules at two levels with charges plus periodic Li cells at one level."""
+    examples = list(mixed_dataset())
+    config = TrainingSettings.model_validate(
+        {
+            "epochs": 250,
+            "batch_size": 11,
+            "learning_rate": 1e-2,
+            "schedule": "constant",
+            "gradient_clip_norm": None,
+            "validation_fraction": 0.0,
+            "model": {"hidden_sizes": [32, 32], "charge_hidden_sizes": [16]},
+            "loss": {"charge_weight": 1.0},
+        }
+    )
+    result = train_multihead(examples, settings=config)
+    history = result.loss_history
+    assert history[-1] < history[0] / 1000  # orders of magnitude
+    final = result.final["train"]
+    assert final.charge_rmse_e is not None and final.charge_rmse_e < 0.02
+    for head in (MOLECULAR_LEVEL, SHARED_LEVEL):
+        metrics = final.heads[head]
+        assert metrics.energy_mae_mev_per_atom is not None
+        assert metrics.energy_mae_mev_per_atom < 10
+        assert metrics.force_mae_mev_per_angstrom is not None
+        assert metrics.force_mae_mev_per_angstrom < 20
+    assert final.heads[SHARED_LEVEL].n_energies == len(examples)
+    assert final.heads[MOLECULAR_LEVEL].n_energies == 8  # periodic cells lack it
+    assert "validation" not in result.final
 
 
-FAST = TrainingConfig(
-    epochs=30, batch_size=6, learning_rate=1e-2, hidden_sizes=(16, 16), validation_fraction=0.0
-)
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[object, list[TrainingExample]]:
-    examples = tiny_dataset()
-    return train_multihead(examples, ["lj", "morse"], FAST), examples
-
-
-def test_overfits_tiny_mixed_dataset(trained: tuple[object, list[TrainingExample]]) -> None:
-    result, _ = trained
-    assert result.loss_history[-1] <= result.loss_history[0] / 10
-    for head in ("lj", "morse"):
-        metrics = result.metrics[head]
-        assert metrics.train_energy_mae_per_atom_hartree is not None
-        assert metrics.train_force_mae_hartree_per_angstrom is not None
-        assert metrics.validation_energy_mae_per_atom_hartree is None  # no validation split
-
-
-def test_training_is_deterministic_for_a_seed() -> None:
-    examples = tiny_dataset(6, seed=1)
-    config = TrainingConfig(epochs=3, batch_size=2, hidden_sizes=(8,), validation_fraction=0.34)
-    first = train_multihead(examples, ["lj", "morse"], config)
-    second = train_multihead(examples, ["lj", "morse"], config)
+def test_same_seed_same_result_and_a_validation_split() -> None:
+    config = settings(epochs=3, batch_size=4, validation_fraction=0.25)
+    first = train_multihead(list(mixed_dataset()), settings=config)
+    second = train_multihead(list(mixed_dataset()), settings=config)
     assert first.loss_history == second.loss_history
     np.testing.assert_array_equal(first.validation_indices, second.validation_indices)
-    assert len(first.validation_indices) == 2
-    assert first.metrics["lj"].validation_energy_mae_per_atom_hartree is not None
+    assert len(first.validation_indices) == 3 and len(first.train_indices) == 8
+    assert first.final["validation"].heads[SHARED_LEVEL].n_energies == 3
     for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_progress_is_reported_every_epoch() -> None:
-    seen: list[tuple[int, float]] = []
-    config = TrainingConfig(epochs=2, batch_size=8, hidden_sizes=(8,), validation_fraction=0.0)
-    train_multihead(tiny_dataset(4), ["lj"], config, lambda e, m: seen.append((e, m["loss"])))
-    assert [epoch for epoch, _ in seen] == [1, 2]
+def _trained_state(result) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    return [p.detach().clone() for p in result.model.parameters()]
 
 
-def test_save_load_predicts_identically(
-    trained: tuple[object, list[TrainingExample]], tmp_path: Path
-) -> None:
-    result, examples = trained
-    path = tmp_path / "model.pt"
-    save_model(result, path)
+def test_resume_continues_the_interrupted_run_exactly(tmp_path: Path) -> None:
+    examples = list(mixed_dataset())
+    config = settings(epochs=4, batch_size=4, validation_fraction=0.2)
+    straight = train_multihead(examples, settings=config)
+
+    def interrupt(report: EpochReport) -> None:
+        if report.epoch == 2:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_multihead(
+            examples,
+            settings=config,
+            callbacks=TrainingCallbacks(on_epoch=interrupt),
+            checkpoint_path=checkpoint,
+        )
+    epochs: list[int] = []
+    resumed = train_multihead(
+        examples,
+        settings=config,
+        callbacks=TrainingCallbacks(on_epoch=lambda r: epochs.append(r.epoch)),
+        checkpoint_path=checkpoint,
+        resume=True,
+    )
+    assert epochs == [3, 4]  # the epoch counter continues
+    assert resumed.loss_history == straight.loss_history  # same batches, optimiser state
+    assert resumed.best_epoch == straight.best_epoch
+    for a, b in zip(_trained_state(resumed), _trained_state(straight), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # A checkpoint belongs to its data: other structures are refused.
+    with pytest.raises(CheckpointError, match="different training data"):
+        train_multihead(examples[:-1], settings=config, checkpoint_path=checkpoint, resume=True)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train_multihead(
+            examples, settings=config, checkpoint_path=tmp_path / "none.pt", resume=True
+        )
+
+
+def test_best_model_saved_and_loaded_predicts_identically(tmp_path: Path) -> None:
+    examples = list(mixed_dataset())
+    result = train_multihead(examples, settings=settings(epochs=2, validation_fraction=0.2))
+    path = save_model(result, tmp_path / "model.pt")
     loaded = load_model(path)
-    assert loaded.heads == ["lj", "morse"] and loaded.species == [1, 3]
-    for example in examples[:3]:
-        for head in ("lj", "morse"):
+    assert loaded.heads == [SHARED_LEVEL, MOLECULAR_LEVEL] and loaded.species == [1, 3, 8]
+    for example in (examples[0], examples[-1]):  # a molecule and a periodic cell
+        for head in loaded.heads:
             args = (example.numbers, example.positions_angstrom, example.cell_angstrom, example.pbc)
-            e0, g0 = energy_and_gradient(result.model, *args, head)
-            e1, g1 = energy_and_gradient(loaded, *args, head)
-            assert e1 == e0
-            np.testing.assert_array_equal(g1, g0)
+            a = evaluate_structure(result.model, *args, head)
+            b = evaluate_structure(loaded, *args, head)
+            assert a.energy_hartree == b.energy_hartree
+            np.testing.assert_array_equal(
+                a.gradient_hartree_per_angstrom, b.gradient_hartree_per_angstrom
+            )
 
 
-def test_head_without_any_label_is_refused() -> None:
-    with pytest.raises(TrainingDataError, match="'dft' has no energy label"):
-        train_multihead(tiny_dataset(2), ["lj", "dft"], FAST)
+def test_energy_only_mode_trains_without_force_terms() -> None:
+    result = train_multihead(
+        list(mixed_dataset()), settings=settings(mode="energy_only", epochs=2, batch_size=6)
+    )
+    train = result.history[-1]["train"]["heads"][SHARED_LEVEL]
+    assert train["n_energies"] > 0 and train["n_forces"] == 0
+    # Forces are still evaluated on the final model (parity and metrics).
+    assert result.final["train"].heads[SHARED_LEVEL].force_mae_mev_per_angstrom is not None
+
+
+def test_bad_inputs_are_named() -> None:
+    examples = list(mixed_dataset())
+    with pytest.raises(TrainingDataError, match="head 'CCSD' has no energy label"):
+        train_multihead(examples, ["CCSD"], settings(epochs=1))
+    with pytest.raises(TrainingDataError, match="no training examples"):
+        train_multihead([], ["x"], settings(epochs=1))
+
+
+def test_settings_files_json_toml_and_errors(tmp_path: Path) -> None:
+    toml = tmp_path / "train.toml"
+    toml.write_text('mode = "energy_only"\nepochs = 5\n[model]\nhidden_sizes = [8]\n')
+    loaded = load_training_settings(toml)
+    assert loaded.mode == "energy_only" and loaded.model.hidden_sizes == [8]
+    assert loaded.uses_synthetic and loaded.batch_size == 128  # paper default
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"epochs": 5, "learning_rat": 0.1}))
+    with pytest.raises(TrainingSettingsError, match="learning_rat"):
+        load_training_settings(bad)
+    bad.write_text(json.dumps({"model": {"radial_cutoff_angstrom": 3.0}}))
+    with pytest.raises(TrainingSettingsError, match="angular_cutoff_angstrom"):
+        load_training_settings(bad)
+    with pytest.raises(TrainingSettingsError, match="does not exist"):
+        load_training_settings(tmp_path / "missing.json")
+    example = load_training_settings(ROOT / "examples" / "train_small.json")
+    assert example.epochs <= 100

@@ -43,28 +43,37 @@ def epoch_line(report: EpochReport, epochs: int) -> str:
     return "  ".join(parts) + ("  [green]best[/]" if report.is_best else "")
 
 
+def _pair(mae: float | None, rmse: float | None, count: int, digits: int) -> str:
+    if mae is None:
+        return "—"
+    return f"{mae:.{digits}f} / {_number(rmse, digits)} ({count})"
+
+
 def metrics_table(title: str, metrics: dict[str, SplitMetrics]) -> Table:
-    """Per head and split: counts, energy/force MAE and RMSE (meV), synthetic MAE; charges."""
+    """Per head and split: energy and force MAE / RMSE (meV) with counts; charges below."""
     table = Table(title=title)
-    for header in (
-        "head", "split", "n E", "E MAE meV/at", "E RMSE meV/at", "n F", "F MAE meV/Å",
-        "F RMSE meV/Å", "synthetic E MAE", "q RMSE e",
-    ):  # fmt: skip
-        table.add_column(header, overflow="fold")
+    table.add_column("head", overflow="fold")
+    table.add_column("split")
+    table.add_column("energy MAE / RMSE meV/atom (n)")
+    table.add_column("force MAE / RMSE meV/Å (atoms)")
+    table.add_column("synthetic E MAE meV/atom (n)")
     for split, split_metrics in metrics.items():
         for head, m in split_metrics.heads.items():
+            synthetic = m.synthetic_energy_mae_mev_per_atom
             table.add_row(
                 head,
                 split,
-                str(m.n_energies),
-                _number(m.energy_mae_mev_per_atom),
-                _number(m.energy_rmse_mev_per_atom),
-                str(m.n_forces),
-                _number(m.force_mae_mev_per_angstrom, 1),
-                _number(m.force_rmse_mev_per_angstrom, 1),
-                _number(m.synthetic_energy_mae_mev_per_atom),
-                _number(split_metrics.charge_rmse_e, 4),
+                _pair(m.energy_mae_mev_per_atom, m.energy_rmse_mev_per_atom, m.n_energies, 2),
+                _pair(m.force_mae_mev_per_angstrom, m.force_rmse_mev_per_angstrom, m.n_forces, 1),
+                "—" if synthetic is None else f"{synthetic:.2f} ({m.n_synthetic})",
             )
+    charges = [
+        f"{split} {m.charge_rmse_e:.4f} ({m.n_charges} atoms)"
+        for split, m in metrics.items()
+        if m.charge_rmse_e is not None
+    ]
+    if charges:
+        table.caption = "charge RMSE (e): " + ", ".join(charges)
     return table
 
 
