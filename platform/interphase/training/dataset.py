@@ -229,10 +229,15 @@ class TargetScales:
     charge_e: float
 
 
-def fit_target_scales(data: TrainingData, train_indices: np.ndarray) -> TargetScales:
+def fit_target_scales(
+    data: TrainingData, train_indices: np.ndarray, baseline: np.ndarray | None = None
+) -> TargetScales:
     """Least-squares self-energies per head and element, and the residual spreads.
 
     Reference energies are used where a head has them, else its synthetic ones.
+    ``baseline`` (n, heads): energies the model already predicts without
+    self-energies (untrained networks, Coulomb, dispersion); the self-energies are
+    fitted to what is left, so training starts without a systematic offset.
     """
     counts = np.array(
         [[np.sum(g.numbers == z) for z in data.species] for g in data.graphs], dtype=float
@@ -247,9 +252,10 @@ def fit_target_scales(data: TrainingData, train_indices: np.ndarray) -> TargetSc
         )
         rows = train_indices[np.isfinite(table[train_indices, h])]
         if rows.size:
-            solution, *_ = np.linalg.lstsq(counts[rows], table[rows, h], rcond=None)
+            target = table[rows, h] - (0.0 if baseline is None else baseline[rows, h])
+            solution, *_ = np.linalg.lstsq(counts[rows], target, rcond=None)
             self_energy[h] = solution
-            residual = (table[rows, h] - counts[rows] @ solution) / data.n_atoms[rows]
+            residual = (target - counts[rows] @ solution) / data.n_atoms[rows]
             energy_scale[h] = max(float(np.sqrt(np.mean(residual**2))), _MIN_ENERGY_SCALE)
         components = np.concatenate([data.gradients[i][h].ravel() for i in train_indices])
         components = components[np.isfinite(components)]

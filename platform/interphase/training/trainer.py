@@ -180,7 +180,9 @@ def evaluate_split(
 class _Run:
     """State of one training run; built fresh or from a checkpoint."""
 
-    def __init__(self, data: TrainingData, settings: TrainingSettings, device: torch.device):
+    def __init__(
+        self, data: TrainingData, settings: TrainingSettings, device: torch.device, fresh: bool
+    ) -> None:
         self.data, self.settings, self.device = data, settings, device
         self.train_indices, self.validation_indices = split_indices(
             len(data), settings.validation_fraction, settings.seed
@@ -188,9 +190,11 @@ class _Run:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.model = build_model(data.species, data.heads, settings)
-        self.scales = fit_target_scales(data, self.train_indices)
-        self.model.set_energy_reference(self.scales.self_energy_hartree, self.scales.energy_hartree)
         self.model.to(device)
+        # A resumed run restores its reference and scales from the checkpoint.
+        self.scales = (
+            self._fit_energy_reference() if fresh else fit_target_scales(data, self.train_indices)
+        )
         self.model.mixed_precision = settings.mixed_precision and device.type == "cuda"
         self.weighting = LossWeighting(data.heads, settings.loss).to(device)
         groups: list[dict[str, Any]] = [
@@ -208,6 +212,29 @@ class _Run:
         self.rng = np.random.default_rng(settings.seed + 1)
         self.history: list[dict[str, Any]] = []
         self.fingerprint = data_fingerprint(data.structure_ids, data.n_atoms, data.heads)
+
+    def _fit_energy_reference(self) -> TargetScales:
+        """Self-energies fitted to what the untrained model leaves; spreads from the data."""
+        plain = fit_target_scales(self.data, self.train_indices)
+        n_heads, n_species = len(self.data.heads), len(self.data.species)
+        self.model.set_energy_reference(np.zeros((n_heads, n_species)), plain.energy_hartree)
+        baseline = np.full((len(self.data), n_heads), np.nan)
+        batch_size = self.settings.batch_size
+        with torch.no_grad():
+            for start in range(0, len(self.train_indices), batch_size):
+                chunk = self.train_indices[start : start + batch_size]
+                inputs, _ = self.data.batch(
+                    chunk, self.model, requires_grad=False, device=self.device
+                )
+                baseline[chunk] = self.model(inputs).energy_hartree.cpu().numpy()
+        fitted = fit_target_scales(self.data, self.train_indices, baseline)
+        self.model.set_energy_reference(fitted.self_energy_hartree, plain.energy_hartree)
+        return TargetScales(
+            fitted.self_energy_hartree,
+            plain.energy_hartree,
+            plain.gradient_hartree_per_angstrom,
+            plain.charge_e,
+        )
 
     def _scheduler(self) -> Any:
         s = self.settings
@@ -371,7 +398,7 @@ def train_multihead(
         )
     device = resolve_device(settings.device)
     data = prepare(examples, heads, settings.model.pair_cutoff_angstrom)
-    run = _Run(data, settings, device)
+    run = _Run(data, settings, device, fresh=not resume)
     if resume:
         if checkpoint_path is None:
             raise CheckpointError("resume=True needs the checkpoint_path of the run")
