@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from interphase.models.multihead import MultiHeadPotential
 from interphase.records import XTB_LEVEL, StructureRecord
-from interphase.training.dataset import TargetScales, TrainingExample, prepare
-from interphase.training.loss import LossWeighting
-from interphase.training.metrics import ParityCollector, SplitMetrics
+from interphase.training.dataset import TargetScales, TrainingData, TrainingExample, prepare
+from interphase.training.loss import LossWeighting, batch_loss_terms
+from interphase.training.metrics import MetricAccumulator, ParityCollector, SplitMetrics
 from interphase.training.settings import DataSettings, LossSettings
 
 
@@ -23,6 +24,36 @@ class ModelEvaluation:
     n_structures: int
     n_skipped: int  # structures with elements the model does not know
     parity: ParityCollector
+
+
+def evaluate_split(
+    model: MultiHeadPotential,
+    data: TrainingData,
+    indices: np.ndarray,
+    scales: TargetScales,
+    weighting: LossWeighting,
+    *,
+    batch_size: int,
+    energy_only: bool = False,
+    parity: ParityCollector | None = None,
+) -> SplitMetrics:
+    """Errors (and the fixed-weight loss) of ``model`` on the structures ``indices``."""
+    model.eval()
+    accumulator = MetricAccumulator(data.heads)
+    forces = any(np.isfinite(data.gradients[i]).any() for i in indices)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        inputs, targets = data.batch(chunk, model, requires_grad=forces, device=model.device)
+        with torch.set_grad_enabled(forces):
+            terms, prediction = batch_loss_terms(
+                model, inputs, targets, scales, forces=forces, create_graph=False
+            )
+        if energy_only:
+            terms = {k: v for k, v in terms.items() if not k.startswith("force:")}
+        accumulator.add(prediction, targets, float(weighting.fixed_total(terms).detach()))
+        if parity is not None:
+            parity.add(prediction, targets, data.structure_ids[chunk])
+    return accumulator.summary()
 
 
 def example_from_record(
@@ -53,8 +84,6 @@ def evaluate_model(
     batch_size: int = 64,
 ) -> ModelEvaluation:
     """Errors of every head of ``model`` on ``examples`` (unknown elements skipped)."""
-    from interphase.training.trainer import evaluate_split
-
     known = set(model.species)
     usable = [ex for ex in examples if set(int(z) for z in ex.numbers) <= known]
     if not usable:

@@ -9,6 +9,7 @@ A snapshot restricted to given label ids rebuilds a recorded run's data exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import or_, select
@@ -84,20 +85,7 @@ def load_snapshot(
     used_labels: list[int] = []
     used_synthetic: list[int] = []
     with transaction(url) as session:
-        query = (
-            select(Label, Structure, LevelOfTheory.name)
-            .join(Structure, Label.structure_id == Structure.id)
-            .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-            .where(
-                or_(
-                    Label.total_energy_hartree.is_not(None),
-                    (LevelOfTheory.name == data.charge_level) & Label.charges_e.is_not(None),
-                )
-            )
-            .order_by(Structure.id, Label.id)
-        )
-        if campaign_id is not None:
-            query = query.where(Structure.campaign_id == campaign_id)
+        query = _label_query(data, campaign_id)
         for label, structure, level in session.execute(query).all():
             if wanted is not None and label.id not in wanted:
                 continue
@@ -124,6 +112,25 @@ def load_snapshot(
     return Snapshot(
         kept, list(heads), np.asarray(used_labels, np.int64), np.asarray(used_synthetic, np.int64)
     )
+
+
+def _label_query(data: DataSettings, campaign_id: int | None) -> Any:
+    """Labels with an energy, or with charges at the charge level, by structure."""
+    query = (
+        select(Label, Structure, LevelOfTheory.name)
+        .join(Structure, Label.structure_id == Structure.id)
+        .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
+        .where(
+            or_(
+                Label.total_energy_hartree.is_not(None),
+                (LevelOfTheory.name == data.charge_level) & Label.charges_e.is_not(None),
+            )
+        )
+        .order_by(Structure.id, Label.id)
+    )
+    if campaign_id is not None:
+        query = query.where(Structure.campaign_id == campaign_id)
+    return query
 
 
 def _add_label(

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,10 @@ from interphase.training.dataset import (
     prepare,
     split_indices,
 )
+from interphase.training.evaluate import evaluate_split
 from interphase.training.loss import LossWeighting, batch_loss_terms
 from interphase.training.metrics import MetricAccumulator, ParityCollector, SplitMetrics
+from interphase.training.reports import EpochReport, TrainingCallbacks, TrainingResult
 from interphase.training.settings import TrainingConfig, TrainingSettings
 
 __all__ = [
@@ -55,58 +56,6 @@ __all__ = [
 ]
 
 load_model = artifact.load_model
-
-
-@dataclass
-class EpochReport:
-    """What one epoch did: errors per split and head, learning rate, best so far."""
-
-    epoch: int
-    learning_rate: float
-    train: SplitMetrics
-    validation: SplitMetrics | None
-    is_best: bool
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "learning_rate": self.learning_rate,
-            "train": self.train.to_dict(),
-            "validation": None if self.validation is None else self.validation.to_dict(),
-            "is_best": self.is_best,
-            "seconds": self.seconds,
-        }
-
-
-@dataclass
-class TrainingCallbacks:
-    """Hooks for progress display and recording; all optional."""
-
-    on_epoch: Callable[[EpochReport], None] | None = None
-    #: (batches done in this epoch, batches per epoch, epoch)
-    on_batch: Callable[[int, int, int], None] | None = None
-    #: After each checkpoint write, with its path.
-    on_checkpoint: Callable[[Path], None] | None = None
-
-
-@dataclass
-class TrainingResult:
-    """The best model (eval mode, CPU) with its history, split and final errors."""
-
-    model: MultiHeadPotential
-    settings: TrainingSettings
-    history: list[dict[str, Any]]  # EpochReport.to_dict() of every epoch, resumed ones too
-    best_epoch: int
-    final: dict[str, SplitMetrics]  # best model on "train" and "validation"
-    parity: dict[str, ParityCollector] = field(default_factory=dict)
-    train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    validation_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    @property
-    def loss_history(self) -> list[float]:
-        """Mean training loss (fixed weights, dimensionless) per epoch."""
-        return [float(r["train"]["loss"]) for r in self.history]
 
 
 def save_model(result_or_model: TrainingResult | MultiHeadPotential, path: str | Path) -> Path:
@@ -145,36 +94,6 @@ def build_model(
         dispersion_functional=m.dispersion_functional,
         dispersion_cutoff_angstrom=m.dispersion_cutoff_angstrom,
     )
-
-
-def evaluate_split(
-    model: MultiHeadPotential,
-    data: TrainingData,
-    indices: np.ndarray,
-    scales: TargetScales,
-    weighting: LossWeighting,
-    *,
-    batch_size: int,
-    energy_only: bool = False,
-    parity: ParityCollector | None = None,
-) -> SplitMetrics:
-    """Errors (and the fixed-weight loss) of ``model`` on the structures ``indices``."""
-    model.eval()
-    accumulator = MetricAccumulator(data.heads)
-    forces = any(np.isfinite(data.gradients[i]).any() for i in indices)
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        inputs, targets = data.batch(chunk, model, requires_grad=forces, device=model.device)
-        with torch.set_grad_enabled(forces):
-            terms, prediction = batch_loss_terms(
-                model, inputs, targets, scales, forces=forces, create_graph=False
-            )
-        if energy_only:
-            terms = {k: v for k, v in terms.items() if not k.startswith("force:")}
-        accumulator.add(prediction, targets, float(weighting.fixed_total(terms).detach()))
-        if parity is not None:
-            parity.add(prediction, targets, data.structure_ids[chunk])
-    return accumulator.summary()
 
 
 class _Run:
