@@ -20,6 +20,7 @@ import numpy as np
 from ase.units import Hartree
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from interphase.db.models import GPRModel, LevelOfTheory
 from interphase.db.session import transaction
@@ -259,12 +260,17 @@ def fit_subset_gps(
             f"{list(subset_keys)}; see `interphase status` for subsets that have labels"
         )
     todo = [data for data in subsets if len(data.label_ids) >= MIN_SUBSET_SIZE]
-    fits = []
-    for fitted in _run_fits(todo, settings, workers):
-        fits.append(_store_fit(url, level, fitted, campaign_id, iteration_id))
+    fitted = []
+    for one in _run_fits(todo, settings, workers):
+        fitted.append(one)
         if progress is not None:
-            progress(fitted.data.subset_key)
-    return fits
+            progress(one.data.subset_key)
+    if not fitted:
+        return []
+    # Stored together once every fit succeeded: a failure leaves the database unchanged.
+    with transaction(url) as session:
+        level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
+        return [_store_fit(session, level_row, one, campaign_id, iteration_id) for one in fitted]
 
 
 def _run_fits(
@@ -279,35 +285,32 @@ def _run_fits(
 
 
 def _store_fit(
-    url: str | None,
-    level: str,
+    session: Session,
+    level_row: LevelOfTheory,
     fitted: _FittedSubset,
     campaign_id: int | None,
     iteration_id: int | None,
 ) -> SubsetFit:
     data = fitted.data
-    with transaction(url) as session:
-        level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
-        model = GPRModel(
-            level_id=level_row.id,
-            subset_key=data.subset_key,
-            hyperparameters=fitted.hyperparameters,
-            descriptor=fitted.descriptor,
-            training_label_ids=data.label_ids,
-            metrics=fitted.metrics,
-            state=fitted.state,
-            campaign_id=campaign_id,
-            iteration_id=iteration_id,
-        )
-        session.add(model)
-        session.flush()
-        model_id = model.id
+    model = GPRModel(
+        level_id=level_row.id,
+        subset_key=data.subset_key,
+        hyperparameters=fitted.hyperparameters,
+        descriptor=fitted.descriptor,
+        training_label_ids=data.label_ids,
+        metrics=fitted.metrics,
+        state=fitted.state,
+        campaign_id=campaign_id,
+        iteration_id=iteration_id,
+    )
+    session.add(model)
+    session.flush()
     metrics = fitted.metrics
     return SubsetFit(
         subset_key=data.subset_key,
-        level=level,
+        level=level_row.name,
         n_structures=len(data.label_ids),
-        gpr_model_id=model_id,
+        gpr_model_id=model.id,
         hyperparameters=fitted.hyperparameters,
         energy_mae_per_atom_hartree=metrics["validation_energy_mae_per_atom_hartree"],
         force_mae_hartree_per_angstrom=metrics["validation_force_mae_hartree_per_angstrom"],

@@ -27,24 +27,23 @@ Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass
 
 import gpytorch
 import numpy as np
 import torch
-from gpytorch.utils.warnings import GPInputWarning
-from scipy.spatial.distance import pdist
+from gpytorch.utils.warnings import GPInputWarning, NumericalWarning
 
 from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
-from interphase.gpr.hyperparameters import (
-    INITIAL_NOISE,
-    HyperparameterSearch,
-    constraints_and_priors,
-    optimise_hyperparameters,
+from interphase.gpr.hyperparameters import HyperparameterSearch, optimise_hyperparameters
+from interphase.gpr.inputs import (
+    align_to_reference,
+    energy_scale,
+    kabsch_rotation,
+    median_pairwise_distance,
 )
-from interphase.gpr.kernels import ConstantEnergyMean, GradientSEKernel
+from interphase.gpr.kernels import EnergyGradientExactGP
 from interphase.gpr.memory import (
     DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_OUTPUTS,
@@ -64,7 +63,6 @@ __all__ = [
 
 #: Below this many structures the hyperparameters are not identifiable.
 MIN_TRAINING_STRUCTURES = 2
-_FORMAT_VERSION = 2
 _DTYPE = torch.float64
 #: Test structures per prediction chunk: at most this many outputs per chunk.
 _PREDICT_CHUNK_OUTPUTS = 4_000
@@ -85,53 +83,6 @@ class GPPrediction:
     energy_hartree: np.ndarray  # (m,)
     energy_std_hartree: np.ndarray  # (m,)
     gradient_hartree_per_angstrom: np.ndarray  # (m, N, 3), dE/dx
-
-
-class _EnergyGradientExactGP(gpytorch.models.ExactGP):
-    """f and df/dx jointly: constant energy mean, scaled SE kernel with derivative blocks."""
-
-    def __init__(
-        self,
-        train_x: torch.Tensor,
-        train_y: torch.Tensor,
-        n_coordinates: int,
-        n_features: int | None,
-        median_distance: float,
-    ) -> None:
-        bounds = constraints_and_priors(median_distance)
-        likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
-            num_tasks=n_coordinates + 1,
-            has_task_noise=False,
-            noise_constraint=bounds["noise_constraint"],
-        )
-        super().__init__(train_x, train_y, likelihood)
-        self.mean_module = ConstantEnergyMean(n_coordinates)
-        base = GradientSEKernel(
-            n_coordinates,
-            n_features,
-            lengthscale_constraint=bounds["lengthscale_constraint"],
-            lengthscale_prior=bounds["lengthscale_prior"],
-        )
-        base.lengthscale = median_distance
-        self.covar_module = gpytorch.kernels.ScaleKernel(
-            base,
-            outputscale_constraint=bounds["outputscale_constraint"],
-            outputscale_prior=bounds["outputscale_prior"],
-        )
-        likelihood.noise = INITIAL_NOISE
-
-    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultitaskMultivariateNormal:
-        return gpytorch.distributions.MultitaskMultivariateNormal(
-            self.mean_module(x), self.covar_module(x)
-        )
-
-
-def kabsch_rotation(mobile: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Proper rotation R (3, 3) minimising ``|mobile @ R - reference|``; both centred (N, 3)."""
-    u, _, vt = np.linalg.svd(mobile.T @ reference)
-    # Flip the last axis if needed so R is a rotation, not a reflection.
-    sign = np.sign(np.linalg.det(u @ vt)) or 1.0
-    return u @ np.diag([1.0, 1.0, sign]) @ vt
 
 
 class EnergyGradientGP:
@@ -196,7 +147,7 @@ class EnergyGradientGP:
         )
         self.search: HyperparameterSearch | None = None
         self.hyperparameter_structures = 0
-        self._model: _EnergyGradientExactGP | None = None
+        self._model: EnergyGradientExactGP | None = None
         self._train_positions = np.empty((0, self.n_atoms, 3))
         self._train_energies = np.empty(0)
         self._train_gradients = np.empty((0, self.n_atoms, 3))
@@ -337,14 +288,14 @@ class EnergyGradientGP:
         self._reference_centred = positions[0] - positions[0].mean(axis=0)
         self._energy_offset_hartree = float(energies.mean())
         aligned, _ = self._align(positions)
-        self._energy_scale_hartree = _energy_scale(
-            energies, gradients, _median_pairwise_distance(aligned)
+        self._energy_scale_hartree = energy_scale(
+            energies, gradients, median_pairwise_distance(aligned)
         )
 
     def _training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """Inputs (n, D), scaled targets (n, 3N+1) and the inputs for farthest-point sampling."""
         x, rotations, distance_inputs = self._inputs(self._train_positions, self._train_cells)
-        self._median_distance = _median_pairwise_distance(distance_inputs)
+        self._median_distance = median_pairwise_distance(distance_inputs)
         gradients = np.einsum("nai,nij->naj", self._train_gradients, rotations)
         scale = self._energy_scale_hartree
         targets = np.concatenate(
@@ -359,17 +310,17 @@ class EnergyGradientGP:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=_DTYPE).to(self.device)
 
-    def _new_model(self, x: torch.Tensor, y: torch.Tensor) -> _EnergyGradientExactGP:
+    def _new_model(self, x: torch.Tensor, y: torch.Tensor) -> EnergyGradientExactGP:
         n_features = None
         if self.uses_soap:
             n_features = x.shape[1] // (3 * self.n_atoms + 1)
-        model = _EnergyGradientExactGP(
+        model = EnergyGradientExactGP(
             x, y.reshape(len(x), -1), 3 * self.n_atoms, n_features, self._median_distance
         ).to(device=self.device, dtype=_DTYPE)
         self._model = model
         return model
 
-    def _finish(self, model: _EnergyGradientExactGP) -> None:
+    def _finish(self, model: EnergyGradientExactGP) -> None:
         model.eval()
         model.likelihood.eval()
         self._model = model
@@ -397,14 +348,7 @@ class EnergyGradientGP:
 
     def _align(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cartesian inputs in the GP frame and the rotation R used per structure (m, 3, 3)."""
-        rotations = np.broadcast_to(np.eye(3), (len(positions), 3, 3)).copy()
-        if self.periodic:
-            return positions.copy(), rotations
-        centred = positions - positions.mean(axis=1, keepdims=True)
-        for k, structure in enumerate(centred):
-            rotations[k] = kabsch_rotation(structure, self._reference_centred)
-        aligned = np.einsum("nai,nij->naj", centred, rotations)
-        return aligned, rotations
+        return align_to_reference(positions, self._reference_centred, self.periodic)
 
     # -------------------------------------------------------------- predict
     def predict(
@@ -419,6 +363,8 @@ class EnergyGradientGP:
         with torch.no_grad(), self._exact_settings(), warnings.catch_warnings():
             # Predicting at the training inputs is legitimate (e.g. checking the fit).
             warnings.simplefilter("ignore", GPInputWarning)
+            # Variances of ~0 at training inputs round below zero; they are clipped.
+            warnings.simplefilter("ignore", NumericalWarning)
             for start in range(0, len(positions), chunk):
                 part = slice(start, start + chunk)
                 x, rotation, _ = self._inputs(
@@ -442,7 +388,7 @@ class EnergyGradientGP:
             gradient_hartree_per_angstrom=gradient,
         )
 
-    def _require_model(self) -> _EnergyGradientExactGP:
+    def _require_model(self) -> EnergyGradientExactGP:
         if self._model is None:
             raise GPNotFittedError("call fit() (or from_bytes()) before using the GP")
         return self._model
@@ -493,10 +439,11 @@ class EnergyGradientGP:
         model.train()  # drops gpytorch's cached prediction strategy
         with torch.no_grad():
             if new_lengthscale is not None:
-                model.covar_module.base_kernel.lengthscale = new_lengthscale
+                # Tensors, not floats: gpytorch rounds a float through float32.
+                model.covar_module.base_kernel.lengthscale = self._tensor(np.array(new_lengthscale))
             if outputscale_hartree2 is not None:
-                model.covar_module.outputscale = (
-                    outputscale_hartree2 / self._energy_scale_hartree**2
+                model.covar_module.outputscale = self._tensor(
+                    np.array(outputscale_hartree2 / self._energy_scale_hartree**2)
                 )
         self._finish(model)
         return self
@@ -504,85 +451,13 @@ class EnergyGradientGP:
     # ---------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
         """Training data and fitted state; :meth:`from_bytes` predicts identically."""
-        model = self._require_model()
-        payload = {
-            "format_version": _FORMAT_VERSION,
-            "numbers": torch.as_tensor(self.numbers),
-            "periodic": self.periodic,
-            "pbc": list(self.pbc),
-            "descriptor": self.descriptor.model_dump(),
-            "training_iterations": self.training_iterations,
-            "seed": self.seed,
-            "max_outputs": self.max_outputs,
-            "max_hyperparameter_outputs": self.max_hyperparameter_outputs,
-            "restarts": self.restarts,
-            "learning_rate": self.learning_rate,
-            "positions_angstrom": torch.as_tensor(self._train_positions),
-            "energies_hartree": torch.as_tensor(self._train_energies),
-            "gradients_hartree_per_angstrom": torch.as_tensor(self._train_gradients),
-            "cells_angstrom": None
-            if self._train_cells is None
-            else torch.as_tensor(self._train_cells),
-            "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
-        }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        return buffer.getvalue()
+        from interphase.gpr.persistence import gp_to_bytes
+
+        return gp_to_bytes(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | None = None) -> EnergyGradientGP:
         """Rebuild a fitted GP written by :meth:`to_bytes` (no refitting)."""
-        payload = torch.load(io.BytesIO(data), weights_only=True)
-        if payload.get("format_version") != _FORMAT_VERSION:
-            raise GPInputError(
-                f"GP bytes have format_version {payload.get('format_version')!r}; this "
-                f"interphase reads version {_FORMAT_VERSION} — refit with `interphase gpr fit`"
-            )
-        pbc = payload["pbc"]
-        gp = cls(
-            numbers=payload["numbers"].numpy(),
-            periodic=payload["periodic"],
-            training_iterations=payload["training_iterations"],
-            seed=payload["seed"],
-            max_outputs=payload["max_outputs"],
-            learning_rate=payload["learning_rate"],
-            device=device,
-            descriptor=DescriptorSettings(**payload["descriptor"]),
-            restarts=payload["restarts"],
-            max_hyperparameter_outputs=payload["max_hyperparameter_outputs"],
-            pbc=(bool(pbc[0]), bool(pbc[1]), bool(pbc[2])),
-        )
-        cells = payload["cells_angstrom"]
-        gp._set_training_data(
-            payload["positions_angstrom"].numpy(),
-            payload["energies_hartree"].numpy(),
-            payload["gradients_hartree_per_angstrom"].numpy(),
-            None if cells is None else cells.numpy(),
-        )
-        x, y, _ = gp._training_tensors()
-        model = gp._new_model(x, y)
-        model.load_state_dict(payload["model_state"])
-        gp._finish(model)
-        return gp
+        from interphase.gpr.persistence import gp_from_bytes
 
-
-def _energy_scale(
-    energies: np.ndarray, gradients: np.ndarray, lengthscale_angstrom: float
-) -> float:
-    """Scale (Hartree) that makes both targets O(1) at outputscale 1.
-
-    For an SE kernel the gradient std is sqrt(outputscale) / lengthscale, so
-    gradients of size g over a lengthscale l need an energy scale of about g * l;
-    scaling by the energy spread alone makes gradients huge for small displacements.
-    """
-    gradient_rms = float(np.sqrt(np.mean(gradients**2)))
-    scale = max(float(energies.std()), gradient_rms * lengthscale_angstrom)
-    return scale if scale > 1e-12 else 1.0
-
-
-def _median_pairwise_distance(inputs: np.ndarray) -> float:
-    """Median distance between flattened inputs, the reference lengthscale."""
-    flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
-    distances = pdist(flat) if len(flat) > 1 else np.empty(0)
-    median = float(np.median(distances)) if distances.size else 1.0
-    return median if median > 1e-6 else 1.0
+        return gp_from_bytes(data, device)

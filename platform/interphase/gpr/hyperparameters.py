@@ -131,8 +131,16 @@ def _set(model: gpytorch.models.ExactGP, lengthscale: float, outputscale: float)
         kernel.base_kernel.raw_lengthscale_constraint.lower_bound.item(),
         (kernel.base_kernel.raw_lengthscale_constraint.upper_bound.item()),
     )
-    kernel.base_kernel.lengthscale = min(max(lengthscale, low * 1.01), high * 0.99)
-    kernel.outputscale = min(max(outputscale, OUTPUTSCALE_BOUNDS[0] * 1.01), OUTPUTSCALE_BOUNDS[1])
+    # Tensors, not floats: gpytorch converts a float through float32.
+    like = kernel.raw_outputscale
+    kernel.base_kernel.lengthscale = torch.tensor(
+        min(max(lengthscale, low * 1.01), high * 0.99), dtype=like.dtype, device=like.device
+    )
+    kernel.outputscale = torch.tensor(
+        min(max(outputscale, OUTPUTSCALE_BOUNDS[0] * 1.01), OUTPUTSCALE_BOUNDS[1] * 0.99),
+        dtype=like.dtype,
+        device=like.device,
+    )
 
 
 def _loss(

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import gpytorch
 import torch
 
+from interphase.gpr.hyperparameters import INITIAL_NOISE, constraints_and_priors
+
 
 class ConstantEnergyMean(gpytorch.means.Mean):
     """Constant mean for the energy, zero for its n_coordinates derivatives."""
@@ -159,3 +161,42 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
             jtj = (flat1 @ flat2.T).reshape(n1, c, x2.shape[0], c)
         pq = p[:, :, :, None] * q[:, None, :, :]
         return _Geometry(squared, p.contiguous(), q.contiguous(), jtj, pq)
+
+
+class EnergyGradientExactGP(gpytorch.models.ExactGP):
+    """f and df/dx jointly: constant energy mean, scaled SE kernel with derivative blocks."""
+
+    def __init__(
+        self,
+        train_x: torch.Tensor,
+        train_y: torch.Tensor,
+        n_coordinates: int,
+        n_features: int | None,
+        median_distance: float,
+    ) -> None:
+        bounds = constraints_and_priors(median_distance)
+        likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
+            num_tasks=n_coordinates + 1,
+            has_task_noise=False,
+            noise_constraint=bounds["noise_constraint"],
+        )
+        super().__init__(train_x, train_y, likelihood)
+        self.mean_module = ConstantEnergyMean(n_coordinates)
+        base = GradientSEKernel(
+            n_coordinates,
+            n_features,
+            lengthscale_constraint=bounds["lengthscale_constraint"],
+            lengthscale_prior=bounds["lengthscale_prior"],
+        )
+        base.lengthscale = median_distance
+        self.covar_module = gpytorch.kernels.ScaleKernel(
+            base,
+            outputscale_constraint=bounds["outputscale_constraint"],
+            outputscale_prior=bounds["outputscale_prior"],
+        )
+        likelihood.noise = INITIAL_NOISE
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultitaskMultivariateNormal:
+        return gpytorch.distributions.MultitaskMultivariateNormal(
+            self.mean_module(x), self.covar_module(x)
+        )
