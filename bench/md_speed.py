@@ -19,7 +19,7 @@ does not depend on the weights. References: ~0.4 ns/day for 1000 atoms on a
 GTX 1080 Ti through ASE (transfer-learning paper); the target here is
 ≥ 20 ns/day on an H100.
 
-    .venv/bin/python bench/md_speed.py                                  # CPU
+    .venv/bin/python bench/md_speed.py                                  # CPU, 1 thread
     .venv/bin/python bench/md_speed.py --device cuda --steps 200 --compile
 
 Results: ``bench/results/md_speed-<device>.csv`` and a markdown table on stdout.
@@ -130,8 +130,8 @@ def markdown(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default=None, help="model artifact (default: untrained)")
     parser.add_argument("--head", default="PBE-D3")
     parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")

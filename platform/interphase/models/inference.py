@@ -183,6 +183,7 @@ class InferenceSession:
         cell = np.zeros((3, 3)) if cell_angstrom is None else np.asarray(cell_angstrom, float)
         flags = tuple(bool(p) for p in pbc)
         if not self.fast and not stress:
+            self.list_builds += 1  # evaluate_structure builds its own list
             plain = evaluate_structure(
                 self.model, numbers, positions, cell, flags, self.head, total_charge=total_charge
             )
