@@ -180,18 +180,21 @@ def synchronise(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_interphase(train: Dataset, test: Dataset, device: str, memory_gb: float | None) -> dict:  # type: ignore[type-arg]
-    """interphase's GP with the device's memory plan and default hyperparameter search."""
+def run_interphase(train: Dataset, test: Dataset, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    """interphase's GP with the device's memory plan (and its search unless overridden)."""
     from interphase.gpr.gp import EnergyGradientGP
     from interphase.gpr.memory import plan_for_device
 
-    plan = plan_for_device(device, memory_gb)
+    device = args.device
+    plan = plan_for_device(device, args.memory_gb)
+    search = {"training_iterations": args.iterations, "restarts": args.restarts}
     gp = EnergyGradientGP(
         train.numbers,
         periodic=False,
         device=device,
         max_outputs=plan.max_outputs,
         max_hyperparameter_outputs=plan.max_hyperparameter_outputs,
+        **{k: v for k, v in search.items() if v is not None},
     )
     started = time.perf_counter()
     gp.fit(train.positions_angstrom, train.energies_hartree, train.gradients_hartree_per_angstrom)
@@ -203,6 +206,7 @@ def run_interphase(train: Dataset, test: Dataset, device: str, memory_gb: float 
     predict_s = time.perf_counter() - started
     result = {"fit_s": fit_s, "predict_s": predict_s, "predict_with_std_s": predict_s}
     result["hyperparameter_structures"] = gp.hyperparameter_structures
+    result["adam_steps"] = gp.training_iterations * gp.restarts
     result["lengthscale"] = next(v for k, v in gp.hyperparameters().items() if "length" in k)
     return result | errors(
         test, prediction.energy_hartree, prediction.gradient_hartree_per_angstrom
@@ -258,15 +262,15 @@ def run_aenet_gpr(train: Dataset, test: Dataset, device: str) -> dict:  # type: 
     return result | errors(test, energy_hartree, gradient)
 
 
-def run_case(package: str, size: str, device: str, memory_gb: float | None) -> dict:  # type: ignore[type-arg]
+def run_case(package: str, size: str, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     """One (package, structures × atoms) case in this process, with its peak memory."""
     import torch
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    device = args.device
     n, n_atoms = (int(x) for x in size.split("x"))
     train, test = labeled_dataset(n_atoms, N_TEST + n).split(n)
     if package == "interphase":
-        result = run_interphase(train, test, device, memory_gb)
+        result = run_interphase(train, test, args)
     else:
         result = run_aenet_gpr(train, test, device)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
@@ -279,8 +283,9 @@ def run_case(package: str, size: str, device: str, memory_gb: float | None) -> d
 def run_isolated(package: str, size: str, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     """``run_case`` in a child process (fresh peak RSS); failures become a note."""
     command = [sys.executable, __file__, "--case", f"{package}:{size}", "--device", args.device]
-    if args.memory_gb:
-        command += ["--memory-gb", str(args.memory_gb)]
+    for option in ("memory_gb", "iterations", "restarts"):
+        if getattr(args, option) is not None:
+            command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=args.case_timeout, check=False
@@ -294,37 +299,56 @@ def run_isolated(package: str, size: str, args: argparse.Namespace) -> dict:  # 
     return dict(json.loads(lines[-1][len("RESULT ") :]))
 
 
-def write_outputs(rows: list[dict], device: str, header: str) -> None:  # type: ignore[type-arg]
+def library_version() -> str:
+    """Commit of the checkout, marked when interphase.gpr has uncommitted changes."""
+    root = Path(__file__).parents[1]
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "platform/interphase/gpr")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted gpr changes" if dirty else "")
+
+
+def write_outputs(rows: list[dict], name: str, header: str) -> None:  # type: ignore[type-arg]
     """CSV and markdown table under bench/results/."""
     RESULTS.mkdir(exist_ok=True)
     fields = list(dict.fromkeys(key for row in rows for key in row))
-    with (RESULTS / f"gpr-{device}.csv").open("w", newline="") as handle:
+    with (RESULTS / f"{name}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     lines = [
         header,
         "",
-        "| structures × atoms | outputs | package | fit (s) | predict (ms/structure) "
+        "| structures × atoms | outputs | package | hyperparameter fit | fit (s) "
+        "| predict (ms/structure) "
         "| predict with std (ms/structure) | E MAE (meV/atom) | F MAE (meV/Å) "
         "| peak RSS (GB) | note |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         if "fit_s" in row:
+            search = (
+                f"{row['adam_steps']} Adam steps on {row['hyperparameter_structures']}"
+                if "adam_steps" in row
+                else "3-point scale grid, weight closed form"
+            )
             cells = (
+                f"{search} | "
                 f"{row['fit_s']:.2f} | {1000 * row['predict_s'] / N_TEST:.1f} "
                 f"| {1000 * row['predict_with_std_s'] / N_TEST:.1f} "
                 f"| {row['energy_mae_mev_per_atom']:.2f} | {row['force_mae_mev_per_angstrom']:.0f} "
                 f"| {row['peak_rss_gb']:.2f}"
             )
         else:
-            cells = " | ".join(["—"] * 6)
+            cells = " | ".join(["—"] * 7)
         lines.append(
             f"| {row['structures']} × {row['atoms']} | {row['outputs']:,} | {row['package']} "
             f"| {cells} | {row.get('note', '')} |"
         )
-    (RESULTS / f"gpr-{device}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -334,12 +358,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--packages", nargs="+", default=list(PACKAGES), choices=PACKAGES)
     parser.add_argument("--memory-gb", type=float, help="interphase memory budget (GB)")
+    parser.add_argument("--iterations", type=int, help="interphase Adam steps per restart")
+    parser.add_argument("--restarts", type=int, help="interphase hyperparameter restarts")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--case-timeout", type=float, default=1800, help="seconds per case")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # PACKAGE:NxA, in a child process
     args = parser.parse_args()
     if args.case:
         package, size = args.case.split(":")
-        print("RESULT " + json.dumps(run_case(package, size, args.device, args.memory_gb)))
+        print("RESULT " + json.dumps(run_case(package, size, args)))
         return
     needed: dict[int, int] = {}
     for size in args.sizes:
@@ -355,11 +382,16 @@ def main() -> None:
             row |= {"outputs": n * (3 * n_atoms + 1)} | run_isolated(package, size, args)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    header = (
-        f"device {args.device}; {N_TEST} test structures; GFN1-xTB SCF failures redrawn per "
-        f"system: {failures}; {time.perf_counter() - started:.0f} s in total"
+    search = f"interphase search: {args.iterations or 'default'} Adam steps × "
+    search += (
+        f"{args.restarts or 'default'} restarts, memory budget {args.memory_gb or 'default'} GB"
     )
-    write_outputs(rows, args.device, header)
+    header = (
+        f"device {args.device}; interphase {library_version()}; {search}; {N_TEST} test "
+        f"structures; GFN1-xTB SCF failures redrawn per system: {failures}; "
+        f"{time.perf_counter() - started:.0f} s in total"
+    )
+    write_outputs(rows, f"gpr-{args.device}" + (f"-{args.tag}" if args.tag else ""), header)
 
 
 if __name__ == "__main__":
