@@ -11,6 +11,7 @@ from interphase.cli.common import USER_ERRORS, console, err_console, fail
 
 if TYPE_CHECKING:
     from ase import Atoms
+    from pydantic import ValidationError
 
     from interphase.models.calculator import InterphaseCalculator
 
@@ -20,7 +21,7 @@ DeviceOption = Annotated[
     str | None, typer.Option(help="cuda or cpu (default: cuda when available).")
 ]
 Float32Option = Annotated[
-    bool, typer.Option("--float32", help="Evaluate in float32 (faster; ~meV/atom rounding).")
+    bool, typer.Option("--float32", help="Evaluate in float32 (faster; ~1e-7 relative rounding).")
 ]
 
 
@@ -185,10 +186,7 @@ def phonons(
     console.print(f"band structure ({bands.path}) → {output}")
 
 
-def _first_error(error: object) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(error, ValidationError)
+def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     return f"{location}: {first['msg']}"

@@ -41,9 +41,10 @@ class InterphaseCalculator(Calculator):
         Evaluation precision; default the model's own (float64). ``torch.float32``
         is faster; total energies of large systems then carry ~1e-3 Hartree rounding.
     fast
-        Use the fast inference path (frozen, on-device copy with reused inputs and
-        TorchScript where it helps); ``False`` evaluates through
-        :func:`interphase.models.multihead.evaluate_structure` on every call.
+        Use the fast inference path (Verlet neighbour list, frozen on-device model
+        copy, one-entry cache; see :mod:`interphase.models.inference`); ``False``
+        evaluates through :func:`interphase.models.multihead.evaluate_structure` on
+        every call.
     total_charge
         Total charge (e) the charge model distributes; default ``atoms.info["charge"]``
         if set, else 0.

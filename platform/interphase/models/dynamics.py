@@ -2,7 +2,8 @@
 
 Speed is reported the way MD codes do: milliseconds of wall time per step and
 simulated nanoseconds per day, measured from the end of the first force call
-(which pays for start-up: TorchScript compilation, caches) to the last step.
+(which pays for start-up: the first neighbour list, allocator warm-up) to the
+last step.
 """
 
 from __future__ import annotations
