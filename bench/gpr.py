@@ -46,7 +46,7 @@ N_TEST = 20
 RATTLE_ANGSTROM = 0.05
 LITHIUM_ATOMS = {10: 0, 22: 12, 46: 36}
 XTB_SETTINGS = {"electronic_temperature_k": 3000.0, "mixer_damping": 0.2}
-DEFAULT_SIZES = ("25x10", "50x10", "100x10", "25x22", "50x22", "25x46")
+DEFAULT_SIZES = ("25x10", "50x10", "25x22")
 PACKAGES = ("interphase", "aenet-gpr")
 
 
