@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gpytorch
 import numpy as np
 import pytest
+import torch
 from ase import Atoms
 from ase.calculators.lj import LennardJones
 from ase.units import Hartree
@@ -276,3 +278,40 @@ def test_hyperparameters_from_a_farthest_point_sample_condition_on_all(
     # Conditioned on all 20: each training energy is reproduced, not only the sampled 8.
     fitted = gp.predict(positions[:20]).energy_hartree
     assert np.abs(fitted - energies[:20]).max() < 0.02 * energies[:20].std()
+
+
+def test_given_hyperparameters_only_condition(
+    fitted: EnergyGradientGP, trimer_data: tuple[np.ndarray, ...]
+) -> None:
+    positions, energies, gradients = trimer_data
+    again = EnergyGradientGP(NUMBERS, periodic=False).fit(
+        positions[:25], energies[:25], gradients[:25], hyperparameters=fitted.hyperparameters()
+    )
+    assert again.search is None
+    for key, value in fitted.hyperparameters().items():
+        assert again.hyperparameters()[key] == pytest.approx(value, rel=1e-9, abs=1e-15)
+    np.testing.assert_allclose(
+        again.predict(positions[25:]).energy_hartree,
+        fitted.predict(positions[25:]).energy_hartree,
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.filterwarnings("ignore::gpytorch.utils.warnings.NumericalWarning")  # gpytorch's own
+@pytest.mark.parametrize("which", ["fitted", "fitted_soap"])
+def test_energy_posterior_equals_gpytorch_prediction(
+    which: str, trimer_data: tuple[np.ndarray, ...], request: pytest.FixtureRequest
+) -> None:
+    gp: EnergyGradientGP = request.getfixturevalue(which)
+    x, _, _ = gp._inputs(trimer_data[0][25:], None)
+    model = gp._require_model()
+    with torch.no_grad(), gpytorch.settings.max_cholesky_size(10**9):
+        reference = model(torch.as_tensor(x))
+        expected_mean, expected_variance = reference.mean, reference.variance[:, 0]
+    mean, variance = gp._posterior().predict(torch.as_tensor(x))
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(variance, expected_variance, rtol=1e-6, atol=1e-12)
+    energy_mean, energy_variance = gp._posterior().predict(torch.as_tensor(x), gradients=False)
+    torch.testing.assert_close(energy_mean[:, 0], mean[:, 0], rtol=1e-6, atol=1e-12)  # sum order
+    torch.testing.assert_close(energy_variance, variance, rtol=1e-6, atol=1e-12)

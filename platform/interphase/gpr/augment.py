@@ -99,7 +99,7 @@ def augment_positions(
     rng = np.random.default_rng(seed)
     displaced = displaced_copies(positions_angstrom, copies, delta_angstrom, rng)
     cells = None if cell_angstrom is None else np.repeat(np.asarray(cell_angstrom)[None], copies, 0)
-    prediction = gp.predict(displaced, cells)
+    prediction = gp.predict(displaced, cells, gradients=False)
     if std_filter_hartree_per_atom is None:
         kept = np.ones(len(displaced), dtype=bool)
     else:

@@ -140,17 +140,29 @@ def _fit_gp(
 
 
 def validation_errors(
-    data: SubsetData, settings: GPFitSettings, max_outputs: int, max_hp: int
+    data: SubsetData, gp: EnergyGradientGP, settings: GPFitSettings
 ) -> tuple[float | None, float | None]:
-    """Energy MAE per atom (Hartree) and force MAE (Hartree/Å) on a held-out quarter."""
+    """Energy MAE per atom (Hartree) and force MAE (Hartree/Å) on a held-out quarter.
+
+    A GP with the hyperparameters of ``gp`` (fitted on the whole subset) is
+    conditioned on the other three quarters and predicts the held-out one. The
+    four hyperparameters have seen the held-out structures, so this is slightly
+    optimistic, but it costs one Cholesky instead of a second likelihood search.
+    """
     n = len(data.label_ids)
     n_val = round(n * VALIDATION_FRACTION)
     if n - n_val < MIN_SUBSET_SIZE or n_val == 0:
         return None, None
     order = np.random.default_rng(settings.seed).permutation(n)
-    held_out = data.take(order[:n_val])
-    gp = _fit_gp(data.take(order[n_val:]), settings, max_outputs, max_hp)
-    predicted = gp.predict(held_out.positions_angstrom, held_out.cells_angstrom)
+    held_out, kept = data.take(order[:n_val]), data.take(order[n_val:])
+    conditioned = _new_gp(kept, settings, gp.max_outputs, gp.max_hyperparameter_outputs).fit(
+        kept.positions_angstrom,
+        kept.energies_hartree,
+        kept.gradients_hartree_per_angstrom,
+        kept.cells_angstrom,
+        hyperparameters=gp.hyperparameters(),
+    )
+    predicted = conditioned.predict(held_out.positions_angstrom, held_out.cells_angstrom)
     energy_error = np.abs(predicted.energy_hartree - held_out.energies_hartree)
     gradient_error = np.abs(
         predicted.gradient_hartree_per_angstrom - held_out.gradients_hartree_per_angstrom
@@ -173,8 +185,8 @@ def fit_subset(data: SubsetData, settings: GPFitSettings) -> _FittedSubset:
         subset_key=data.subset_key,
     )
     used = data.take(keep)
-    energy_mae, force_mae = validation_errors(used, settings, max_outputs, max_hp)
     gp = _fit_gp(used, settings, max_outputs, max_hp)
+    energy_mae, force_mae = validation_errors(used, gp, settings)
     search = gp.search
     metrics: dict[str, Any] = {
         "validation_energy_mae_per_atom_hartree": energy_mae,

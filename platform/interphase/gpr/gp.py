@@ -27,13 +27,11 @@ Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import gpytorch
 import numpy as np
 import torch
-from gpytorch.utils.warnings import GPInputWarning, NumericalWarning
 
 from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
 from interphase.gpr.hyperparameters import HyperparameterSearch, optimise_hyperparameters
@@ -50,6 +48,7 @@ from interphase.gpr.memory import (
     GPTooLargeError,
     farthest_point_indices,
 )
+from interphase.gpr.posterior import ExactEnergyPosterior
 
 __all__ = [
     "DEFAULT_MAX_OUTPUTS",
@@ -82,7 +81,7 @@ class GPPrediction:
 
     energy_hartree: np.ndarray  # (m,)
     energy_std_hartree: np.ndarray  # (m,)
-    gradient_hartree_per_angstrom: np.ndarray  # (m, N, 3), dE/dx
+    gradient_hartree_per_angstrom: np.ndarray | None  # (m, N, 3), dE/dx; None if not asked
 
 
 class EnergyGradientGP:
@@ -148,6 +147,7 @@ class EnergyGradientGP:
         self.search: HyperparameterSearch | None = None
         self.hyperparameter_structures = 0
         self._model: EnergyGradientExactGP | None = None
+        self._cached_posterior: ExactEnergyPosterior | None = None
         self._train_positions = np.empty((0, self.n_atoms, 3))
         self._train_energies = np.empty(0)
         self._train_gradients = np.empty((0, self.n_atoms, 3))
@@ -177,6 +177,8 @@ class EnergyGradientGP:
         energies_hartree: np.ndarray,
         gradients_hartree_per_angstrom: np.ndarray,
         cells_angstrom: np.ndarray | None = None,
+        *,
+        hyperparameters: dict[str, float] | None = None,
     ) -> EnergyGradientGP:
         """Fit hyperparameters by marginal likelihood and condition on the data.
 
@@ -190,6 +192,9 @@ class EnergyGradientGP:
             (n, N, 3) energy gradients dE/dx (minus the forces).
         cells_angstrom
             (n, 3, 3) cells; needed for periodic SOAP inputs only.
+        hyperparameters
+            Use these (as returned by :meth:`hyperparameters` of another GP of the
+            same subset and descriptor) instead of optimising: only condition.
 
         Returns
         -------
@@ -201,6 +206,12 @@ class EnergyGradientGP:
         )
         self._set_training_data(positions, energies, gradients, cells_angstrom)
         x, y, fps_inputs = self._training_tensors()
+        if hyperparameters is not None:
+            model = self._new_model(x, y)
+            self._apply(model, hyperparameters)
+            self.search, self.hyperparameter_structures = None, 0
+            self._finish(model)
+            return self
         limit = max(MIN_TRAINING_STRUCTURES, self.max_hyperparameter_outputs // y.shape[1])
         subset = farthest_point_indices(fps_inputs, limit) if len(x) > limit else np.arange(len(x))
         self.hyperparameter_structures = len(subset)
@@ -220,6 +231,32 @@ class EnergyGradientGP:
             model.set_train_data(x, y, strict=False)
         self._finish(model)
         return self
+
+    def _apply(self, model: EnergyGradientExactGP, values: dict[str, float]) -> None:
+        """Set physical hyperparameters (clipped to this GP's bounds) on ``model``."""
+        scale = self._energy_scale_hartree
+        scaled = {
+            "lengthscale": values[self.lengthscale_key],
+            "outputscale": values["outputscale_hartree2"] / scale**2,
+            "noise": values["noise_hartree2"] / scale**2,
+        }
+        parameters = {
+            "lengthscale": model.covar_module.base_kernel.raw_lengthscale_constraint,
+            "outputscale": model.covar_module.raw_outputscale_constraint,
+            "noise": model.likelihood.raw_noise_constraint,
+        }
+        for name, constraint in parameters.items():
+            low, high = float(constraint.lower_bound), float(constraint.upper_bound)
+            scaled[name] = min(max(scaled[name], low * (1 + 1e-9)), high * (1 - 1e-9))
+        with torch.no_grad():
+            model.covar_module.base_kernel.lengthscale = self._tensor(
+                np.array(scaled["lengthscale"])
+            )
+            model.covar_module.outputscale = self._tensor(np.array(scaled["outputscale"]))
+            model.likelihood.noise = self._tensor(np.array(scaled["noise"]))
+            model.mean_module.constant.fill_(
+                (values["mean_hartree"] - self._energy_offset_hartree) / scale
+            )
 
     def _check_training_arrays(
         self, positions: np.ndarray, energies: np.ndarray, gradients: np.ndarray
@@ -324,6 +361,7 @@ class EnergyGradientGP:
         model.eval()
         model.likelihood.eval()
         self._model = model
+        self._cached_posterior = None
 
     def _exact_settings(self) -> gpytorch.settings._feature_flag:
         # Cholesky throughout: gpytorch would switch to approximate CG solves above
@@ -352,41 +390,55 @@ class EnergyGradientGP:
 
     # -------------------------------------------------------------- predict
     def predict(
-        self, positions_angstrom: np.ndarray, cells_angstrom: np.ndarray | None = None
+        self,
+        positions_angstrom: np.ndarray,
+        cells_angstrom: np.ndarray | None = None,
+        *,
+        gradients: bool = True,
     ) -> GPPrediction:
-        """Posterior mean energy, its std and mean gradient at m structures (m, N, 3)."""
-        model = self._require_model()
+        """Posterior mean energy, its std and (unless ``gradients=False``) mean gradient.
+
+        Parameters
+        ----------
+        positions_angstrom
+            (m, N, 3) structures, atoms in the GP's order.
+        cells_angstrom
+            (m, 3, 3) cells; needed for periodic SOAP inputs only.
+        gradients
+            Predict the mean gradient too (m, N, 3). Without it, prediction skips
+            the gradient-gradient kernel blocks (much faster for SOAP inputs).
+        """
+        posterior = self._posterior()
         positions = self._check_positions(positions_angstrom, "positions_angstrom")
         cells = self._check_cells(cells_angstrom, len(positions))
         chunk = max(1, _PREDICT_CHUNK_OUTPUTS // self.n_outputs_per_structure)
-        means, variances, rotations = [], [], []
-        with torch.no_grad(), self._exact_settings(), warnings.catch_warnings():
-            # Predicting at the training inputs is legitimate (e.g. checking the fit).
-            warnings.simplefilter("ignore", GPInputWarning)
-            # Variances of ~0 at training inputs round below zero; they are clipped.
-            warnings.simplefilter("ignore", NumericalWarning)
-            for start in range(0, len(positions), chunk):
-                part = slice(start, start + chunk)
-                x, rotation, _ = self._inputs(
-                    positions[part], None if cells is None else cells[part]
-                )
-                posterior = model(self._tensor(x))
-                means.append(posterior.mean.cpu().numpy())
-                variances.append(posterior.variance[:, 0].cpu().numpy())
-                rotations.append(rotation)
-        width = self.n_outputs_per_structure
-        mean = np.concatenate(means) if means else np.empty((0, width))
-        variance = np.concatenate(variances) if variances else np.empty(0)
-        rotation_all = np.concatenate(rotations) if rotations else np.empty((0, 3, 3))
+        width = self.n_outputs_per_structure if gradients else 1
+        means, variances, rotations = [np.empty((0, width))], [np.empty(0)], [np.empty((0, 3, 3))]
+        for start in range(0, len(positions), chunk):
+            part = slice(start, start + chunk)
+            x, rotation, _ = self._inputs(positions[part], None if cells is None else cells[part])
+            mean_part, variance_part = posterior.predict(self._tensor(x), gradients)
+            means.append(mean_part.cpu().numpy())
+            variances.append(variance_part.cpu().numpy())
+            rotations.append(rotation)
+        mean, variance = np.concatenate(means), np.concatenate(variances)
         scale = self._energy_scale_hartree
-        gradient_frame = mean[:, 1:].reshape(-1, self.n_atoms, 3) * scale
-        # Back to the caller's frame: aligned = centred @ R, so g = g' @ R^T.
-        gradient = np.einsum("naj,nij->nai", gradient_frame, rotation_all)
+        gradient = None
+        if gradients:
+            gradient_frame = mean[:, 1:].reshape(-1, self.n_atoms, 3) * scale
+            # Back to the caller's frame: aligned = centred @ R, so g = g' @ R^T.
+            gradient = np.einsum("naj,nij->nai", gradient_frame, np.concatenate(rotations))
         return GPPrediction(
             energy_hartree=mean[:, 0] * scale + self._energy_offset_hartree,
             energy_std_hartree=np.sqrt(np.clip(variance, 0.0, None)) * scale,
             gradient_hartree_per_angstrom=gradient,
         )
+
+    def _posterior(self) -> ExactEnergyPosterior:
+        """The cached exact posterior (built on first use after fitting)."""
+        if self._cached_posterior is None:
+            self._cached_posterior = ExactEnergyPosterior(self._require_model())
+        return self._cached_posterior
 
     def _require_model(self) -> EnergyGradientExactGP:
         if self._model is None:

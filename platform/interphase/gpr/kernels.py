@@ -112,6 +112,25 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         kernel[:, 1:, :, 1:] = hessian
         return kernel.reshape(n1 * (c + 1), n2 * (c + 1))
 
+    def energy_rows(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """Rows of the energies of x1 only: cov(f(x1), every output of x2), (n1, n2·(C+1)).
+
+        Needs no J_iᵀJ_j block, so it is much cheaper than the full kernel when only
+        energies (and their variance) are predicted.
+        """
+        d1, _ = self._split(x1)
+        d2, j2 = self._split(x2)
+        ell2 = self.lengthscale.reshape(()) ** 2
+        squared = torch.cdist(d1, d2, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+        if j2 is None:
+            q = d1[:, None, :] - d2[None, :, :]
+        else:
+            anchor = torch.einsum("mfc,mf->mc", j2, d2)
+            q = torch.einsum("mfc,nf->nmc", j2, d1) - anchor[None, :, :]
+        k = torch.exp(-0.5 * squared / ell2)
+        rows = torch.cat([k[:, :, None], (k / ell2)[:, :, None] * q], dim=2)
+        return rows.reshape(x1.shape[0], -1)
+
     def _diagonal(self, x: torch.Tensor, ell2: torch.Tensor) -> torch.Tensor:
         _, jacobian = self._split(x)
         n, c = x.shape[0], self.n_coordinates

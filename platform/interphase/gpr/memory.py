@@ -58,8 +58,9 @@ CONDITION_KERNEL_COPIES = 6.0
 DEFAULT_CPU_BUDGET_GB = 8.0
 DEFAULT_GPU_BUDGET_FRACTION = 0.85
 #: On CPU, hyperparameters are fitted on at most this many outputs (time, not
-#: memory: one likelihood gradient step at 3,100 outputs takes ~9 s on one core).
-CPU_HYPERPARAMETER_OUTPUTS = 3_000
+#: memory: one likelihood gradient step takes ~9 s at 3,100 outputs on one core,
+#: ~1 s at 1,500; a fit is a few hundred steps).
+CPU_HYPERPARAMETER_OUTPUTS = 1_500
 
 
 class GPTooLargeError(ValueError):

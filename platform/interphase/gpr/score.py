@@ -95,6 +95,7 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
         prediction = gp.predict(
             np.stack([scores.positions_angstrom[i] for i in indices]),
             None if any(c is None for c in subset_cells) else np.stack(subset_cells),  # type: ignore[arg-type]
+            gradients=False,
         )
         scores.std_per_atom_hartree[indices] = prediction.energy_std_hartree / gp.n_atoms
         energies[indices] = prediction.energy_hartree
