@@ -10,7 +10,8 @@ J_i = dD/dx at structure i, P = J_iᵀr, Q = J_jᵀr and k = exp(-|r|²/2l²):
     cov(∂f_i, f_j)  = -k P / l²
     cov(∂f_i, ∂f_j) = k (J_iᵀJ_j / l² - P Qᵀ / l⁴)
 
-(J = I for Cartesian inputs recovers GPyTorch's ``RBFKernelGrad``). The matrix
+(J = I for Cartesian inputs recovers GPyTorch's ``RBFKernelGrad``; the diagonal of
+K(X, X) carries a relative nugget, :data:`RELATIVE_NUGGET`). The matrix
 is returned in GPyTorch's multitask layout (outputs of one structure
 adjacent). Unlike ``RBFKernelGrad`` it is built block by block in that layout
 (no permutation copy), and the parts that do not depend on the lengthscale
@@ -26,6 +27,14 @@ import gpytorch
 import torch
 
 from interphase.gpr.hyperparameters import INITIAL_NOISE, constraints_and_priors
+
+#: Every prior variance on the diagonal of K(X, X) is raised by this fraction. SOAP
+#: inputs are invariant, so each structure's gradient outputs carry exact null
+#: directions (net force and torque are zero: 6 per molecule, 3 per cell) and the
+#: kernel is singular up to the likelihood noise, which the optimiser drives to
+#: its bound for nearly noise-free labels. 1e-10 keeps the Cholesky factorisation
+#: stable while adding an energy std of only 1e-5·sqrt(outputscale).
+RELATIVE_NUGGET = 1e-10
 
 
 class ConstantEnergyMean(gpytorch.means.Mean):
@@ -110,7 +119,11 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         else:
             hessian = hessian + k_l2[:, None, :, None] * g.jtj
         kernel[:, 1:, :, 1:] = hessian
-        return kernel.reshape(n1 * (c + 1), n2 * (c + 1))
+        square = kernel.reshape(n1 * (c + 1), n2 * (c + 1))
+        if x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2)):
+            diagonal = square.diagonal()
+            diagonal.add_(RELATIVE_NUGGET * diagonal.detach())
+        return square
 
     def energy_rows(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         """Rows of the energies of x1 only: cov(f(x1), every output of x2), (n1, n2·(C+1)).
@@ -139,7 +152,7 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         else:
             gradient_part = (jacobian**2).sum(dim=1)
         ones = torch.ones(n, 1, dtype=x.dtype, device=x.device)
-        return torch.cat([ones, gradient_part / ell2], dim=1).reshape(-1)
+        return torch.cat([ones, gradient_part / ell2], dim=1).reshape(-1) * (1 + RELATIVE_NUGGET)
 
     def _geometry(self, x1: torch.Tensor, x2: torch.Tensor) -> _Geometry:
         cached = self._cached

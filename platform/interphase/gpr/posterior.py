@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from linear_operator.utils.cholesky import psd_safe_cholesky
 
-from interphase.gpr.kernels import EnergyGradientExactGP
+from interphase.gpr.kernels import RELATIVE_NUGGET, EnergyGradientExactGP
 
 
 class ExactEnergyPosterior:
@@ -59,5 +59,6 @@ class ExactEnergyPosterior:
                 )
                 mean = model.mean_module(x)[:, :1] + (energy_rows @ self.weights)[:, None]
             solved = torch.linalg.solve_triangular(self.cholesky, energy_rows.T, upper=False)
-            variance = outputscale - (solved**2).sum(dim=0)  # k_E(x, x) = outputscale
+            prior = outputscale * (1 + RELATIVE_NUGGET)  # k_E(x, x), as the kernel's diagonal
+            variance = prior - (solved**2).sum(dim=0)
         return mean, variance
