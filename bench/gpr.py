@@ -266,6 +266,9 @@ def run_case(package: str, size: str, args: argparse.Namespace) -> dict:  # type
     """One (package, structures × atoms) case in this process, with its peak memory."""
     import torch
 
+    if args.memory_limit_gb:  # a clean MemoryError instead of the kernel's OOM killer
+        limit = int(args.memory_limit_gb * 1e9)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     device = args.device
     n, n_atoms = (int(x) for x in size.split("x"))
     train, test = labeled_dataset(n_atoms, N_TEST + n).split(n)
@@ -283,7 +286,7 @@ def run_case(package: str, size: str, args: argparse.Namespace) -> dict:  # type
 def run_isolated(package: str, size: str, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     """``run_case`` in a child process (fresh peak RSS); failures become a note."""
     command = [sys.executable, __file__, "--case", f"{package}:{size}", "--device", args.device]
-    for option in ("memory_gb", "iterations", "restarts"):
+    for option in ("memory_gb", "iterations", "restarts", "memory_limit_gb"):
         if getattr(args, option) is not None:
             command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     try:
@@ -360,6 +363,9 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, help="interphase memory budget (GB)")
     parser.add_argument("--iterations", type=int, help="interphase Adam steps per restart")
     parser.add_argument("--restarts", type=int, help="interphase hyperparameter restarts")
+    parser.add_argument(
+        "--memory-limit-gb", type=float, help="address-space limit of each case process (GB)"
+    )
     parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--case-timeout", type=float, default=1800, help="seconds per case")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # PACKAGE:NxA, in a child process
