@@ -379,7 +379,7 @@ def main() -> None:
         n, n_atoms = (int(x) for x in size.split("x"))
         needed[n_atoms] = max(needed.get(n_atoms, 0), N_TEST + n)
     failures = {n_atoms: labeled_dataset(n_atoms, n).scf_failures for n_atoms, n in needed.items()}
-    rows = []
+    version, rows = library_version(), []
     started = time.perf_counter()
     for size in args.sizes:
         n, n_atoms = (int(x) for x in size.split("x"))
@@ -393,7 +393,7 @@ def main() -> None:
         f"{args.restarts or 'default'} restarts, memory budget {args.memory_gb or 'default'} GB"
     )
     header = (
-        f"device {args.device}; interphase {library_version()}; {search}; {N_TEST} test "
+        f"device {args.device}; interphase {version}; {search}; {N_TEST} test "
         f"structures; GFN1-xTB SCF failures redrawn per system: {failures}; "
         f"{time.perf_counter() - started:.0f} s in total"
     )
