@@ -315,3 +315,19 @@ def test_energy_posterior_equals_gpytorch_prediction(
     energy_mean, energy_variance = gp._posterior().predict(torch.as_tensor(x), gradients=False)
     torch.testing.assert_close(energy_mean[:, 0], mean[:, 0], rtol=1e-6, atol=1e-12)  # sum order
     torch.testing.assert_close(energy_variance, variance, rtol=1e-6, atol=1e-12)
+
+
+def test_set_hyperparameters_by_hand(trimer_data: tuple[np.ndarray, ...]) -> None:
+    positions, energies, gradients = trimer_data
+    gp = EnergyGradientGP(NUMBERS, periodic=False, training_iterations=5, restarts=1).fit(
+        positions[:10], energies[:10], gradients[:10]
+    )
+    before = gp.predict(positions[10:12]).energy_hartree
+    gp.set_hyperparameters(lengthscale_angstrom=0.123456789, outputscale_hartree2=2e-5)
+    assert gp.hyperparameters()["lengthscale_angstrom"] == pytest.approx(0.123456789, rel=1e-12)
+    assert gp.hyperparameters()["outputscale_hartree2"] == pytest.approx(2e-5, rel=1e-12)
+    assert not np.allclose(gp.predict(positions[10:12]).energy_hartree, before)
+    with pytest.raises(GPInputError, match="bounds"):
+        gp.set_hyperparameters(lengthscale_angstrom=1e6)
+    with pytest.raises(GPInputError, match="positive"):
+        gp.set_hyperparameters(outputscale_hartree2=-1.0)

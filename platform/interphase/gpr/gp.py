@@ -34,9 +34,13 @@ import numpy as np
 import torch
 
 from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
+from interphase.gpr.errors import GPInputError, GPNotFittedError, GPTooLargeError
 from interphase.gpr.hyperparameters import HyperparameterSearch, optimise_hyperparameters
 from interphase.gpr.inputs import (
+    MIN_TRAINING_STRUCTURES,
     align_to_reference,
+    check_positions,
+    check_training_arrays,
     energy_scale,
     kabsch_rotation,
     median_pairwise_distance,
@@ -45,7 +49,6 @@ from interphase.gpr.kernels import EnergyGradientExactGP
 from interphase.gpr.memory import (
     DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_OUTPUTS,
-    GPTooLargeError,
     farthest_point_indices,
 )
 from interphase.gpr.posterior import ExactEnergyPosterior
@@ -60,19 +63,9 @@ __all__ = [
     "kabsch_rotation",
 ]
 
-#: Below this many structures the hyperparameters are not identifiable.
-MIN_TRAINING_STRUCTURES = 2
 _DTYPE = torch.float64
 #: Test structures per prediction chunk: at most this many outputs per chunk.
 _PREDICT_CHUNK_OUTPUTS = 4_000
-
-
-class GPInputError(ValueError):
-    """Arrays given to the GP have the wrong shape, or too few structures."""
-
-
-class GPNotFittedError(RuntimeError):
-    """``predict`` or ``to_bytes`` was called before ``fit``."""
 
 
 @dataclass
@@ -201,8 +194,12 @@ class EnergyGradientGP:
         EnergyGradientGP
             ``self``, fitted.
         """
-        positions, energies, gradients = self._check_training_arrays(
-            positions_angstrom, energies_hartree, gradients_hartree_per_angstrom
+        positions, energies, gradients = check_training_arrays(
+            positions_angstrom,
+            energies_hartree,
+            gradients_hartree_per_angstrom,
+            n_atoms=self.n_atoms,
+            max_outputs=self.max_outputs,
         )
         self._set_training_data(positions, energies, gradients, cells_angstrom)
         x, y, fps_inputs = self._training_tensors()
@@ -232,23 +229,31 @@ class EnergyGradientGP:
         self._finish(model)
         return self
 
-    def _apply(self, model: EnergyGradientExactGP, values: dict[str, float]) -> None:
-        """Set physical hyperparameters (clipped to this GP's bounds) on ``model``."""
+    def _apply(
+        self, model: EnergyGradientExactGP, values: dict[str, float], clip: bool = True
+    ) -> None:
+        """Set physical hyperparameters on ``model``, clipped to its bounds (or refused)."""
         scale = self._energy_scale_hartree
         scaled = {
             "lengthscale": values[self.lengthscale_key],
             "outputscale": values["outputscale_hartree2"] / scale**2,
             "noise": values["noise_hartree2"] / scale**2,
         }
-        parameters = {
+        constraints = {
             "lengthscale": model.covar_module.base_kernel.raw_lengthscale_constraint,
             "outputscale": model.covar_module.raw_outputscale_constraint,
             "noise": model.likelihood.raw_noise_constraint,
         }
-        for name, constraint in parameters.items():
+        for name, constraint in constraints.items():
             low, high = float(constraint.lower_bound), float(constraint.upper_bound)
+            if not clip and not low < scaled[name] < high:
+                raise GPInputError(
+                    f"{name} {scaled[name]:.3g} (in units scaled by the energy scale "
+                    f"{scale:.3g} Hartree) is outside its bounds ({low:.3g}, {high:.3g})"
+                )
             scaled[name] = min(max(scaled[name], low * (1 + 1e-9)), high * (1 - 1e-9))
         with torch.no_grad():
+            # Tensors, not floats: gpytorch converts a float through float32.
             model.covar_module.base_kernel.lengthscale = self._tensor(
                 np.array(scaled["lengthscale"])
             )
@@ -257,49 +262,6 @@ class EnergyGradientGP:
             model.mean_module.constant.fill_(
                 (values["mean_hartree"] - self._energy_offset_hartree) / scale
             )
-
-    def _check_training_arrays(
-        self, positions: np.ndarray, energies: np.ndarray, gradients: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        positions = self._check_positions(positions, "positions_angstrom")
-        energies = np.asarray(energies, dtype=np.float64)
-        gradients = np.asarray(gradients, dtype=np.float64)
-        n = positions.shape[0]
-        if energies.shape != (n,):
-            raise GPInputError(
-                f"energies_hartree has shape {energies.shape}; expected ({n},) to match "
-                f"positions_angstrom {positions.shape}"
-            )
-        if gradients.shape != positions.shape:
-            raise GPInputError(
-                f"gradients_hartree_per_angstrom has shape {gradients.shape}; expected "
-                f"{positions.shape} like positions_angstrom"
-            )
-        if n < MIN_TRAINING_STRUCTURES:
-            raise GPInputError(
-                f"got {n} training structure(s); the GP needs at least "
-                f"{MIN_TRAINING_STRUCTURES} to fit its hyperparameters"
-            )
-        n_outputs = n * self.n_outputs_per_structure
-        if n_outputs > self.max_outputs:
-            raise GPTooLargeError(
-                f"{n} structures x (3*{self.n_atoms}+1) = {n_outputs} outputs exceeds "
-                f"max_outputs={self.max_outputs} (kernel matrix would need "
-                f"{8 * n_outputs**2 / 1e9:.1f} GB); fit on fewer structures, split the "
-                "subset, or raise the memory budget if the machine has the memory"
-            )
-        if not (np.all(np.isfinite(energies)) and np.all(np.isfinite(gradients))):
-            raise GPInputError("energies_hartree and gradients contain NaN or inf")
-        return positions, energies, gradients
-
-    def _check_positions(self, positions: np.ndarray, name: str) -> np.ndarray:
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.ndim != 3 or positions.shape[1:] != (self.n_atoms, 3):
-            raise GPInputError(
-                f"{name} has shape {positions.shape}; expected (n, {self.n_atoms}, 3) for "
-                f"the {self.n_atoms} atoms this GP was built for"
-            )
-        return positions
 
     def _check_cells(self, cells: np.ndarray | None, n: int) -> np.ndarray | None:
         if cells is None:
@@ -409,7 +371,7 @@ class EnergyGradientGP:
             the gradient-gradient kernel blocks (much faster for SOAP inputs).
         """
         posterior = self._posterior()
-        positions = self._check_positions(positions_angstrom, "positions_angstrom")
+        positions = check_positions(positions_angstrom, self.n_atoms, "positions_angstrom")
         cells = self._check_cells(cells_angstrom, len(positions))
         chunk = max(1, _PREDICT_CHUNK_OUTPUTS // self.n_outputs_per_structure)
         width = self.n_outputs_per_structure if gradients else 1
@@ -481,23 +443,19 @@ class EnergyGradientGP:
         ``lengthscale_angstrom``); a value not given keeps its fitted value.
         """
         model = self._require_model()
+        values = self.hyperparameters()
         new_lengthscale = lengthscale if lengthscale is not None else lengthscale_angstrom
-        for name, value in (
-            ("lengthscale", new_lengthscale),
-            ("outputscale", outputscale_hartree2),
+        for key, value in (
+            (self.lengthscale_key, new_lengthscale),
+            ("outputscale_hartree2", outputscale_hartree2),
         ):
-            if value is not None and not value > 0:
-                raise GPInputError(f"{name} must be positive; got {value}")
-        model.train()  # drops gpytorch's cached prediction strategy
-        with torch.no_grad():
-            if new_lengthscale is not None:
-                # Tensors, not floats: gpytorch rounds a float through float32.
-                model.covar_module.base_kernel.lengthscale = self._tensor(np.array(new_lengthscale))
-            if outputscale_hartree2 is not None:
-                model.covar_module.outputscale = self._tensor(
-                    np.array(outputscale_hartree2 / self._energy_scale_hartree**2)
-                )
-        self._finish(model)
+            if value is not None:
+                if not value > 0:
+                    raise GPInputError(f"{key} must be positive; got {value}")
+                values[key] = value
+        model.train()
+        self._apply(model, values, clip=False)
+        self._finish(model)  # drops the cached posterior
         return self
 
     # ---------------------------------------------------------- persistence

@@ -1,9 +1,14 @@
-"""Cartesian GP inputs: rigid-motion removal for molecules and reference scales."""
+"""Checks of GP input arrays, rigid-motion removal for molecules, reference scales."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.spatial.distance import pdist
+
+from interphase.gpr.errors import GPInputError, GPTooLargeError
+
+#: Below this many structures the hyperparameters are not identifiable.
+MIN_TRAINING_STRUCTURES = 2
 
 
 def kabsch_rotation(mobile: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -49,3 +54,55 @@ def median_pairwise_distance(inputs: np.ndarray) -> float:
     distances = pdist(flat) if len(flat) > 1 else np.empty(0)
     median = float(np.median(distances)) if distances.size else 1.0
     return median if median > 1e-6 else 1.0
+
+
+def check_positions(positions: np.ndarray, n_atoms: int, name: str) -> np.ndarray:
+    """``positions`` as float64 (m, n_atoms, 3), or :class:`GPInputError`."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 3 or positions.shape[1:] != (n_atoms, 3):
+        raise GPInputError(
+            f"{name} has shape {positions.shape}; expected (n, {n_atoms}, 3) for "
+            f"the {n_atoms} atoms this GP was built for"
+        )
+    return positions
+
+
+def check_training_arrays(
+    positions: np.ndarray,
+    energies: np.ndarray,
+    gradients: np.ndarray,
+    *,
+    n_atoms: int,
+    max_outputs: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shapes, finiteness and size of training data, checked before anything is allocated."""
+    positions = check_positions(positions, n_atoms, "positions_angstrom")
+    energies = np.asarray(energies, dtype=np.float64)
+    gradients = np.asarray(gradients, dtype=np.float64)
+    n = positions.shape[0]
+    if energies.shape != (n,):
+        raise GPInputError(
+            f"energies_hartree has shape {energies.shape}; expected ({n},) to match "
+            f"positions_angstrom {positions.shape}"
+        )
+    if gradients.shape != positions.shape:
+        raise GPInputError(
+            f"gradients_hartree_per_angstrom has shape {gradients.shape}; expected "
+            f"{positions.shape} like positions_angstrom"
+        )
+    if n < MIN_TRAINING_STRUCTURES:
+        raise GPInputError(
+            f"got {n} training structure(s); the GP needs at least "
+            f"{MIN_TRAINING_STRUCTURES} to fit its hyperparameters"
+        )
+    n_outputs = n * (3 * n_atoms + 1)
+    if n_outputs > max_outputs:
+        raise GPTooLargeError(
+            f"{n} structures x (3*{n_atoms}+1) = {n_outputs} outputs exceeds "
+            f"max_outputs={max_outputs} (kernel matrix would need "
+            f"{8 * n_outputs**2 / 1e9:.1f} GB); fit on fewer structures, split the "
+            "subset, or raise the memory budget if the machine has the memory"
+        )
+    if not (np.all(np.isfinite(energies)) and np.all(np.isfinite(gradients))):
+        raise GPInputError("energies_hartree and gradients contain NaN or inf")
+    return positions, energies, gradients

@@ -49,6 +49,17 @@ from typing import Literal
 
 import numpy as np
 
+from interphase.gpr.errors import GPTooLargeError
+
+__all__ = [
+    "GPTooLargeError",
+    "MemoryPlan",
+    "farthest_point_indices",
+    "plan_for_budget",
+    "plan_for_device",
+    "plan_training_indices",
+]
+
 OversizePolicy = Literal["subsample", "error"]
 
 #: Peak bytes / kernel bytes during a marginal-likelihood gradient step (measured).
@@ -61,10 +72,6 @@ DEFAULT_GPU_BUDGET_FRACTION = 0.85
 #: memory: one likelihood gradient step takes ~9 s at 3,100 outputs on one core,
 #: ~1 s at 1,500; a fit is a few hundred steps).
 CPU_HYPERPARAMETER_OUTPUTS = 1_500
-
-
-class GPTooLargeError(ValueError):
-    """The exact GP would need more memory than its budget allows."""
 
 
 @dataclass(frozen=True)
