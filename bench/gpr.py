@@ -215,7 +215,7 @@ def run_interphase(train: Dataset, test: Dataset, args: argparse.Namespace) -> d
     result = {"fit_s": fit_s, "first_predict_s": timings[0], "predict_s": timings[1]}
     result["predict_with_std_s"] = timings[1]  # the energy std always comes with it
     result["hyperparameter_structures"] = gp.hyperparameter_structures
-    result["adam_steps"] = gp.training_iterations * gp.restarts
+    result["likelihood_evaluations"] = gp.search.evaluations if gp.search else 0
     result["lengthscale"] = next(v for k, v in gp.hyperparameters().items() if "length" in k)
     return result | errors(
         test, prediction.energy_hartree, prediction.gradient_hartree_per_angstrom
@@ -344,8 +344,9 @@ def write_outputs(rows: list[dict], name: str, header: str) -> None:  # type: ig
     for row in rows:
         if "fit_s" in row:
             search = (
-                f"{row['adam_steps']} Adam steps on {row['hyperparameter_structures']}"
-                if "adam_steps" in row
+                f"{row['likelihood_evaluations']} likelihood evaluations on "
+                f"{row['hyperparameter_structures']}"
+                if "likelihood_evaluations" in row
                 else "3-point scale grid, weight closed form"
             )
             cells = (
@@ -371,7 +372,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--packages", nargs="+", default=list(PACKAGES), choices=PACKAGES)
     parser.add_argument("--memory-gb", type=float, help="interphase memory budget (GB)")
-    parser.add_argument("--iterations", type=int, help="interphase Adam steps per restart")
+    parser.add_argument(
+        "--iterations", type=int, help="interphase Nelder–Mead iterations per restart"
+    )
     parser.add_argument("--restarts", type=int, help="interphase hyperparameter restarts")
     parser.add_argument(
         "--memory-limit-gb", type=float, help="address-space limit of each case process (GB)"
@@ -398,7 +401,7 @@ def main() -> None:
             row |= {"outputs": n * (3 * n_atoms + 1)} | run_isolated(package, size, args)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    search = f"interphase search: {args.iterations or 'default'} Adam steps × "
+    search = f"interphase search: {args.iterations or 'default'} Nelder–Mead iterations × "
     search += (
         f"{args.restarts or 'default'} restarts, memory budget {args.memory_gb or 'default'} GB"
     )

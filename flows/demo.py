@@ -38,7 +38,9 @@ class DemoConfig(BaseModel):
     )
     max_selected: int = Field(default=8, ge=0, description="Most candidates labeled per iteration.")
     gp_iterations: int = Field(
-        default=40, ge=1, description="Adam steps of GP hyperparameter fits."
+        default=40,
+        ge=1,
+        description="Nelder–Mead iterations per restart of GP hyperparameter fits.",
     )
     training_epochs: int = Field(default=400, ge=1, description="Epochs of network training.")
     training_learning_rate: float = Field(

@@ -52,7 +52,9 @@ def fit(
     descriptor: Annotated[
         DescriptorKind, typer.Option(help="GP input: aligned Cartesian or SOAP (+ Jacobian).")
     ] = DescriptorKind.cartesian,
-    iterations: Annotated[int, typer.Option(min=0, help="Adam steps per restart.")] = 60,
+    iterations: Annotated[
+        int, typer.Option(min=0, help="Nelder–Mead iterations per restart (hyperparameter search).")
+    ] = 60,
     restarts: Annotated[int, typer.Option(min=1, help="Hyperparameter restarts.")] = 3,
     memory_gb: Annotated[
         float | None, typer.Option(help="Memory per GP in GB (default 8 on CPU, 85% of a GPU).")

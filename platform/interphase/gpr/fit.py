@@ -61,7 +61,9 @@ class GPFitSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    training_iterations: int = Field(default=60, ge=0, description="Adam steps per restart.")
+    training_iterations: int = Field(
+        default=60, ge=0, description="Nelder–Mead iterations per restart."
+    )
     restarts: int = Field(default=3, ge=1, le=20, description="Hyperparameter restarts.")
     seed: int = Field(default=0, description="Seed of the hyperparameters and validation split.")
     memory_budget_gb: float | None = Field(

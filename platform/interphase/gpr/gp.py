@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gpytorch
 import numpy as np
 import torch
 
@@ -42,6 +41,7 @@ from interphase.gpr.inputs import (
     check_positions,
     check_training_arrays,
     energy_scale,
+    internal_gradient_basis,
     kabsch_rotation,
     median_pairwise_distance,
 )
@@ -88,20 +88,18 @@ class EnergyGradientGP:
         True for periodic structures (Cartesian inputs: raw coordinates), False for
         molecules (Cartesian inputs: rigid motion removed by centring and Kabsch).
     training_iterations
-        Adam steps on the negative log posterior, per restart.
+        Nelder–Mead iterations on the negative log posterior, per restart.
     seed
         Seed of the hyperparameter search.
     max_outputs
         Largest allowed n_structures * (3N + 1) to condition on; beyond it ``fit``
         raises :class:`GPTooLargeError` instead of running out of memory.
-    learning_rate
-        Adam learning rate for the hyperparameters.
     device
         Torch device for kernel algebra; ``None`` picks CUDA when available.
     descriptor
         Input descriptor; ``None`` means Cartesian.
     restarts
-        Adam runs from the best points of a coarse grid (see hyperparameters).
+        Nelder–Mead runs from the best points of a coarse grid (see hyperparameters).
     max_hyperparameter_outputs
         Above this many outputs, hyperparameters are fitted on a farthest-point
         sample of the structures (the GP still conditions on all of them).
@@ -116,7 +114,6 @@ class EnergyGradientGP:
         training_iterations: int = 100,
         seed: int = 0,
         max_outputs: int = DEFAULT_MAX_OUTPUTS,
-        learning_rate: float = 0.1,
         device: str | None = None,
         *,
         descriptor: DescriptorSettings | None = None,
@@ -130,7 +127,6 @@ class EnergyGradientGP:
         self.training_iterations = int(training_iterations)
         self.seed = int(seed)
         self.max_outputs = int(max_outputs)
-        self.learning_rate = float(learning_rate)
         self.descriptor = descriptor or DescriptorSettings()
         self.restarts = int(restarts)
         self.max_hyperparameter_outputs = int(max_hyperparameter_outputs)
@@ -214,20 +210,33 @@ class EnergyGradientGP:
         self.hyperparameter_structures = len(subset)
         index = torch.as_tensor(subset, device=self.device)
         model = self._new_model(x[index], y[index])
-        with torch.random.fork_rng(devices=[]), self._exact_settings():
-            torch.manual_seed(self.seed)
-            self.search = optimise_hyperparameters(
-                model,
-                median_distance=self._median_distance,
-                iterations=self.training_iterations,
-                restarts=self.restarts,
-                learning_rate=self.learning_rate,
-                seed=self.seed,
-            )
+        self.search = optimise_hyperparameters(
+            model,
+            median_distance=self._median_distance,
+            iterations=self.training_iterations,
+            restarts=self.restarts,
+            seed=self.seed,
+            projection=self._likelihood_projection(subset),
+        )
         if len(subset) < len(x):
             model.set_train_data(x, y, strict=False)
         self._finish(model)
         return self
+
+    def _likelihood_projection(self, rows: np.ndarray) -> torch.Tensor | None:
+        """For invariant inputs: (n, T', T) onto the energy and internal gradient outputs.
+
+        See :mod:`interphase.gpr.hyperparameters`; ``None`` for Cartesian inputs,
+        whose kernel has no exactly null outputs.
+        """
+        if not self.uses_soap:
+            return None
+        basis = internal_gradient_basis(self._train_positions[rows], any(self.pbc))
+        n, width, kept = basis.shape
+        projection = np.zeros((n, kept + 1, width + 1))
+        projection[:, 0, 0] = 1.0
+        projection[:, 1:, 1:] = basis.transpose(0, 2, 1)
+        return self._tensor(projection)
 
     def _apply(
         self, model: EnergyGradientExactGP, values: dict[str, float], clip: bool = True
@@ -324,11 +333,6 @@ class EnergyGradientGP:
         model.likelihood.eval()
         self._model = model
         self._cached_posterior = None
-
-    def _exact_settings(self) -> gpytorch.settings._feature_flag:
-        # Cholesky throughout: gpytorch would switch to approximate CG solves above
-        # 800 outputs by default.
-        return gpytorch.settings.max_cholesky_size(10**9)
 
     # -------------------------------------------------------------- inputs
     def _inputs(

@@ -10,36 +10,66 @@ parameter       bounds               prior
 lengthscale     [m/1000, 1000 m]     log-normal, median m, σ_log = 2
 outputscale     [1e-8, 1e8]          log-normal, median 1, σ_log = 3
 noise variance  [1e-10, 1e-1]        none (labels are nearly noise-free)
+energy mean     none                 none (flat)
 ==============  ===================  ===============================
 
-The marginal likelihood of a GP on few structures is multimodal in the
-lengthscale, so the search starts from a coarse grid (evaluated without
-gradients, cheap once the kernel geometry is cached), then runs Adam from the
-best ``restarts`` grid points, each jittered by a seeded random factor, and keeps
-the restart with the highest posterior (likelihood + priors).
+The search maximises the log posterior (log marginal likelihood plus log
+priors) over all four. Two of them have closed forms once the other two are
+fixed, so the optimiser only ever moves two. Write the kernel as
+``K = s·(K₀(l) + ρ I)`` with ρ = noise / s and ``A = K₀(l) + ρ I``:
+
+- the energy mean is the generalised least-squares estimate
+  ``c = eᵀA⁻¹y / eᵀA⁻¹e`` (e marks the energy outputs), whatever s is;
+- with ``q = (y - c e)ᵀA⁻¹(y - c e)`` over N outputs, the outputscale minimises
+  ``q/2s + (N/2) log s - log p(s)``, a convex 1-D problem in log s (Newton).
+
+Each trial point (l, ρ) therefore costs one kernel and one Cholesky
+factorisation — no backward pass. The marginal likelihood of a GP on few
+structures is multimodal in the lengthscale, so the search evaluates a coarse
+grid of (l, ρ), then runs bounded Nelder–Mead in (log l, log ρ) from the best
+``restarts`` grid points (distinct lengthscales, each jittered by a seeded
+random factor) and keeps the best result. Points where the kernel is not
+numerically positive definite, or whose noise s·ρ leaves its bounds, count as
+infinitely bad.
+
+Invariant inputs (SOAP) make every structure's gradient outputs exactly zero,
+in data and prior alike, along its rigid motions (6 per molecule, 3 per cell).
+Left in, those directions have prior variance s·ρ only, so the likelihood grows
+without bound as the noise shrinks and drags the lengthscale with it. The
+search therefore takes a ``projection`` onto the remaining outputs (energy plus
+internal gradient components, :func:`interphase.gpr.inputs.internal_gradient_basis`)
+and evaluates the likelihood there; conditioning and prediction keep every output.
+
+GPyTorch's ``ExactMarginalLogLikelihood`` gives the same loss at the same
+hyperparameters (tested); it is not used here because a gradient step through it
+costs about six times an evaluation of this profile and needs hundreds of steps.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 
 import gpytorch
+import numpy as np
 import torch
-from linear_operator.utils.errors import NotPSDError
-
-#: A kernel that is not numerically positive definite at some trial point.
-_BREAKDOWN = (NotPSDError, torch.linalg.LinAlgError)
+from scipy.optimize import minimize
 
 #: Multiples of the median input distance tried as starting lengthscales.
 LENGTHSCALE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-#: Starting outputscales tried (targets are scaled to O(1)).
-OUTPUTSCALE_GRID = (0.1, 1.0, 10.0, 100.0)
+#: Starting noise-to-signal ratios ρ tried (targets are scaled to O(1)).
+NOISE_RATIO_GRID = (1e-8, 1e-5, 1e-2)
 NOISE_BOUNDS = (1e-10, 1e-1)
 OUTPUTSCALE_BOUNDS = (1e-8, 1e8)
 LENGTHSCALE_RANGE = 1e3
 INITIAL_NOISE = 1e-6
+#: σ_log of the log-normal priors (lengthscale around the median distance, outputscale around 1).
+LENGTHSCALE_PRIOR_SIGMA = 2.0
+OUTPUTSCALE_PRIOR_SIGMA = 3.0
+#: Nelder–Mead stops when the simplex spans less than this in log l and log ρ (1 %)
+#: and its losses differ by less than _LOG_POSTERIOR_TOLERANCE (nats, whole data set).
+_LOG_TOLERANCE = 1e-2
+_LOG_POSTERIOR_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -49,6 +79,19 @@ class HyperparameterSearch:
     grid_best_loss: float
     restart_losses: list[float] = field(default_factory=list)
     best_restart: int = 0
+    #: Likelihood evaluations (one Cholesky factorisation each), grid included.
+    evaluations: int = 0
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    """All four hyperparameters at one (lengthscale, noise ratio), in scaled units."""
+
+    loss: float  # −log posterior per output
+    lengthscale: float
+    outputscale: float
+    noise: float
+    mean: float
 
 
 def constraints_and_priors(
@@ -58,11 +101,113 @@ def constraints_and_priors(
     low, high = median_distance / LENGTHSCALE_RANGE, median_distance * LENGTHSCALE_RANGE
     return {
         "lengthscale_constraint": gpytorch.constraints.Interval(low, high),
-        "lengthscale_prior": gpytorch.priors.LogNormalPrior(math.log(median_distance), 2.0),
+        "lengthscale_prior": gpytorch.priors.LogNormalPrior(
+            math.log(median_distance), LENGTHSCALE_PRIOR_SIGMA
+        ),
         "outputscale_constraint": gpytorch.constraints.Interval(*OUTPUTSCALE_BOUNDS),
-        "outputscale_prior": gpytorch.priors.LogNormalPrior(0.0, 3.0),
+        "outputscale_prior": gpytorch.priors.LogNormalPrior(0.0, OUTPUTSCALE_PRIOR_SIGMA),
         "noise_constraint": gpytorch.constraints.Interval(*NOISE_BOUNDS),
     }
+
+
+def _negative_log_lognormal(x_log: float, median_log: float, sigma: float) -> float:
+    """−log of a log-normal density at exp(x_log) (what GPyTorch's LogNormalPrior adds)."""
+    return (
+        (x_log - median_log) ** 2 / (2.0 * sigma**2)
+        + x_log
+        + math.log(sigma * math.sqrt(2.0 * math.pi))
+    )
+
+
+def _best_log_outputscale(q: float, n_outputs: int) -> float:
+    """argmin over u = log s of q/(2s) + (N/2)u − log LogNormal(e^u; 0, σ), within bounds."""
+    low, high = math.log(OUTPUTSCALE_BOUNDS[0]), math.log(OUTPUTSCALE_BOUNDS[1])
+    if q <= 0.0:
+        return low
+    inverse_variance = 1.0 / OUTPUTSCALE_PRIOR_SIGMA**2
+    u = min(max(math.log(q / n_outputs), low), high)
+    for _ in range(100):  # convex: Newton converges in a handful of steps
+        decay = 0.5 * q * math.exp(-u)
+        step = (-decay + 0.5 * n_outputs + u * inverse_variance + 1.0) / (decay + inverse_variance)
+        u = min(max(u - step, low), high)
+        if abs(step) < 1e-12:
+            break
+    return u
+
+
+class ProfileLikelihood:
+    """−log posterior of a GP as a function of (log lengthscale, log noise ratio) alone."""
+
+    def __init__(
+        self,
+        model: gpytorch.models.ExactGP,
+        median_distance: float,
+        projection: torch.Tensor | None = None,
+    ) -> None:
+        self.kernel = model.covar_module.base_kernel
+        self.train_x = model.train_inputs[0]
+        self.projection = projection  # (n, T', T): outputs kept per structure
+        targets = model.train_targets  # (n, T), energy first
+        energy_indicator = torch.zeros_like(targets)
+        energy_indicator[:, 0] = 1.0
+        if projection is not None:
+            targets = torch.einsum("nkt,nt->nk", projection, targets)
+            energy_indicator = torch.einsum("nkt,nt->nk", projection, energy_indicator)
+        self.n_outputs = targets.numel()
+        self.median_log = math.log(median_distance)
+        self.right_hand_sides = torch.stack([targets.reshape(-1), energy_indicator.reshape(-1)], 1)
+        self.evaluations = 0
+
+    def _kernel(self) -> torch.Tensor:
+        """K₀ at the current lengthscale, on the kept outputs (n·T', n·T')."""
+        matrix = self.kernel(self.train_x).to_dense()
+        if self.projection is None:
+            return matrix
+        p = self.projection
+        n, kept, width = p.shape
+        blocks = matrix.reshape(n, width, n, width)
+        blocks = torch.einsum("iat,itjs->iajs", p, blocks)
+        return torch.einsum("iajs,jbs->iajb", blocks, p).reshape(n * kept, n * kept)
+
+    def point(self, log_lengthscale: float, log_noise_ratio: float) -> ProfilePoint:
+        """Best outputscale and mean at (l, ρ), and the loss there (inf if infeasible)."""
+        self.evaluations += 1
+        infeasible = ProfilePoint(math.inf, math.exp(log_lengthscale), 1.0, INITIAL_NOISE, 0.0)
+        with torch.no_grad():
+            self.kernel.lengthscale = self._scalar(math.exp(log_lengthscale))
+            matrix = self._kernel()
+            matrix.diagonal().add_(math.exp(log_noise_ratio))
+            cholesky, info = torch.linalg.cholesky_ex(matrix)
+            del matrix
+            if int(info) != 0:  # not numerically positive definite here
+                return infeasible
+            solved = torch.cholesky_solve(self.right_hand_sides, cholesky)
+            y, e = self.right_hand_sides[:, 0], self.right_hand_sides[:, 1]
+            y_solved, e_solved = solved[:, 0], solved[:, 1]
+            mean = float(e @ y_solved) / float(e @ e_solved)
+            q = float(y @ y_solved) - mean * float(e @ y_solved)
+            log_determinant = 2.0 * float(torch.log(cholesky.diagonal()).sum())
+        n = self.n_outputs
+        log_outputscale = _best_log_outputscale(q, n)
+        outputscale = math.exp(log_outputscale)
+        noise = outputscale * math.exp(log_noise_ratio)
+        if not (NOISE_BOUNDS[0] <= noise <= NOISE_BOUNDS[1]) or not math.isfinite(q):
+            return infeasible
+        negative_log_likelihood = 0.5 * (
+            q / outputscale + n * log_outputscale + log_determinant + n * math.log(2.0 * math.pi)
+        )
+        negative_log_prior = _negative_log_lognormal(
+            log_outputscale, 0.0, OUTPUTSCALE_PRIOR_SIGMA
+        ) + _negative_log_lognormal(log_lengthscale, self.median_log, LENGTHSCALE_PRIOR_SIGMA)
+        loss = (negative_log_likelihood + negative_log_prior) / n
+        return ProfilePoint(loss, math.exp(log_lengthscale), outputscale, noise, mean)
+
+    def __call__(self, theta: np.ndarray) -> float:
+        return self.point(float(theta[0]), float(theta[1])).loss
+
+    def _scalar(self, value: float) -> torch.Tensor:
+        like = self.train_x
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
 def optimise_hyperparameters(
@@ -71,136 +216,101 @@ def optimise_hyperparameters(
     median_distance: float,
     iterations: int,
     restarts: int,
-    learning_rate: float,
     seed: int,
+    projection: torch.Tensor | None = None,
 ) -> HyperparameterSearch:
-    """Maximise the marginal likelihood (plus priors) of ``model`` in place.
+    """Maximise the marginal likelihood (plus priors) of ``model`` and set its hyperparameters.
 
     Parameters
     ----------
     model
-        ExactGP with ``covar_module`` a ScaleKernel and a Gaussian likelihood.
+        ExactGP with ``covar_module`` a ScaleKernel over the gradient SE kernel, a
+        Gaussian likelihood and the constant energy mean.
     median_distance
         Median distance between training inputs (sets the lengthscale grid).
     iterations
-        Adam steps per restart.
+        Nelder–Mead iterations per restart (0: keep the best grid point).
     restarts
-        Adam runs from the best grid points (at least 1).
-    learning_rate
-        Adam learning rate on the raw (constrained) parameters.
+        Nelder–Mead runs from the best grid points (at least 1).
     seed
         Seed of the start jitter.
+    projection
+        (n, T', T) per-structure map onto the outputs the likelihood is evaluated
+        on (for invariant inputs: energy and internal gradient components); ``None``
+        keeps all T outputs.
     """
-    likelihood = model.likelihood
-    model.train()
-    likelihood.train()
-    mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
-    train_x, train_y = model.train_inputs[0], model.train_targets
     kernel = model.covar_module.base_kernel
     kernel.cache_geometry = True
+    profile = ProfileLikelihood(model, median_distance, projection)
+    low = math.log(median_distance / LENGTHSCALE_RANGE)
+    high = math.log(median_distance * LENGTHSCALE_RANGE)
+    bounds = [(low, high), (math.log(NOISE_BOUNDS[0]), math.log(NOISE_BOUNDS[1]))]
     try:
-        starts = _grid_starts(model, mll, median_distance, max(1, restarts))
-        search = HyperparameterSearch(grid_best_loss=starts[0][0])
-        generator = torch.Generator().manual_seed(seed)
-        best_state: dict[str, torch.Tensor] | None = None
-        best_loss = math.inf
-        for index, (_, lengthscale, outputscale) in enumerate(starts):
-            jitter = torch.exp(0.2 * torch.randn(2, generator=generator, dtype=torch.float64))
-            _set(model, lengthscale * float(jitter[0]), outputscale * float(jitter[1]))
-            likelihood.noise = INITIAL_NOISE
-            model.mean_module.constant.data.zero_()
-            loss = _adam(model, mll, train_x, train_y, iterations, learning_rate)
-            search.restart_losses.append(loss)
-            if loss < best_loss:
-                best_loss, search.best_restart = loss, index
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if best_state is None:  # every restart broke down: keep the best grid point
-            _set(model, starts[0][1], starts[0][2])
-            likelihood.noise = INITIAL_NOISE
-        else:
-            model.load_state_dict(best_state)
+        starts = _grid_starts(profile, median_distance, max(1, restarts))
+        search = HyperparameterSearch(grid_best_loss=starts[0].loss)
+        best = starts[0]
+        tolerance = _LOG_POSTERIOR_TOLERANCE / profile.n_outputs  # the loss is per output
+        generator = np.random.default_rng(seed)
+        for index, start in enumerate(starts):
+            point = start
+            if iterations > 0 and math.isfinite(start.loss):
+                theta = np.log([start.lengthscale, start.noise / start.outputscale])
+                theta = theta + 0.2 * generator.standard_normal(2)
+                theta = np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
+                result = minimize(
+                    profile,
+                    theta,
+                    method="Nelder-Mead",
+                    bounds=bounds,
+                    options={"maxiter": iterations, "xatol": _LOG_TOLERANCE, "fatol": tolerance},
+                )
+                refined = profile.point(float(result.x[0]), float(result.x[1]))
+                point = refined if refined.loss < start.loss else start
+            search.restart_losses.append(point.loss)
+            if point.loss < best.loss or index == 0:
+                best, search.best_restart = point, index
+        search.evaluations = profile.evaluations
     finally:
         kernel.cache_geometry = False
         kernel.clear_cache()
+    set_scaled_hyperparameters(model, best)
     return search
 
 
-def _set(model: gpytorch.models.ExactGP, lengthscale: float, outputscale: float) -> None:
-    kernel = model.covar_module
-    low, high = (
-        kernel.base_kernel.raw_lengthscale_constraint.lower_bound.item(),
-        (kernel.base_kernel.raw_lengthscale_constraint.upper_bound.item()),
-    )
-    # Tensors, not floats: gpytorch converts a float through float32.
-    like = kernel.raw_outputscale
-    kernel.base_kernel.lengthscale = torch.tensor(
-        min(max(lengthscale, low * 1.01), high * 0.99), dtype=like.dtype, device=like.device
-    )
-    kernel.outputscale = torch.tensor(
-        min(max(outputscale, OUTPUTSCALE_BOUNDS[0] * 1.01), OUTPUTSCALE_BOUNDS[1] * 0.99),
-        dtype=like.dtype,
-        device=like.device,
-    )
-
-
-def _loss(
-    model: gpytorch.models.ExactGP,
-    mll: gpytorch.mlls.ExactMarginalLogLikelihood,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-) -> torch.Tensor:
-    return -mll(model(train_x), train_y)
-
-
 def _grid_starts(
-    model: gpytorch.models.ExactGP,
-    mll: gpytorch.mlls.ExactMarginalLogLikelihood,
-    median_distance: float,
-    restarts: int,
-) -> list[tuple[float, float, float]]:
-    """The ``restarts`` best grid points (loss, lengthscale, outputscale), distinct lengthscales."""
-    train_x, train_y = model.train_inputs[0], model.train_targets
-    points = []
-    with torch.no_grad():
-        for factor, outputscale in itertools.product(LENGTHSCALE_FACTORS, OUTPUTSCALE_GRID):
-            _set(model, factor * median_distance, outputscale)
-            model.likelihood.noise = INITIAL_NOISE
-            try:
-                loss = float(_loss(model, mll, train_x, train_y))
-            except _BREAKDOWN:  # not positive definite at this point
-                continue
-            if math.isfinite(loss):
-                points.append((loss, factor * median_distance, outputscale))
-    if not points:
-        return [(math.inf, median_distance, 1.0)]
-    best_per_lengthscale: dict[float, tuple[float, float, float]] = {}
-    for point in sorted(points):
-        best_per_lengthscale.setdefault(point[1], point)
-    return sorted(best_per_lengthscale.values())[:restarts]
+    profile: ProfileLikelihood, median_distance: float, restarts: int
+) -> list[ProfilePoint]:
+    """The ``restarts`` best grid points, one per lengthscale, best first."""
+    points = [
+        profile.point(math.log(factor * median_distance), math.log(ratio))
+        for factor in LENGTHSCALE_FACTORS
+        for ratio in NOISE_RATIO_GRID
+    ]
+    feasible = sorted((p for p in points if math.isfinite(p.loss)), key=lambda p: p.loss)
+    if not feasible:
+        return [ProfilePoint(math.inf, median_distance, 1.0, INITIAL_NOISE, 0.0)]
+    best_per_lengthscale: dict[float, ProfilePoint] = {}
+    for point in feasible:
+        best_per_lengthscale.setdefault(point.lengthscale, point)
+    return sorted(best_per_lengthscale.values(), key=lambda p: p.loss)[:restarts]
 
 
-def _adam(
-    model: gpytorch.models.ExactGP,
-    mll: gpytorch.mlls.ExactMarginalLogLikelihood,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    iterations: int,
-    learning_rate: float,
-) -> float:
-    """Adam on the negative log posterior; returns the final loss (inf if it broke down)."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    for _ in range(iterations):
-        optimiser.zero_grad()
-        try:
-            loss = _loss(model, mll, train_x, train_y)
-        except _BREAKDOWN:
-            return math.inf
-        if not torch.isfinite(loss):
-            return math.inf
-        loss.backward()
-        optimiser.step()
+def set_scaled_hyperparameters(model: gpytorch.models.ExactGP, point: ProfilePoint) -> None:
+    """Put ``point`` (scaled units) into ``model``, just inside the constraints' bounds."""
+
+    def inside(value: float, constraint: gpytorch.constraints.Interval) -> torch.Tensor:
+        low, high = float(constraint.lower_bound), float(constraint.upper_bound)
+        clipped = min(max(value, low * (1 + 1e-9)), high * (1 - 1e-9))
+        # Tensors, not floats: gpytorch converts a float through float32.
+        like = model.covar_module.raw_outputscale
+        return torch.tensor(clipped, dtype=like.dtype, device=like.device)
+
+    scale_kernel = model.covar_module
+    base = scale_kernel.base_kernel
     with torch.no_grad():
-        try:
-            return float(_loss(model, mll, train_x, train_y))
-        except _BREAKDOWN:
-            return math.inf
+        base.lengthscale = inside(point.lengthscale, base.raw_lengthscale_constraint)
+        scale_kernel.outputscale = inside(
+            point.outputscale, scale_kernel.raw_outputscale_constraint
+        )
+        model.likelihood.noise = inside(point.noise, model.likelihood.raw_noise_constraint)
+        model.mean_module.constant.fill_(point.mean)

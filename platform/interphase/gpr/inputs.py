@@ -106,3 +106,36 @@ def check_training_arrays(
     if not (np.all(np.isfinite(energies)) and np.all(np.isfinite(gradients))):
         raise GPInputError("energies_hartree and gradients contain NaN or inf")
     return positions, energies, gradients
+
+
+def rigid_motion_count(n_atoms: int, periodic: bool) -> int:
+    """Independent rigid motions of a structure: translations, and rotations for molecules."""
+    if periodic or n_atoms == 1:
+        return 3
+    return 5 if n_atoms == 2 else 6
+
+
+def internal_gradient_basis(positions_angstrom: np.ndarray, periodic: bool) -> np.ndarray:
+    """Orthonormal bases (m, 3N, 3N - r) of the displacements that are not rigid motions.
+
+    An energy that is invariant under translations (and, for molecules, rotations)
+    has a gradient with no component along those r rigid motions, so projecting
+    gradients onto this basis drops only components that are exactly zero. Columns
+    are the left singular vectors of the rigid-motion generators beyond their rank
+    (:func:`rigid_motion_count`; an accidentally linear molecule loses one internal
+    direction, which is harmless).
+    """
+    positions = np.asarray(positions_angstrom, dtype=np.float64)
+    m, n_atoms, _ = positions.shape
+    rank = rigid_motion_count(n_atoms, periodic)
+    generators = np.zeros((m, n_atoms, 3, 6))
+    for axis in range(3):
+        generators[:, :, axis, axis] = 1.0  # translations
+    if not periodic:
+        centred = positions - positions.mean(axis=1, keepdims=True)
+        for axis in range(3):
+            unit = np.zeros(3)
+            unit[axis] = 1.0
+            generators[:, :, :, 3 + axis] = np.cross(unit, centred)  # rotations
+    left, _, _ = np.linalg.svd(generators.reshape(m, 3 * n_atoms, 6), full_matrices=True)
+    return left[:, :, rank:]

@@ -14,10 +14,12 @@ structures × atoms  outputs   kernel (GB)
 =================== ========  ===========
 
 Peak memory is a multiple of the kernel, measured on CPU (peak RSS above the
-baseline, gpytorch 1.15, :mod:`interphase.gpr.kernels`): about
-:data:`FIT_KERNEL_COPIES` kernels during a marginal-likelihood gradient step
-(kernel, cached geometry, Cholesky factor, backward buffers) and
-:data:`CONDITION_KERNEL_COPIES` while conditioning and predicting. SOAP inputs
+baseline, gpytorch 1.15, :mod:`interphase.gpr.kernels`): about 5 kernels both
+while hyperparameters are searched (cached geometry, the kernel and its
+temporaries, the Cholesky factor; the search needs no backward pass, see
+:mod:`interphase.gpr.hyperparameters`) and while conditioning and predicting,
+measured at 8,340 outputs (60 × 46 atoms). The plan allows
+:data:`FIT_KERNEL_COPIES` and :data:`CONDITION_KERNEL_COPIES`. SOAP inputs
 add one kernel-sized J_iᵀJ_j block and their stored Jacobians
 (K·F' floats, F' features per structure, twice).
 
@@ -35,8 +37,8 @@ are kept, so uncertainty stays meaningful) or refused with
 With the defaults and Cartesian inputs: CPU (8 GB) conditions on up to 12,900
 outputs (92 structures × 46 atoms) and fits hyperparameters on at most
 :data:`CPU_HYPERPARAMETER_OUTPUTS` (time, not memory); a GPU with 68 GB
-conditions on up to 37,600 outputs (270 × 46) and fits hyperparameters on up to
-30,700 (221 × 46), so the 200 × 46 case runs whole. SOAP inputs (4 species,
+conditions on and fits hyperparameters on up to 37,600 outputs (270 × 46), so
+the 200 × 46 case runs whole. SOAP inputs (4 species,
 n_max=4, l_max=3, 46 atoms: 25,000 features per structure) lower these to
 8,900 (64 × 46) on CPU and 31,500 (226 × 46) on the GPU.
 """
@@ -62,16 +64,16 @@ __all__ = [
 
 OversizePolicy = Literal["subsample", "error"]
 
-#: Peak bytes / kernel bytes during a marginal-likelihood gradient step (measured).
-FIT_KERNEL_COPIES = 9.0
-#: Peak bytes / kernel bytes while conditioning on the data and predicting (measured).
+#: Peak bytes / kernel bytes allowed while hyperparameters are searched (measured: 5.0).
+FIT_KERNEL_COPIES = 6.0
+#: Peak bytes / kernel bytes allowed while conditioning and predicting (measured: 4.9).
 CONDITION_KERNEL_COPIES = 6.0
 DEFAULT_CPU_BUDGET_GB = 8.0
 DEFAULT_GPU_BUDGET_FRACTION = 0.85
 #: On CPU, hyperparameters are fitted on at most this many outputs (time, not
-#: memory: one likelihood gradient step takes ~9 s at 3,100 outputs on one core,
-#: ~1 s at 1,500; a fit is a few hundred steps).
-CPU_HYPERPARAMETER_OUTPUTS = 1_500
+#: memory: one likelihood evaluation, a Cholesky factorisation, takes ~0.04 s at
+#: 1,500 outputs and ~0.1 s at 2,000 on one core; a search is ~250 evaluations).
+CPU_HYPERPARAMETER_OUTPUTS = 2_000
 
 
 @dataclass(frozen=True)
