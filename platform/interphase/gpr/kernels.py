@@ -211,6 +211,7 @@ class EnergyGradientExactGP(gpytorch.models.ExactGP):
             num_tasks=n_coordinates + 1,
             has_task_noise=False,
             noise_constraint=bounds["noise_constraint"],
+            noise_prior=bounds["noise_prior"],
         )
         super().__init__(train_x, train_y, likelihood)
         self.mean_module = ConstantEnergyMean(n_coordinates)

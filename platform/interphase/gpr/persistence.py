@@ -75,6 +75,10 @@ def gp_from_bytes(data: bytes, device: str | None = None) -> EnergyGradientGP:
     )
     x, y, _ = gp._training_tensors()
     model = gp._new_model(x, y)
-    model.load_state_dict(payload["model_state"])
+    # Priors only shape the search, not predictions; GPs stored before the noise
+    # prior existed lack its buffers, which keep this version's values.
+    state = model.state_dict()
+    state.update(payload["model_state"])
+    model.load_state_dict(state)
     gp._finish(model)
     return gp
