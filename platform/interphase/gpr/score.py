@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.units import Hartree
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from interphase.db.api import create_jobs
+from interphase.db.api import create_jobs, get_or_create_level
 from interphase.db.models import (
     GPRModel,
     JobReason,
@@ -25,6 +26,7 @@ from interphase.db.session import transaction
 from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.select import select_uncertain, spread_out
 from interphase.gpr.subsets import gp_arrays
+from interphase.labeling.levels import DEFAULT_LEVELS
 
 #: Default minimum RMSD (Å) between two picks of the same subset in one iteration.
 DEFAULT_MIN_RMSD_ANGSTROM = 0.01
@@ -33,8 +35,21 @@ DEFAULT_MIN_RMSD_ANGSTROM = 0.01
 HARTREE_TO_MEV = Hartree * 1000.0
 
 
-class UnknownCandidateError(LookupError):
+class UnknownCandidateError(KeyError):
     """A candidate structure id or the level is not in the database."""
+
+
+def _level_id(session: Session, level: str) -> int | None:
+    """Id of the level; ``None`` for a default level not used yet (nothing labeled at it)."""
+    level_id = session.scalars(
+        select(LevelOfTheory.id).where(LevelOfTheory.name == level)
+    ).one_or_none()
+    if level_id is None and level not in DEFAULT_LEVELS:
+        raise UnknownCandidateError(
+            f"no level of theory named {level!r} in the database (default levels: "
+            f"{', '.join(DEFAULT_LEVELS)})"
+        )
+    return level_id
 
 
 @dataclass
@@ -53,11 +68,7 @@ class CandidateScores:
 def score_candidates(url: str | None, structure_ids: list[int], level: str) -> CandidateScores:
     """Predicted energy std per atom of each candidate from its subset's newest GP."""
     with transaction(url) as session:
-        level_id = session.scalars(
-            select(LevelOfTheory.id).where(LevelOfTheory.name == level)
-        ).one_or_none()
-        if level_id is None:
-            raise UnknownCandidateError(f"no level of theory named {level!r} in the database")
+        level_id = _level_id(session, level)
         structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
         by_id = {s.id: s for s in structures}
         missing = sorted(set(structure_ids) - set(by_id))
@@ -136,7 +147,7 @@ def queue_uncertain(
     else:
         picked = ranked[:max_count]
     with transaction(url) as session:
-        level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
+        level_row = get_or_create_level(session, level)
         job_ids = []
         for i in picked:
             std = float(scores.std_per_atom_hartree[i])
@@ -173,11 +184,7 @@ def unlabeled_candidates(
     Synthetic (``gpr-augment``) copies are never candidates.
     """
     with transaction(url) as session:
-        level_id = session.scalars(
-            select(LevelOfTheory.id).where(LevelOfTheory.name == level)
-        ).one_or_none()
-        if level_id is None:
-            raise UnknownCandidateError(f"no level of theory named {level!r} in the database")
+        level_id = _level_id(session, level)
         labeled = select(Label.structure_id).where(Label.level_id == level_id)
         queued = select(LabelingJob.structure_id).where(LabelingJob.level_id == level_id)
         query = (
