@@ -132,6 +132,23 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(
     assert rows(local_env) == before
 
 
+def test_select_on_a_fresh_database_queues_every_structure(local_env: str) -> None:
+    with transaction(local_env) as session:
+        ids = store_structures(session, waters(3, 0, 0.03), generator="test").ids
+    unknown = runner.invoke(app, ["gpr", "select", "--threshold", "1", "--level", "B3LYP"])
+    assert unknown.exit_code == 2 and "no level of theory named 'B3LYP'" in one_line(unknown.output)
+    assert "GFN2-xTB" in one_line(unknown.output)  # the default levels are named
+    assert rows(local_env)["LabelingJob"] == 0
+
+    # Nothing is labeled at the default level yet: no GP, so all are maximally uncertain.
+    selected = runner.invoke(app, ["gpr", "select", "--threshold", "1"])
+    assert selected.exit_code == 0, selected.output
+    with transaction(local_env) as session:
+        jobs = session.scalars(select(LabelingJob).order_by(LabelingJob.structure_id)).all()
+        assert [job.structure_id for job in jobs] == ids
+        assert {job.level.name for job in jobs} == {XTB_LEVEL}
+
+
 def test_fit_with_soap_inputs(xtb_waters: dict[str, list[int]], local_env: str) -> None:
     fit = runner.invoke(
         app, ["gpr", "fit", "--descriptor", "soap", "--iterations", "15", "--restarts", "1"]
