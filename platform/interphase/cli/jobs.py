@@ -13,7 +13,7 @@ from interphase.cli.common import USER_ERRORS, console, err_console, fail
 if TYPE_CHECKING:
     from interphase.labeling.jobs import JobFilter
 
-app = typer.Typer(help="Labeling jobs: list, show, resubmit, run.", no_args_is_help=True)
+app = typer.Typer(help="Labeling jobs: create, list, show, resubmit, run.", no_args_is_help=True)
 
 StateOption = Annotated[
     str | None, typer.Option(help="pending, running, succeeded, failed or cancelled.")
@@ -223,3 +223,39 @@ def run(
         )
     else:
         err_console.print("workers finished; see `interphase jobs list`")
+
+
+@app.command()
+def create(
+    level: Annotated[str, typer.Option(help="Level of theory, e.g. GFN2-xTB or PBE-D3.")],
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Structure ids (default: all unlabeled).")
+    ] = None,
+    generator: Annotated[
+        str | None, typer.Option(help="Only structures made by this generator.")
+    ] = None,
+    campaign: CampaignOption = None,
+) -> None:
+    """Queue labeling jobs for structures with no label or job at the level yet."""
+    from interphase.db.session import require_schema, transaction
+    from interphase.labeling.jobs import queue_labeling_jobs
+
+    try:
+        require_schema()
+        with transaction() as session:
+            queued = queue_labeling_jobs(
+                session, level, structure_ids=ids or (), generator=generator, campaign=campaign
+            )
+    except USER_ERRORS as error:
+        fail(error)
+    if queued.skipped:
+        err_console.print(
+            f"skipped {queued.skipped} {queued.skipped_kind} the level does not treat"
+        )
+    if not queued.job_ids:
+        console.print(f"nothing to queue at {level}: every selected structure has a label or job")
+        return
+    console.print(
+        f"queued {len(queued.job_ids)} job(s) at {level} "
+        f"({queued.job_ids[0]}…{queued.job_ids[-1]}); run them with `interphase jobs run`"
+    )

@@ -401,6 +401,40 @@ def lineage(session: Session, structure_id: int) -> list[Structure]:
     return chain
 
 
+def unlabeled_structure_ids(
+    session: Session,
+    level_id: int | None,
+    *,
+    generator: str | None = None,
+    campaign_id: int | None = None,
+    periodic: bool | None = None,
+) -> list[int]:
+    """Ids of structures with neither a label nor any labeling job at the level.
+
+    ``level_id`` None (a level not in the database yet) has neither. Synthetic
+    (``gpr-augment``) copies are never included; ``periodic`` True or False keeps
+    only periodic cells or only molecules. Sorted by id.
+    """
+    labeled = select(Label.structure_id).where(Label.level_id == level_id)
+    queued = select(LabelingJob.structure_id).where(LabelingJob.level_id == level_id)
+    query = (
+        select(Structure.id)
+        .where(
+            Structure.id.not_in(labeled),
+            Structure.id.not_in(queued),
+            Structure.generator != "gpr-augment",
+        )
+        .order_by(Structure.id)
+    )
+    if generator is not None:
+        query = query.where(Structure.generator == generator)
+    if campaign_id is not None:
+        query = query.where(Structure.campaign_id == campaign_id)
+    if periodic is not None:
+        query = query.where((Structure.pbc != "nnn") if periodic else (Structure.pbc == "nnn"))
+    return [int(i) for i in session.scalars(query).all()]
+
+
 def create_jobs(
     session: Session,
     structure_ids: Iterable[int],

@@ -13,12 +13,10 @@ from ase.units import Hartree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import create_jobs, get_or_create_level
+from interphase.db.api import create_jobs, get_or_create_level, unlabeled_structure_ids
 from interphase.db.models import (
     GPRModel,
     JobReason,
-    Label,
-    LabelingJob,
     LevelOfTheory,
     Structure,
 )
@@ -184,20 +182,6 @@ def unlabeled_candidates(
     Synthetic (``gpr-augment``) copies are never candidates.
     """
     with transaction(url) as session:
-        level_id = _level_id(session, level)
-        labeled = select(Label.structure_id).where(Label.level_id == level_id)
-        queued = select(LabelingJob.structure_id).where(LabelingJob.level_id == level_id)
-        query = (
-            select(Structure.id)
-            .where(
-                Structure.id.not_in(labeled),
-                Structure.id.not_in(queued),
-                Structure.generator != "gpr-augment",
-            )
-            .order_by(Structure.id)
+        return unlabeled_structure_ids(
+            session, _level_id(session, level), generator=generator, campaign_id=campaign_id
         )
-        if generator is not None:
-            query = query.where(Structure.generator == generator)
-        if campaign_id is not None:
-            query = query.where(Structure.campaign_id == campaign_id)
-        return [int(i) for i in session.scalars(query).all()]

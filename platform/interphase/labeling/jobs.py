@@ -19,8 +19,18 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from interphase.db.models import Campaign, JobState, LabelingJob, LevelOfTheory
+from interphase.db.api import create_jobs, get_or_create_level, unlabeled_structure_ids
+from interphase.db.models import (
+    Campaign,
+    JobReason,
+    JobState,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+)
 from interphase.db.session import transaction
+from interphase.labeling.engines import get_engine
+from interphase.labeling.levels import DEFAULT_LEVELS
 from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
 
 #: States a job may be resubmitted from (pending/running jobs are still in play).
@@ -113,6 +123,73 @@ def resubmit_jobs(
         job.requeued_by = "resubmit"
         job.lease_expires_at = None
     return [job.id for job in jobs]
+
+
+@dataclass(frozen=True)
+class QueuedJobs:
+    """What :func:`queue_labeling_jobs` did."""
+
+    job_ids: list[int]
+    #: Structures left out because the level does not treat them ("molecules" at a
+    #: periodic level, "periodic cells" where the engine has no periodic code).
+    skipped: int = 0
+    skipped_kind: str = ""
+
+
+def queue_labeling_jobs(
+    session: Session,
+    level: str,
+    *,
+    structure_ids: Sequence[int] = (),
+    generator: str | None = None,
+    campaign: str | None = None,
+) -> QueuedJobs:
+    """Initial labeling jobs at ``level`` for structures with no label or job there yet.
+
+    Structures are the given ids, or every structure (of a generator and/or a
+    campaign, by name or id). A periodic level (PBE-D3) takes periodic cells
+    only; a level whose engine cannot treat cells takes molecules only. The level
+    is created from the defaults when it is one of them; any other unknown name
+    is refused.
+    """
+    if (
+        level not in DEFAULT_LEVELS
+        and session.scalar(select(LevelOfTheory.id).where(LevelOfTheory.name == level)) is None
+    ):
+        raise JobSelectionError(
+            f"no level of theory named {level!r}; default levels: {', '.join(DEFAULT_LEVELS)}"
+        )
+    if structure_ids:
+        found = set(session.scalars(select(Structure.id).where(Structure.id.in_(structure_ids))))
+        unknown = sorted(set(structure_ids) - found)
+        if unknown:
+            raise JobSelectionError(f"no structures with ids {unknown[:10]}")
+    campaign_id = _campaign_id(session, campaign) if campaign is not None else None
+    row = get_or_create_level(session, level)
+    wanted = set(structure_ids)
+
+    def unlabeled(periodic: bool | None = None) -> list[int]:
+        ids = unlabeled_structure_ids(
+            session, row.id, generator=generator, campaign_id=campaign_id, periodic=periodic
+        )
+        return [i for i in ids if i in wanted] if wanted else ids
+
+    candidates, kept, skipped_kind = unlabeled(), None, ""
+    if row.periodic:
+        kept, skipped_kind = unlabeled(periodic=True), "molecules"
+    elif row.engine is not None and not get_engine(row.engine).capabilities.periodic:
+        kept, skipped_kind = unlabeled(periodic=False), "periodic cells"
+    kept = candidates if kept is None else kept
+    jobs = create_jobs(session, kept, row, reason=JobReason.initial, campaign_id=campaign_id)
+    return QueuedJobs([job.id for job in jobs], len(candidates) - len(kept), skipped_kind)
+
+
+def _campaign_id(session: Session, campaign: str) -> int:
+    by = Campaign.id == int(campaign) if campaign.isdigit() else Campaign.name == campaign
+    found = session.scalar(select(Campaign.id).where(by))
+    if found is None:
+        raise JobSelectionError(f"no campaign {campaign!r}; `interphase status` lists them")
+    return int(found)
 
 
 def count_open(url: str | None, *, engine: str | None = None, level_id: int | None = None) -> int:
