@@ -76,6 +76,7 @@ def fit_gps(level: str, campaign_id: int, iteration_id: int, config: DemoConfig)
         campaign_id=campaign_id,
         iteration_id=iteration_id,
         settings=GPFitSettings(training_iterations=config.gp_iterations, seed=config.seed),
+        workers=config.gp_workers,
     )
 
 

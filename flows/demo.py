@@ -42,6 +42,9 @@ class DemoConfig(BaseModel):
         ge=1,
         description="Nelder–Mead iterations per restart of GP hyperparameter fits.",
     )
+    gp_workers: int = Field(
+        default=1, ge=1, description="Subset GPs fitted in parallel processes (1: in the flow)."
+    )
     training_epochs: int = Field(default=400, ge=1, description="Epochs of network training.")
     training_learning_rate: float = Field(
         default=1e-2, gt=0, description="AdamW learning rate of network training."
