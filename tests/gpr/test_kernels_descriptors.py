@@ -10,6 +10,7 @@ import pytest
 import torch
 from ase.build import bulk, molecule
 
+from interphase.gpr import kernels
 from interphase.gpr.descriptors import (
     DescriptorSettings,
     SoapMissingError,
@@ -117,3 +118,20 @@ def test_missing_dscribe_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "dscribe.descriptors", None)  # import now fails
     with pytest.raises(SoapMissingError, match=r"interphase\[soap\]"):
         soap_with_jacobian(np.array([8, 1, 1]), np.zeros((1, 3, 3)), SOAP)
+
+
+@pytest.mark.parametrize("n_features", [None, 5])
+def test_kernel_written_a_row_at_a_time_equals_one_block(
+    n_features: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = torch.Generator().manual_seed(2)
+    width = 6 if n_features is None else n_features * 7
+    x1 = torch.randn(5, width, generator=generator, dtype=torch.float64)
+    x2 = torch.randn(4, width, generator=generator, dtype=torch.float64)
+    kernel = GradientSEKernel(6, n_features=n_features).double()
+    kernel.lengthscale = torch.tensor(1.1, dtype=torch.float64)
+    whole = kernel(x1, x2).to_dense()
+    monkeypatch.setattr(kernels, "ROW_BLOCK_ELEMENTS", 1)  # one structure per block
+    torch.testing.assert_close(kernel(x1, x2).to_dense(), whole, atol=0, rtol=0)
+    kernel.cache_geometry = True  # the search's path: J_iᵀJ_j kept whole
+    torch.testing.assert_close(kernel(x1, x2).to_dense(), whole, atol=1e-15, rtol=0)

@@ -204,6 +204,7 @@ class EnergyGradientGP:
             self._apply(model, hyperparameters)
             self.search, self.hyperparameter_structures = None, 0
             self._finish(model)
+            self._posterior()  # condition now: a fitted GP is ready to predict
             return self
         limit = max(MIN_TRAINING_STRUCTURES, self.max_hyperparameter_outputs // y.shape[1])
         subset = farthest_point_indices(fps_inputs, limit) if len(x) > limit else np.arange(len(x))
@@ -221,6 +222,7 @@ class EnergyGradientGP:
         if len(subset) < len(x):
             model.set_train_data(x, y, strict=False)
         self._finish(model)
+        self._posterior()
         return self
 
     def _likelihood_projection(self, rows: np.ndarray) -> torch.Tensor | None:

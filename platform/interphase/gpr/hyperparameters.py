@@ -182,8 +182,8 @@ class ProfileLikelihood:
             return matrix
         p = self.projection
         n, kept, width = p.shape
-        blocks = matrix.reshape(n, width, n, width)
-        blocks = torch.einsum("iat,itjs->iajs", p, blocks)
+        blocks = torch.einsum("iat,itjs->iajs", p, matrix.reshape(n, width, n, width))
+        del matrix  # at most two kernel-sized tensors at a time
         return torch.einsum("iajs,jbs->iajb", blocks, p).reshape(n * kept, n * kept)
 
     def point(self, log_lengthscale: float, log_noise_ratio: float) -> ProfilePoint:

@@ -13,10 +13,11 @@ J_i = dD/dx at structure i, P = J_iᵀr, Q = J_jᵀr and k = exp(-|r|²/2l²):
 (J = I for Cartesian inputs recovers GPyTorch's ``RBFKernelGrad``; the diagonal of
 K(X, X) carries a relative nugget, :data:`RELATIVE_NUGGET`). The matrix
 is returned in GPyTorch's multitask layout (outputs of one structure
-adjacent). Unlike ``RBFKernelGrad`` it is built block by block in that layout
-(no permutation copy), and the parts that do not depend on the lengthscale
-(distances, P, Q, J_iᵀJ_j, PQᵀ) can be cached while hyperparameters are
-optimised, so each marginal-likelihood step costs little more than its Cholesky.
+adjacent). Unlike ``RBFKernelGrad`` it is written in place in that layout, a
+block of rows at a time (no permutation copy, no kernel-sized temporaries), and
+the parts that do not depend on the lengthscale (distances, P, Q and, for
+descriptor inputs, J_iᵀJ_j) can be cached while hyperparameters are searched, so
+each trial point costs little more than its Cholesky factorisation.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from interphase.gpr.hyperparameters import INITIAL_NOISE, constraints_and_priors
 #: its bound for nearly noise-free labels. 1e-10 keeps the Cholesky factorisation
 #: stable while adding an energy std of only 1e-5·sqrt(outputscale).
 RELATIVE_NUGGET = 1e-10
+#: Largest temporary (float elements) while the derivative blocks are written: 16 M
+#: elements, 128 MB in float64, whatever the kernel's size.
+ROW_BLOCK_ELEMENTS = 1 << 24
 
 
 class ConstantEnergyMean(gpytorch.means.Mean):
@@ -52,17 +56,33 @@ class ConstantEnergyMean(gpytorch.means.Mean):
 
 @dataclass
 class _Geometry:
-    """Lengthscale-independent pieces of K(x1, x2)."""
+    """Lengthscale-independent pieces of K(x1, x2), each a fraction of the kernel's size."""
 
     squared_distance: torch.Tensor  # (n1, n2)
     p: torch.Tensor  # (n1, C, n2): J_iᵀ r_ij
     q: torch.Tensor  # (n1, n2, C): J_jᵀ r_ij
-    jtj: torch.Tensor | None  # (n1, C, n2, C), None for Cartesian (identity)
-    pq: torch.Tensor  # (n1, C, n2, C): P Qᵀ
+    #: Descriptor inputs: the Jacobians flattened (n1·C, F) and (n2·C, F); None for Cartesian.
+    jacobians: tuple[torch.Tensor, torch.Tensor] | None = None
+    #: J_iᵀJ_j (n1, C, n2, C), kernel-sized: kept only while hyperparameters are searched.
+    jtj: torch.Tensor | None = None
+
+
+def _jtj_rows(
+    jacobians: tuple[torch.Tensor, torch.Tensor], part: slice, c: int, n2: int
+) -> torch.Tensor:
+    """J_iᵀJ_j for the structures i in ``part``: (rows, C, n2, C)."""
+    flat1, flat2 = jacobians
+    return (flat1[part.start * c : part.stop * c] @ flat2.T).reshape(-1, c, n2, c)
 
 
 class GradientSEKernel(gpytorch.kernels.Kernel):
     """SE kernel on D(x) with energy and Cartesian-derivative outputs.
+
+    The matrix is written in place into one preallocated tensor, a block of rows
+    at a time (:data:`ROW_BLOCK_ELEMENTS`), so building it costs the kernel and a
+    small block of temporaries. It is not differentiable with respect to the
+    hyperparameters: nothing needs that (the search in
+    :mod:`interphase.gpr.hyperparameters` uses no gradients).
 
     Parameters
     ----------
@@ -101,9 +121,13 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
     ) -> torch.Tensor:
         if x1.dim() != 2 or x2.dim() != 2:
             raise ValueError("GradientSEKernel takes 2-D inputs (no batch GPs)")
-        ell2 = self.lengthscale.reshape(()) ** 2
-        if diag:
-            return self._diagonal(x1, ell2)
+        with torch.no_grad():
+            ell2 = self.lengthscale.reshape(()) ** 2
+            if diag:
+                return self._diagonal(x1, ell2)
+            return self._matrix(x1, x2, ell2)
+
+    def _matrix(self, x1: torch.Tensor, x2: torch.Tensor, ell2: torch.Tensor) -> torch.Tensor:
         g = self._geometry(x1, x2)
         n1, c, n2 = g.p.shape
         k = torch.exp(-0.5 * g.squared_distance / ell2)
@@ -112,17 +136,22 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         kernel[:, 0, :, 0] = k
         kernel[:, 0, :, 1:] = k_l2[:, :, None] * g.q
         kernel[:, 1:, :, 0] = -k_l2[:, None, :] * g.p
-        hessian = (-k_l2 / ell2)[:, None, :, None] * g.pq
-        if g.jtj is None:
-            eye = torch.eye(c, dtype=x1.dtype, device=x1.device)
-            hessian = hessian + k_l2[:, None, :, None] * eye[None, :, None, :]
-        else:
-            hessian = hessian + k_l2[:, None, :, None] * g.jtj
-        kernel[:, 1:, :, 1:] = hessian
+        rows = max(1, ROW_BLOCK_ELEMENTS // (c * n2 * c))
+        for start in range(0, n1, rows):
+            part = slice(start, start + rows)
+            # cov(∂f_i, ∂f_j) = k (J_iᵀJ_j / l² - P Qᵀ / l⁴), written into its view.
+            block = kernel[part, 1:, :, 1:]
+            block.copy_(g.p[part, :, :, None] * g.q[part, None, :, :])
+            block.mul_((-k_l2[part] / ell2)[:, None, :, None])
+            if g.jacobians is None:
+                block.diagonal(dim1=1, dim2=3).add_(k_l2[part][:, :, None])
+            else:
+                jtj = g.jtj[part] if g.jtj is not None else _jtj_rows(g.jacobians, part, c, n2)
+                block.add_(k_l2[part][:, None, :, None] * jtj)
         square = kernel.reshape(n1 * (c + 1), n2 * (c + 1))
         if x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2)):
             diagonal = square.diagonal()
-            diagonal.add_(RELATIVE_NUGGET * diagonal.detach())
+            diagonal.add_(RELATIVE_NUGGET * diagonal)
         return square
 
     def energy_rows(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
@@ -165,9 +194,12 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
             and torch.equal(cached[1], x2)
         ):
             return cached[2]
-        with torch.no_grad():
-            geometry = self._compute_geometry(x1.detach(), x2.detach())
+        geometry = self._compute_geometry(x1.detach(), x2.detach())
         if self.cache_geometry:
+            if geometry.jacobians is not None:  # reused at every trial point: worth its memory
+                flat1, flat2 = geometry.jacobians
+                n1, c, n2 = geometry.p.shape
+                geometry.jtj = (flat1 @ flat2.T).reshape(n1, c, n2, c)
             self._cached = (x1.detach(), x2.detach(), geometry)
         return geometry
 
@@ -177,22 +209,18 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         squared = torch.cdist(d1, d2, compute_mode="donot_use_mm_for_euclid_dist") ** 2
         if j1 is None or j2 is None:
             r = d1[:, None, :] - d2[None, :, :]  # (n1, n2, C)
-            p, q, jtj = r.permute(0, 2, 1), r, None
-        else:
-            same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
-            # b12[i, j] = J_iᵀ d2_j and b21[i, j] = J_jᵀ d1_i.
-            a1 = torch.einsum("nfc,nf->nc", j1, d1)
-            b12 = torch.einsum("nfc,mf->nmc", j1, d2)
-            a2 = a1 if same else torch.einsum("mfc,mf->mc", j2, d2)
-            b21 = b12.transpose(0, 1) if same else torch.einsum("mfc,nf->nmc", j2, d1)
-            p = (a1[:, None, :] - b12).permute(0, 2, 1)
-            q = b21 - a2[None, :, :]
-            n1, f, c = j1.shape
-            flat1 = j1.permute(0, 2, 1).reshape(n1 * c, f)
-            flat2 = flat1 if same else j2.permute(0, 2, 1).reshape(-1, f)
-            jtj = (flat1 @ flat2.T).reshape(n1, c, x2.shape[0], c)
-        pq = p[:, :, :, None] * q[:, None, :, :]
-        return _Geometry(squared, p.contiguous(), q.contiguous(), jtj, pq)
+            return _Geometry(squared, r.permute(0, 2, 1).contiguous(), r)
+        same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
+        # b12[i, j] = J_iᵀ d2_j and b21[i, j] = J_jᵀ d1_i.
+        a1 = torch.einsum("nfc,nf->nc", j1, d1)
+        b12 = torch.einsum("nfc,mf->nmc", j1, d2)
+        a2 = a1 if same else torch.einsum("mfc,mf->mc", j2, d2)
+        b21 = b12.transpose(0, 1) if same else torch.einsum("mfc,nf->nmc", j2, d1)
+        p = (a1[:, None, :] - b12).permute(0, 2, 1).contiguous()
+        q = (b21 - a2[None, :, :]).contiguous()
+        flat1 = j1.permute(0, 2, 1).reshape(-1, j1.shape[1])
+        flat2 = flat1 if same else j2.permute(0, 2, 1).reshape(-1, j2.shape[1])
+        return _Geometry(squared, p, q, jacobians=(flat1, flat2))
 
 
 class EnergyGradientExactGP(gpytorch.models.ExactGP):

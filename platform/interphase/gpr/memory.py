@@ -14,14 +14,16 @@ structures × atoms  outputs   kernel (GB)
 =================== ========  ===========
 
 Peak memory is a multiple of the kernel, measured on CPU (peak RSS above the
-baseline, gpytorch 1.15, :mod:`interphase.gpr.kernels`): about 5 kernels both
-while hyperparameters are searched (cached geometry, the kernel and its
-temporaries, the Cholesky factor; the search needs no backward pass, see
-:mod:`interphase.gpr.hyperparameters`) and while conditioning and predicting,
-measured at 8,340 outputs (60 × 46 atoms). The plan allows
-:data:`FIT_KERNEL_COPIES` and :data:`CONDITION_KERNEL_COPIES`. SOAP inputs
-add one kernel-sized J_iᵀJ_j block and their stored Jacobians
-(K·F' floats, F' features per structure, twice).
+baseline, gpytorch 1.15): 2.1 kernels both while hyperparameters are searched
+and while conditioning and predicting (8,340 outputs, 60 × 46 atoms): the kernel,
+written in place a block of rows at a time (:mod:`interphase.gpr.kernels`), and
+its Cholesky factor; the search needs no backward pass
+(:mod:`interphase.gpr.hyperparameters`). The plan allows
+:data:`FIT_KERNEL_COPIES` and :data:`CONDITION_KERNEL_COPIES`. SOAP inputs add
+their stored Jacobians (K·F' floats, F' features per structure, twice) and, while
+hyperparameters are searched, a cached J_iᵀJ_j block and the projection that
+drops rigid motions (measured 4.8 kernels in all at 6,100 outputs; the plan adds
+:data:`DESCRIPTOR_FIT_EXTRA_COPIES`).
 
 A memory budget (default :data:`DEFAULT_CPU_BUDGET_GB` on CPU, a fraction
 :data:`DEFAULT_GPU_BUDGET_FRACTION` of the device on CUDA: 8 GB of a 24 GB
@@ -34,13 +36,14 @@ input space (policy ``"subsample"``, the default: the most diverse structures
 are kept, so uncertainty stays meaningful) or refused with
 :class:`GPTooLargeError` (policy ``"error"``) — never an out-of-memory crash.
 
-With the defaults and Cartesian inputs: CPU (8 GB) conditions on up to 12,900
-outputs (92 structures × 46 atoms) and fits hyperparameters on at most
+With the defaults and Cartesian inputs: CPU (8 GB) conditions on up to 20,000
+outputs (143 structures × 46 atoms) and fits hyperparameters on at most
 :data:`CPU_HYPERPARAMETER_OUTPUTS` (time, not memory); a GPU with 68 GB
-conditions on and fits hyperparameters on up to 37,600 outputs (270 × 46), so
-the 200 × 46 case runs whole. SOAP inputs (4 species,
-n_max=4, l_max=3, 46 atoms: 25,000 features per structure) lower these to
-8,900 (64 × 46) on CPU and 31,500 (226 × 46) on the GPU.
+conditions on and fits hyperparameters on up to 58,300 outputs (419 × 46), so
+the 200 × 46 case runs whole. SOAP inputs (4 species, n_max=4, l_max=3,
+46 atoms: 25,000 features per structure) condition on up to 12,400 outputs
+(88 × 46) on CPU and 49,200 (353 × 46) on the GPU, where their hyperparameter
+search takes up to 35,000 (252 × 46).
 """
 
 from __future__ import annotations
@@ -64,10 +67,13 @@ __all__ = [
 
 OversizePolicy = Literal["subsample", "error"]
 
-#: Peak bytes / kernel bytes allowed while hyperparameters are searched (measured: 5.0).
-FIT_KERNEL_COPIES = 6.0
-#: Peak bytes / kernel bytes allowed while conditioning and predicting (measured: 4.9).
-CONDITION_KERNEL_COPIES = 6.0
+#: Peak bytes / kernel bytes allowed while hyperparameters are searched (measured: 2.1).
+FIT_KERNEL_COPIES = 2.5
+#: Peak bytes / kernel bytes allowed while conditioning and predicting (measured: 2.1).
+CONDITION_KERNEL_COPIES = 2.5
+#: More kernel copies for a descriptor (SOAP) search: the cached J_iᵀJ_j block and
+#: the rigid-motion projection (measured: 2.8 more).
+DESCRIPTOR_FIT_EXTRA_COPIES = 3.0
 DEFAULT_CPU_BUDGET_GB = 8.0
 DEFAULT_GPU_BUDGET_FRACTION = 0.85
 #: On CPU, hyperparameters are fitted on at most this many outputs (time, not
@@ -111,14 +117,14 @@ def plan_for_budget(
     """
     if not math.isfinite(budget_gb) or budget_gb <= 0:
         raise ValueError(f"memory budget must be a positive number of GB; got {budget_gb}")
-    extra = 1.0 if features_per_structure else 0.0  # J_iᵀJ_j block of descriptor inputs
+    extra = DESCRIPTOR_FIT_EXTRA_COPIES if features_per_structure else 0.0
     budget = budget_gb * 1e9
     hyperparameter_outputs = _max_outputs(budget, FIT_KERNEL_COPIES + extra, features_per_structure)
     if not on_gpu:
         hyperparameter_outputs = min(hyperparameter_outputs, CPU_HYPERPARAMETER_OUTPUTS)
     return MemoryPlan(
         budget_gb=budget_gb,
-        max_outputs=_max_outputs(budget, CONDITION_KERNEL_COPIES + extra, features_per_structure),
+        max_outputs=_max_outputs(budget, CONDITION_KERNEL_COPIES, features_per_structure),
         max_hyperparameter_outputs=hyperparameter_outputs,
     )
 

@@ -32,10 +32,13 @@ class ExactEnergyPosterior:
         self.outputs_per_input = targets.shape[1]
         with torch.no_grad():
             mean = model.mean_module(train_x)
-            covariance = model.covar_module(train_x).to_dense()
-            noise = model.likelihood.noise.reshape(())
-            covariance.diagonal().add_(noise)
+            # Scaled and shifted in place: the kernel and its factor are the only
+            # kernel-sized tensors alive at once.
+            covariance = model.covar_module.base_kernel(train_x).to_dense()
+            covariance.mul_(model.covar_module.outputscale.reshape(()))
+            covariance.diagonal().add_(model.likelihood.noise.reshape(()))
             self.cholesky = psd_safe_cholesky(covariance)
+            del covariance
             residual = (targets - mean).reshape(-1, 1)
             self.weights = torch.cholesky_solve(residual, self.cholesky).reshape(-1)
         self.train_x = train_x
