@@ -59,7 +59,7 @@ def put(model: gpytorch.models.ExactGP, values: dict[str, float]) -> None:
 def test_search_loss_is_gpytorch_marginal_likelihood_with_priors(fitted: EnergyGradientGP) -> None:
     model = fitted._require_model()
     assert fitted.search is not None
-    best = fitted.search.restart_losses[fitted.search.best_restart]
+    best = fitted.search.final_loss
     assert gpytorch_loss(model) == pytest.approx(best, rel=1e-9, abs=1e-9)
     # The same function of (l, ρ) away from the optimum too.
     values = scaled(model)

@@ -34,7 +34,12 @@ import torch
 
 from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
 from interphase.gpr.errors import GPInputError, GPNotFittedError, GPTooLargeError
-from interphase.gpr.hyperparameters import HyperparameterSearch, optimise_hyperparameters
+from interphase.gpr.hyperparameters import (
+    HyperparameterSearch,
+    current_point,
+    optimise_hyperparameters,
+    refine_hyperparameters,
+)
 from interphase.gpr.inputs import (
     MIN_TRAINING_STRUCTURES,
     align_to_reference,
@@ -47,6 +52,7 @@ from interphase.gpr.inputs import (
 )
 from interphase.gpr.kernels import EnergyGradientExactGP
 from interphase.gpr.memory import (
+    COARSE_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_OUTPUTS,
     farthest_point_indices,
@@ -209,7 +215,27 @@ class EnergyGradientGP:
         limit = max(MIN_TRAINING_STRUCTURES, self.max_hyperparameter_outputs // y.shape[1])
         subset = farthest_point_indices(fps_inputs, limit) if len(x) > limit else np.arange(len(x))
         self.hyperparameter_structures = len(subset)
-        index = torch.as_tensor(subset, device=self.device)
+        model = self._search(x, y, fps_inputs, subset)
+        if len(subset) < len(x):
+            model.set_train_data(x, y, strict=False)
+        self._finish(model)
+        self._posterior()
+        return self
+
+    def _search(
+        self, x: torch.Tensor, y: torch.Tensor, fps_inputs: np.ndarray, subset: np.ndarray
+    ) -> EnergyGradientExactGP:
+        """Hyperparameters on the structures ``subset``, coarse to fine when it is large.
+
+        The grid and restarts run on a farthest-point sample of at most
+        :data:`COARSE_HYPERPARAMETER_OUTPUTS`; one Nelder–Mead run on the whole
+        subset then refines their result (each of its steps costs more).
+        """
+        coarse_limit = max(MIN_TRAINING_STRUCTURES, COARSE_HYPERPARAMETER_OUTPUTS // y.shape[1])
+        coarse = subset
+        if len(subset) > coarse_limit:
+            coarse = subset[farthest_point_indices(fps_inputs[subset], coarse_limit)]
+        index = torch.as_tensor(coarse, device=self.device)
         model = self._new_model(x[index], y[index])
         self.search = optimise_hyperparameters(
             model,
@@ -217,13 +243,23 @@ class EnergyGradientGP:
             iterations=self.training_iterations,
             restarts=self.restarts,
             seed=self.seed,
+            projection=self._likelihood_projection(coarse),
+        )
+        if len(coarse) == len(subset):
+            return model
+        start = current_point(model)
+        index = torch.as_tensor(subset, device=self.device)
+        model = self._new_model(x[index], y[index])
+        loss, evaluations = refine_hyperparameters(
+            model,
+            start,
+            median_distance=self._median_distance,
+            iterations=self.training_iterations,
             projection=self._likelihood_projection(subset),
         )
-        if len(subset) < len(x):
-            model.set_train_data(x, y, strict=False)
-        self._finish(model)
-        self._posterior()
-        return self
+        self.search.refined_loss = loss
+        self.search.evaluations += evaluations
+        return model
 
     def _likelihood_projection(self, rows: np.ndarray) -> torch.Tensor | None:
         """For invariant inputs: (n, T', T) onto the energy and internal gradient outputs.

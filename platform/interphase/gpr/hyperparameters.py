@@ -29,8 +29,8 @@ structures is multimodal in the lengthscale, so the search evaluates a coarse
 grid of (l, ρ), then runs bounded Nelder–Mead in (log l, log ρ) from the best
 ``restarts`` grid points (distinct lengthscales, each jittered by a seeded
 random factor) and keeps the best result. Points where the kernel is not
-numerically positive definite, or whose noise s·ρ leaves its bounds, count as
-infinitely bad.
+numerically positive definite count as infinitely bad; the outputscale is kept
+within its own bounds and those of the noise s·ρ.
 
 Invariant inputs (SOAP) make every structure's gradient outputs exactly zero,
 in data and prior alike, along its rigid motions (6 per molecule, 3 per cell).
@@ -78,13 +78,26 @@ _LOG_POSTERIOR_TOLERANCE = 1e-3
 
 @dataclass
 class HyperparameterSearch:
-    """What the search did: the loss (−log posterior per output) of each restart."""
+    """What the search did: the loss (−log posterior per output) of each restart.
+
+    A coarse-to-fine search (:meth:`EnergyGradientGP.fit` on a large hyperparameter
+    sample) runs the grid and restarts on a small sample, then ``refined_loss`` is
+    that of one more Nelder–Mead run on the whole sample.
+    """
 
     grid_best_loss: float
     restart_losses: list[float] = field(default_factory=list)
     best_restart: int = 0
     #: Likelihood evaluations (one Cholesky factorisation each), grid included.
     evaluations: int = 0
+    refined_loss: float | None = None
+
+    @property
+    def final_loss(self) -> float:
+        """The loss at the hyperparameters the search set."""
+        if self.refined_loss is not None:
+            return self.refined_loss
+        return self.restart_losses[self.best_restart] if self.restart_losses else math.inf
 
 
 @dataclass(frozen=True)
@@ -128,9 +141,11 @@ def _best_log_outputscale(q: float, n_outputs: int, log_noise_ratio: float) -> f
     """argmin over u = log s of the −log posterior at fixed (l, ρ), within bounds.
 
     q/(2s) + (N/2)u plus the log-normal priors of s (median 1) and of the noise
-    s·ρ (median INITIAL_NOISE): a convex function of u.
+    s·ρ (median INITIAL_NOISE): a convex function of u, so its minimum within the
+    bounds of s and of s·ρ is the clipped unconstrained one.
     """
-    low, high = math.log(OUTPUTSCALE_BOUNDS[0]), math.log(OUTPUTSCALE_BOUNDS[1])
+    low = max(math.log(OUTPUTSCALE_BOUNDS[0]), math.log(NOISE_BOUNDS[0]) - log_noise_ratio)
+    high = min(math.log(OUTPUTSCALE_BOUNDS[1]), math.log(NOISE_BOUNDS[1]) - log_noise_ratio)
     if q <= 0.0:
         return low
     outputscale_weight = 1.0 / OUTPUTSCALE_PRIOR_SIGMA**2
@@ -208,7 +223,7 @@ class ProfileLikelihood:
         log_outputscale = _best_log_outputscale(q, n, log_noise_ratio)
         outputscale = math.exp(log_outputscale)
         noise = outputscale * math.exp(log_noise_ratio)
-        if not (NOISE_BOUNDS[0] <= noise <= NOISE_BOUNDS[1]) or not math.isfinite(q):
+        if not math.isfinite(q):
             return infeasible
         negative_log_likelihood = 0.5 * (
             q / outputscale + n * log_outputscale + log_determinant + n * math.log(2.0 * math.pi)
@@ -263,9 +278,7 @@ def optimise_hyperparameters(
     kernel = model.covar_module.base_kernel
     kernel.cache_geometry = True
     profile = ProfileLikelihood(model, median_distance, projection)
-    low = math.log(median_distance / LENGTHSCALE_RANGE)
-    high = math.log(median_distance * LENGTHSCALE_RANGE)
-    bounds = [(low, high), (math.log(NOISE_BOUNDS[0]), math.log(NOISE_BOUNDS[1]))]
+    bounds = _bounds(median_distance)
     try:
         starts = _grid_starts(profile, median_distance, max(1, restarts))
         search = HyperparameterSearch(grid_best_loss=starts[0].loss)
@@ -296,6 +309,67 @@ def optimise_hyperparameters(
         kernel.clear_cache()
     set_scaled_hyperparameters(model, best)
     return search
+
+
+def refine_hyperparameters(
+    model: gpytorch.models.ExactGP,
+    start: ProfilePoint,
+    *,
+    median_distance: float,
+    iterations: int,
+    projection: torch.Tensor | None = None,
+) -> tuple[float, int]:
+    """One Nelder–Mead run from ``start`` (scaled units) on ``model``'s data; sets the result.
+
+    Returns the loss there and the number of likelihood evaluations.
+    """
+    kernel = model.covar_module.base_kernel
+    kernel.cache_geometry = True
+    profile = ProfileLikelihood(model, median_distance, projection)
+    try:
+        theta = np.log([start.lengthscale, start.noise / start.outputscale])
+        best = profile.point(float(theta[0]), float(theta[1]))
+        if iterations > 0 and math.isfinite(best.loss):
+            result = minimize(
+                profile,
+                theta,
+                method="Nelder-Mead",
+                bounds=_bounds(median_distance),
+                options={
+                    "maxiter": iterations,
+                    "xatol": _LOG_TOLERANCE,
+                    "fatol": _LOG_POSTERIOR_TOLERANCE / profile.n_outputs,
+                },
+            )
+            refined = profile.point(float(result.x[0]), float(result.x[1]))
+            best = refined if refined.loss < best.loss else best
+    finally:
+        kernel.cache_geometry = False
+        kernel.clear_cache()
+    set_scaled_hyperparameters(model, best)
+    return best.loss, profile.evaluations
+
+
+def current_point(model: gpytorch.models.ExactGP) -> ProfilePoint:
+    """The model's hyperparameters (scaled units) as a start for :func:`refine_hyperparameters`."""
+    return ProfilePoint(
+        loss=math.nan,
+        lengthscale=model.covar_module.base_kernel.lengthscale.item(),
+        outputscale=model.covar_module.outputscale.item(),
+        noise=model.likelihood.noise.item(),
+        mean=model.mean_module.constant.item(),
+    )
+
+
+def _bounds(median_distance: float) -> list[tuple[float, float]]:
+    """Bounds of (log lengthscale, log noise ratio)."""
+    return [
+        (
+            math.log(median_distance / LENGTHSCALE_RANGE),
+            math.log(median_distance * LENGTHSCALE_RANGE),
+        ),
+        (math.log(NOISE_BOUNDS[0]), math.log(NOISE_BOUNDS[1])),
+    ]
 
 
 def _grid_starts(
