@@ -9,18 +9,26 @@ import numpy as np
 import pytest
 import torch
 
+from interphase.gpr import gp as gp_module
 from interphase.gpr.gp import EnergyGradientGP
-from interphase.gpr.hyperparameters import ProfileLikelihood, ProfilePoint
+from interphase.gpr.hyperparameters import NOISE_RATIO_BOUNDS, ProfileLikelihood, ProfilePoint
 from interphase.gpr.inputs import internal_gradient_basis, rigid_motion_count
 from tests.gpr.test_gp import NUMBERS, rattled_trimers
 
 
-@pytest.fixture(scope="module")
-def fitted() -> EnergyGradientGP:
+@pytest.fixture(scope="module", params=["one stage", "coarse to fine"])
+def fitted(request: pytest.FixtureRequest) -> EnergyGradientGP:
+    """20 trimers; "coarse to fine": grid and restarts on 8 of them, refined on all 20."""
     positions, energies, gradients = rattled_trimers(20, seed=3)
-    return EnergyGradientGP(NUMBERS, periodic=False, training_iterations=100, restarts=2).fit(
-        positions, energies, gradients
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "coarse to fine":
+            patch.setattr(gp_module, "COARSE_HYPERPARAMETER_OUTPUTS", 80)  # 8 trimers
+        gp = EnergyGradientGP(NUMBERS, periodic=False, training_iterations=100, restarts=2)
+        gp.fit(positions, energies, gradients)
+    assert gp.search is not None
+    assert (gp.search.refined_loss is not None) == (request.param == "coarse to fine")
+    assert gp.hyperparameter_structures == 20
+    return gp
 
 
 def gpytorch_loss(model: gpytorch.models.ExactGP) -> float:
@@ -45,6 +53,18 @@ def scaled(model: gpytorch.models.ExactGP) -> dict[str, float]:
     }
 
 
+def bounds(model: gpytorch.models.ExactGP) -> dict[str, tuple[float, float]]:
+    constraints = {
+        "lengthscale": model.covar_module.base_kernel.raw_lengthscale_constraint,
+        "outputscale": model.covar_module.raw_outputscale_constraint,
+        "noise": model.likelihood.raw_noise_constraint,
+    }
+    return {
+        name: (float(c.lower_bound) * (1 + 1e-9), float(c.upper_bound) * (1 - 1e-9))
+        for name, c in constraints.items()
+    }
+
+
 def put(model: gpytorch.models.ExactGP, values: dict[str, float]) -> None:
     dtype = torch.float64
     with torch.no_grad():
@@ -60,7 +80,9 @@ def test_search_loss_is_gpytorch_marginal_likelihood_with_priors(fitted: EnergyG
     model = fitted._require_model()
     assert fitted.search is not None
     best = fitted.search.final_loss
-    assert gpytorch_loss(model) == pytest.approx(best, rel=1e-9, abs=1e-9)
+    # At the search's lower noise ratio (1e-10) the kernel's condition number is
+    # ~1e10, and the two factorisations then agree to ~1e-7 only.
+    assert gpytorch_loss(model) == pytest.approx(best, rel=2e-7)
     # The same function of (l, ρ) away from the optimum too.
     values = scaled(model)
     profile = ProfileLikelihood(model, fitted._median_distance)
@@ -96,8 +118,11 @@ def test_search_ends_at_a_local_optimum_of_gpytorch_loss(
     changed = dict(values)
     if name == "mean":  # mean is in scaled energy units around 0: shift it
         changed["mean"] = values["mean"] + (factor - 1.0) * math.sqrt(values["outputscale"])
-    else:
-        changed[name] = values[name] * factor
+    else:  # within the bounds: the optimum may sit on one
+        low, high = bounds(model)[name]
+        changed[name] = min(max(values[name] * factor, low), high)
+        ratio = NOISE_RATIO_BOUNDS[0] * (1 + 1e-9)  # the search's bound on noise / outputscale
+        changed["noise"] = max(changed["noise"], ratio * changed["outputscale"])
     put(model, changed)
     try:
         assert gpytorch_loss(model) > optimum - 1e-7

@@ -61,6 +61,10 @@ LENGTHSCALE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 NOISE_RATIO_GRID = (1e-8, 1e-5, 1e-2)
 NOISE_BOUNDS = (1e-10, 1e-1)
 OUTPUTSCALE_BOUNDS = (1e-8, 1e8)
+#: Bounds of ρ = noise / outputscale in the search. Below the kernel's relative
+#: nugget (1e-10) the noise no longer matters and the factorisation is at its
+#: numerical limit; above, every ratio the noise and outputscale bounds allow.
+NOISE_RATIO_BOUNDS = (1e-10, NOISE_BOUNDS[1] / OUTPUTSCALE_BOUNDS[0])
 LENGTHSCALE_RANGE = 1e3
 INITIAL_NOISE = 1e-6
 #: σ_log of the log-normal priors (lengthscale around the median distance, outputscale around 1).
@@ -326,15 +330,17 @@ def refine_hyperparameters(
     kernel = model.covar_module.base_kernel
     kernel.cache_geometry = True
     profile = ProfileLikelihood(model, median_distance, projection)
+    bounds = _bounds(median_distance)
     try:
         theta = np.log([start.lengthscale, start.noise / start.outputscale])
+        theta = np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
         best = profile.point(float(theta[0]), float(theta[1]))
         if iterations > 0 and math.isfinite(best.loss):
             result = minimize(
                 profile,
                 theta,
                 method="Nelder-Mead",
-                bounds=_bounds(median_distance),
+                bounds=bounds,
                 options={
                     "maxiter": iterations,
                     "xatol": _LOG_TOLERANCE,
@@ -362,13 +368,13 @@ def current_point(model: gpytorch.models.ExactGP) -> ProfilePoint:
 
 
 def _bounds(median_distance: float) -> list[tuple[float, float]]:
-    """Bounds of (log lengthscale, log noise ratio)."""
+    """Bounds of (log lengthscale, log noise ratio ρ); see :data:`NOISE_RATIO_BOUNDS`."""
     return [
         (
             math.log(median_distance / LENGTHSCALE_RANGE),
             math.log(median_distance * LENGTHSCALE_RANGE),
         ),
-        (math.log(NOISE_BOUNDS[0]), math.log(NOISE_BOUNDS[1])),
+        (math.log(NOISE_RATIO_BOUNDS[0]), math.log(NOISE_RATIO_BOUNDS[1])),
     ]
 
 
