@@ -11,8 +11,9 @@ import torch
 
 from interphase.gpr import gp as gp_module
 from interphase.gpr.gp import EnergyGradientGP
-from interphase.gpr.hyperparameters import NOISE_RATIO_BOUNDS, ProfileLikelihood, ProfilePoint
+from interphase.gpr.hyperparameters import NOISE_RATIO_BOUNDS
 from interphase.gpr.inputs import internal_gradient_basis, rigid_motion_count
+from interphase.gpr.likelihood import ProfileLikelihood, ProfilePoint
 from tests.gpr.test_gp import NUMBERS, rattled_trimers
 
 

@@ -1,53 +1,23 @@
 """Kernel hyperparameters of a subset GP by marginal likelihood (with priors and restarts).
 
-Targets are centred and scaled to O(1) before fitting, so the bounds and priors
-below are in those units; lengthscales are relative to the median distance m
-between training inputs (Å for Cartesian inputs, descriptor units for SOAP):
-
-==============  ===================  ===============================
-parameter       bounds               prior
-==============  ===================  ===============================
-lengthscale     [m/1000, 1000 m]     log-normal, median m, σ_log = 2
-outputscale     [1e-8, 1e8]          log-normal, median 1, σ_log = 3
-noise variance  [1e-10, 1e-1]        log-normal, median 1e-6, σ_log = 3
-energy mean     none                 none (flat)
-==============  ===================  ===============================
-
-The search maximises the log posterior (log marginal likelihood plus log
-priors) over all four. Two of them have closed forms once the other two are
-fixed, so the optimiser only ever moves two. Write the kernel as
-``K = s·(K₀(l) + ρ I)`` with ρ = noise / s and ``A = K₀(l) + ρ I``:
-
-- the energy mean is the generalised least-squares estimate
-  ``c = eᵀA⁻¹y / eᵀA⁻¹e`` (e marks the energy outputs), whatever s is;
-- with ``q = (y - c e)ᵀA⁻¹(y - c e)`` over N outputs, the outputscale minimises
-  ``q/2s + (N/2) log s - log p(s)``, a convex 1-D problem in log s (Newton).
-
-Each trial point (l, ρ) therefore costs one kernel and one Cholesky
-factorisation — no backward pass. The marginal likelihood of a GP on few
-structures is multimodal in the lengthscale, so the search evaluates a coarse
-grid of (l, ρ), then runs bounded Nelder–Mead in (log l, log ρ) from the best
-``restarts`` grid points (distinct lengthscales, each jittered by a seeded
-random factor) and keeps the best result. Points where the kernel is not
-numerically positive definite count as infinitely bad; the outputscale is kept
-within its own bounds and those of the noise s·ρ.
-
-Invariant inputs (SOAP) make every structure's gradient outputs exactly zero,
-in data and prior alike, along its rigid motions (6 per molecule, 3 per cell).
-Left in, those directions have prior variance s·ρ only, so the likelihood grows
-without bound as the noise shrinks and drags the lengthscale with it. The
-search therefore takes a ``projection`` onto the remaining outputs (energy plus
-internal gradient components, :func:`interphase.gpr.inputs.internal_gradient_basis`)
-and evaluates the likelihood there; conditioning and prediction keep every output.
-
-GPyTorch's ``ExactMarginalLogLikelihood`` gives the same loss at the same
-hyperparameters (tested); it is not used here because a gradient step through it
-costs about six times an evaluation of this profile and needs hundreds of steps.
+The loss, its bounds and priors, and why each trial point costs only one
+Cholesky factorisation are in :mod:`interphase.gpr.likelihood`: the energy mean
+and the outputscale have closed forms, so the search moves only the lengthscale
+l and the noise ratio ρ. The marginal likelihood of a GP on few structures is
+multimodal in the lengthscale, so the search evaluates a coarse grid of (l, ρ),
+then runs bounded Nelder–Mead in (log l, log ρ) from the best ``restarts`` grid
+points (distinct lengthscales, each jittered by a seeded random factor) and
+keeps the best result. Points where the kernel is not numerically positive
+definite count as infinitely bad. :func:`refine_hyperparameters` continues a
+search on more data (one Nelder–Mead run from its result), which
+:meth:`interphase.gpr.gp.EnergyGradientGP.fit` uses for large samples.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import gpytorch
@@ -55,25 +25,23 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from interphase.gpr.likelihood import (
+    INITIAL_NOISE,
+    LENGTHSCALE_RANGE,
+    NOISE_BOUNDS,
+    OUTPUTSCALE_BOUNDS,
+    ProfileLikelihood,
+    ProfilePoint,
+)
+
 #: Multiples of the median input distance tried as starting lengthscales.
 LENGTHSCALE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: Starting noise-to-signal ratios ρ tried (targets are scaled to O(1)).
 NOISE_RATIO_GRID = (1e-8, 1e-5, 1e-2)
-NOISE_BOUNDS = (1e-10, 1e-1)
-OUTPUTSCALE_BOUNDS = (1e-8, 1e8)
 #: Bounds of ρ = noise / outputscale in the search. Below the kernel's relative
 #: nugget (1e-10) the noise no longer matters and the factorisation is at its
 #: numerical limit; above, every ratio the noise and outputscale bounds allow.
 NOISE_RATIO_BOUNDS = (1e-10, NOISE_BOUNDS[1] / OUTPUTSCALE_BOUNDS[0])
-LENGTHSCALE_RANGE = 1e3
-INITIAL_NOISE = 1e-6
-#: σ_log of the log-normal priors (lengthscale around the median distance, outputscale around 1).
-LENGTHSCALE_PRIOR_SIGMA = 2.0
-OUTPUTSCALE_PRIOR_SIGMA = 3.0
-#: Labels are nearly noise-free: the noise variance (scaled units) has a log-normal
-#: prior around INITIAL_NOISE, so misfit is not explained away as noise unless the
-#: data insist.
-NOISE_PRIOR_SIGMA = 3.0
 #: Nelder–Mead stops when the simplex spans less than this in log l and log ρ (1 %)
 #: and its losses differ by less than _LOG_POSTERIOR_TOLERANCE (nats, whole data set).
 _LOG_TOLERANCE = 1e-2
@@ -102,152 +70,6 @@ class HyperparameterSearch:
         if self.refined_loss is not None:
             return self.refined_loss
         return self.restart_losses[self.best_restart] if self.restart_losses else math.inf
-
-
-@dataclass(frozen=True)
-class ProfilePoint:
-    """All four hyperparameters at one (lengthscale, noise ratio), in scaled units."""
-
-    loss: float  # −log posterior per output
-    lengthscale: float
-    outputscale: float
-    noise: float
-    mean: float
-
-
-def constraints_and_priors(
-    median_distance: float,
-) -> dict[str, object]:
-    """Keyword arguments for the kernel, scale kernel and likelihood (bounds and priors)."""
-    low, high = median_distance / LENGTHSCALE_RANGE, median_distance * LENGTHSCALE_RANGE
-    return {
-        "lengthscale_constraint": gpytorch.constraints.Interval(low, high),
-        "lengthscale_prior": gpytorch.priors.LogNormalPrior(
-            math.log(median_distance), LENGTHSCALE_PRIOR_SIGMA
-        ),
-        "outputscale_constraint": gpytorch.constraints.Interval(*OUTPUTSCALE_BOUNDS),
-        "outputscale_prior": gpytorch.priors.LogNormalPrior(0.0, OUTPUTSCALE_PRIOR_SIGMA),
-        "noise_constraint": gpytorch.constraints.Interval(*NOISE_BOUNDS),
-        "noise_prior": gpytorch.priors.LogNormalPrior(math.log(INITIAL_NOISE), NOISE_PRIOR_SIGMA),
-    }
-
-
-def _negative_log_lognormal(x_log: float, median_log: float, sigma: float) -> float:
-    """−log of a log-normal density at exp(x_log) (what GPyTorch's LogNormalPrior adds)."""
-    return (
-        (x_log - median_log) ** 2 / (2.0 * sigma**2)
-        + x_log
-        + math.log(sigma * math.sqrt(2.0 * math.pi))
-    )
-
-
-def _best_log_outputscale(q: float, n_outputs: int, log_noise_ratio: float) -> float:
-    """argmin over u = log s of the −log posterior at fixed (l, ρ), within bounds.
-
-    q/(2s) + (N/2)u plus the log-normal priors of s (median 1) and of the noise
-    s·ρ (median INITIAL_NOISE): a convex function of u, so its minimum within the
-    bounds of s and of s·ρ is the clipped unconstrained one.
-    """
-    low = max(math.log(OUTPUTSCALE_BOUNDS[0]), math.log(NOISE_BOUNDS[0]) - log_noise_ratio)
-    high = min(math.log(OUTPUTSCALE_BOUNDS[1]), math.log(NOISE_BOUNDS[1]) - log_noise_ratio)
-    if q <= 0.0:
-        return low
-    outputscale_weight = 1.0 / OUTPUTSCALE_PRIOR_SIGMA**2
-    noise_weight = 1.0 / NOISE_PRIOR_SIGMA**2
-    noise_offset = log_noise_ratio - math.log(INITIAL_NOISE)
-    u = min(max(math.log(q / n_outputs), low), high)
-    for _ in range(100):  # convex: Newton converges in a handful of steps
-        decay = 0.5 * q * math.exp(-u)
-        gradient = (
-            -decay
-            + 0.5 * n_outputs
-            + (u * outputscale_weight + 1.0)
-            + ((u + noise_offset) * noise_weight + 1.0)
-        )
-        step = gradient / (decay + outputscale_weight + noise_weight)
-        u = min(max(u - step, low), high)
-        if abs(step) < 1e-12:
-            break
-    return u
-
-
-class ProfileLikelihood:
-    """−log posterior of a GP as a function of (log lengthscale, log noise ratio) alone."""
-
-    def __init__(
-        self,
-        model: gpytorch.models.ExactGP,
-        median_distance: float,
-        projection: torch.Tensor | None = None,
-    ) -> None:
-        self.kernel = model.covar_module.base_kernel
-        self.train_x = model.train_inputs[0]
-        self.projection = projection  # (n, T', T): outputs kept per structure
-        targets = model.train_targets  # (n, T), energy first
-        energy_indicator = torch.zeros_like(targets)
-        energy_indicator[:, 0] = 1.0
-        if projection is not None:
-            targets = torch.einsum("nkt,nt->nk", projection, targets)
-            energy_indicator = torch.einsum("nkt,nt->nk", projection, energy_indicator)
-        self.n_outputs = targets.numel()
-        self.median_log = math.log(median_distance)
-        self.right_hand_sides = torch.stack([targets.reshape(-1), energy_indicator.reshape(-1)], 1)
-        self.evaluations = 0
-
-    def _kernel(self) -> torch.Tensor:
-        """K₀ at the current lengthscale, on the kept outputs (n·T', n·T')."""
-        matrix = self.kernel(self.train_x).to_dense()
-        if self.projection is None:
-            return matrix
-        p = self.projection
-        n, kept, width = p.shape
-        blocks = torch.einsum("iat,itjs->iajs", p, matrix.reshape(n, width, n, width))
-        del matrix  # at most two kernel-sized tensors at a time
-        return torch.einsum("iajs,jbs->iajb", blocks, p).reshape(n * kept, n * kept)
-
-    def point(self, log_lengthscale: float, log_noise_ratio: float) -> ProfilePoint:
-        """Best outputscale and mean at (l, ρ), and the loss there (inf if infeasible)."""
-        self.evaluations += 1
-        infeasible = ProfilePoint(math.inf, math.exp(log_lengthscale), 1.0, INITIAL_NOISE, 0.0)
-        with torch.no_grad():
-            self.kernel.lengthscale = self._scalar(math.exp(log_lengthscale))
-            matrix = self._kernel()
-            matrix.diagonal().add_(math.exp(log_noise_ratio))
-            cholesky, info = torch.linalg.cholesky_ex(matrix)
-            del matrix
-            if int(info) != 0:  # not numerically positive definite here
-                return infeasible
-            solved = torch.cholesky_solve(self.right_hand_sides, cholesky)
-            y, e = self.right_hand_sides[:, 0], self.right_hand_sides[:, 1]
-            y_solved, e_solved = solved[:, 0], solved[:, 1]
-            mean = float(e @ y_solved) / float(e @ e_solved)
-            q = float(y @ y_solved) - mean * float(e @ y_solved)
-            log_determinant = 2.0 * float(torch.log(cholesky.diagonal()).sum())
-        n = self.n_outputs
-        log_outputscale = _best_log_outputscale(q, n, log_noise_ratio)
-        outputscale = math.exp(log_outputscale)
-        noise = outputscale * math.exp(log_noise_ratio)
-        if not math.isfinite(q):
-            return infeasible
-        negative_log_likelihood = 0.5 * (
-            q / outputscale + n * log_outputscale + log_determinant + n * math.log(2.0 * math.pi)
-        )
-        negative_log_prior = (
-            _negative_log_lognormal(log_outputscale, 0.0, OUTPUTSCALE_PRIOR_SIGMA)
-            + _negative_log_lognormal(log_lengthscale, self.median_log, LENGTHSCALE_PRIOR_SIGMA)
-            + _negative_log_lognormal(
-                log_outputscale + log_noise_ratio, math.log(INITIAL_NOISE), NOISE_PRIOR_SIGMA
-            )
-        )
-        loss = (negative_log_likelihood + negative_log_prior) / n
-        return ProfilePoint(loss, math.exp(log_lengthscale), outputscale, noise, mean)
-
-    def __call__(self, theta: np.ndarray) -> float:
-        return self.point(float(theta[0]), float(theta[1])).loss
-
-    def _scalar(self, value: float) -> torch.Tensor:
-        like = self.train_x
-        return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
 def optimise_hyperparameters(
@@ -279,38 +101,22 @@ def optimise_hyperparameters(
         on (for invariant inputs: energy and internal gradient components); ``None``
         keeps all T outputs.
     """
-    kernel = model.covar_module.base_kernel
-    kernel.cache_geometry = True
-    profile = ProfileLikelihood(model, median_distance, projection)
-    bounds = _bounds(median_distance)
-    try:
+    with _geometry_cached(model):
+        profile = ProfileLikelihood(model, median_distance, projection)
+        bounds = _bounds(median_distance)
         starts = _grid_starts(profile, median_distance, max(1, restarts))
         search = HyperparameterSearch(grid_best_loss=starts[0].loss)
         best = starts[0]
-        tolerance = _LOG_POSTERIOR_TOLERANCE / profile.n_outputs  # the loss is per output
         generator = np.random.default_rng(seed)
         for index, start in enumerate(starts):
             point = start
             if iterations > 0 and math.isfinite(start.loss):
-                theta = np.log([start.lengthscale, start.noise / start.outputscale])
-                theta = theta + 0.2 * generator.standard_normal(2)
-                theta = np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
-                result = minimize(
-                    profile,
-                    theta,
-                    method="Nelder-Mead",
-                    bounds=bounds,
-                    options={"maxiter": iterations, "xatol": _LOG_TOLERANCE, "fatol": tolerance},
-                )
-                refined = profile.point(float(result.x[0]), float(result.x[1]))
-                point = refined if refined.loss < start.loss else start
+                theta = _log_theta(start) + 0.2 * generator.standard_normal(2)
+                point = _nelder_mead(profile, theta, start, bounds, iterations)
             search.restart_losses.append(point.loss)
             if point.loss < best.loss or index == 0:
                 best, search.best_restart = point, index
         search.evaluations = profile.evaluations
-    finally:
-        kernel.cache_geometry = False
-        kernel.clear_cache()
     set_scaled_hyperparameters(model, best)
     return search
 
@@ -327,33 +133,59 @@ def refine_hyperparameters(
 
     Returns the loss there and the number of likelihood evaluations.
     """
-    kernel = model.covar_module.base_kernel
-    kernel.cache_geometry = True
-    profile = ProfileLikelihood(model, median_distance, projection)
-    bounds = _bounds(median_distance)
-    try:
-        theta = np.log([start.lengthscale, start.noise / start.outputscale])
-        theta = np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
+    with _geometry_cached(model):
+        profile = ProfileLikelihood(model, median_distance, projection)
+        bounds = _bounds(median_distance)
+        theta = _clip(_log_theta(start), bounds)
         best = profile.point(float(theta[0]), float(theta[1]))
         if iterations > 0 and math.isfinite(best.loss):
-            result = minimize(
-                profile,
-                theta,
-                method="Nelder-Mead",
-                bounds=bounds,
-                options={
-                    "maxiter": iterations,
-                    "xatol": _LOG_TOLERANCE,
-                    "fatol": _LOG_POSTERIOR_TOLERANCE / profile.n_outputs,
-                },
-            )
-            refined = profile.point(float(result.x[0]), float(result.x[1]))
-            best = refined if refined.loss < best.loss else best
+            best = _nelder_mead(profile, theta, best, bounds, iterations)
+    set_scaled_hyperparameters(model, best)
+    return best.loss, profile.evaluations
+
+
+@contextmanager
+def _geometry_cached(model: gpytorch.models.ExactGP) -> Iterator[None]:
+    """Keep the kernel's lengthscale-free geometry while one search runs."""
+    kernel = model.covar_module.base_kernel
+    kernel.cache_geometry = True
+    try:
+        yield
     finally:
         kernel.cache_geometry = False
         kernel.clear_cache()
-    set_scaled_hyperparameters(model, best)
-    return best.loss, profile.evaluations
+
+
+def _log_theta(point: ProfilePoint) -> np.ndarray:
+    """(log lengthscale, log noise ratio) of a point."""
+    return np.log([point.lengthscale, point.noise / point.outputscale])
+
+
+def _clip(theta: np.ndarray, bounds: list[tuple[float, float]]) -> np.ndarray:
+    return np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
+
+
+def _nelder_mead(
+    profile: ProfileLikelihood,
+    theta: np.ndarray,
+    start: ProfilePoint,
+    bounds: list[tuple[float, float]],
+    iterations: int,
+) -> ProfilePoint:
+    """Bounded Nelder–Mead in (log l, log ρ) from ``theta``; the better of its end and ``start``."""
+    result = minimize(
+        profile,
+        _clip(theta, bounds),
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={
+            "maxiter": iterations,
+            "xatol": _LOG_TOLERANCE,
+            "fatol": _LOG_POSTERIOR_TOLERANCE / profile.n_outputs,  # the loss is per output
+        },
+    )
+    end = profile.point(float(result.x[0]), float(result.x[1]))
+    return end if end.loss < start.loss else start
 
 
 def current_point(model: gpytorch.models.ExactGP) -> ProfilePoint:

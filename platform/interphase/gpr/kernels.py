@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import gpytorch
 import torch
 
-from interphase.gpr.hyperparameters import INITIAL_NOISE, constraints_and_priors
+from interphase.gpr.likelihood import INITIAL_NOISE, constraints_and_priors
 
 #: Every prior variance on the diagonal of K(X, X) is raised by this fraction. SOAP
 #: inputs are invariant, so each structure's gradient outputs carry exact null
