@@ -264,7 +264,7 @@ class EnergyGradientGP:
     def _likelihood_projection(self, rows: np.ndarray) -> torch.Tensor | None:
         """For invariant inputs: (n, T', T) onto the energy and internal gradient outputs.
 
-        See :mod:`interphase.gpr.hyperparameters`; ``None`` for Cartesian inputs,
+        See :mod:`interphase.gpr.likelihood`; ``None`` for Cartesian inputs,
         whose kernel has no exactly null outputs.
         """
         if not self.uses_soap:
