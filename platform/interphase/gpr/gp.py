@@ -27,6 +27,7 @@ Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ from interphase.gpr.hyperparameters import (
     current_point,
     optimise_hyperparameters,
     refine_hyperparameters,
+    set_scaled_hyperparameters,
 )
 from interphase.gpr.inputs import (
     MIN_TRAINING_STRUCTURES,
@@ -51,6 +53,7 @@ from interphase.gpr.inputs import (
     median_pairwise_distance,
 )
 from interphase.gpr.kernels import EnergyGradientExactGP
+from interphase.gpr.likelihood import ProfilePoint
 from interphase.gpr.memory import (
     COARSE_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
@@ -298,17 +301,8 @@ class EnergyGradientGP:
                     f"{name} {scaled[name]:.3g} (in units scaled by the energy scale "
                     f"{scale:.3g} Hartree) is outside its bounds ({low:.3g}, {high:.3g})"
                 )
-            scaled[name] = min(max(scaled[name], low * (1 + 1e-9)), high * (1 - 1e-9))
-        with torch.no_grad():
-            # Tensors, not floats: gpytorch converts a float through float32.
-            model.covar_module.base_kernel.lengthscale = self._tensor(
-                np.array(scaled["lengthscale"])
-            )
-            model.covar_module.outputscale = self._tensor(np.array(scaled["outputscale"]))
-            model.likelihood.noise = self._tensor(np.array(scaled["noise"]))
-            model.mean_module.constant.fill_(
-                (values["mean_hartree"] - self._energy_offset_hartree) / scale
-            )
+        mean = (values["mean_hartree"] - self._energy_offset_hartree) / scale
+        set_scaled_hyperparameters(model, ProfilePoint(math.nan, mean=mean, **scaled))
 
     def _check_cells(self, cells: np.ndarray | None, n: int) -> np.ndarray | None:
         if cells is None:

@@ -180,12 +180,12 @@ class ProfileLikelihood:
             mean = float(e @ y_solved) / float(e @ e_solved)
             q = float(y @ y_solved) - mean * float(e @ y_solved)
             log_determinant = 2.0 * float(torch.log(cholesky.diagonal()).sum())
+        if not math.isfinite(q):
+            return infeasible
         n = self.n_outputs
         log_outputscale = _best_log_outputscale(q, n, log_noise_ratio)
         outputscale = math.exp(log_outputscale)
         noise = outputscale * math.exp(log_noise_ratio)
-        if not math.isfinite(q):
-            return infeasible
         negative_log_likelihood = 0.5 * (
             q / outputscale + n * log_outputscale + log_determinant + n * math.log(2.0 * math.pi)
         )
