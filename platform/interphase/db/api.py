@@ -401,6 +401,27 @@ def lineage(session: Session, structure_id: int) -> list[Structure]:
     return chain
 
 
+class UnknownLevelError(KeyError):
+    """A level of theory that is neither in the database nor a default level."""
+
+
+def known_level_id(session: Session, name: str) -> int | None:
+    """Id of the level ``name``; ``None`` for a default level not in the database yet.
+
+    Raises
+    ------
+    UnknownLevelError
+        When ``name`` is neither in the database nor one of the default levels.
+    """
+    level_id = session.scalar(select(LevelOfTheory.id).where(LevelOfTheory.name == name))
+    if level_id is None and name not in DEFAULT_LEVELS:
+        raise UnknownLevelError(
+            f"no level of theory named {name!r} in the database; default levels: "
+            f"{', '.join(DEFAULT_LEVELS)}"
+        )
+    return level_id
+
+
 def unlabeled_structure_ids(
     session: Session,
     level_id: int | None,

@@ -11,20 +11,22 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.units import Hartree
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from interphase.db.api import create_jobs, get_or_create_level, unlabeled_structure_ids
+from interphase.db.api import (
+    create_jobs,
+    get_or_create_level,
+    known_level_id,
+    unlabeled_structure_ids,
+)
 from interphase.db.models import (
     GPRModel,
     JobReason,
-    LevelOfTheory,
     Structure,
 )
 from interphase.db.session import transaction
 from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.select import select_uncertain, spread_out
 from interphase.gpr.subsets import gp_arrays
-from interphase.labeling.levels import DEFAULT_LEVELS
 
 #: Default minimum RMSD (Å) between two picks of the same subset in one iteration.
 DEFAULT_MIN_RMSD_ANGSTROM = 0.01
@@ -34,20 +36,7 @@ HARTREE_TO_MEV = Hartree * 1000.0
 
 
 class UnknownCandidateError(KeyError):
-    """A candidate structure id or the level is not in the database."""
-
-
-def _level_id(session: Session, level: str) -> int | None:
-    """Id of the level; ``None`` for a default level not used yet (nothing labeled at it)."""
-    level_id = session.scalars(
-        select(LevelOfTheory.id).where(LevelOfTheory.name == level)
-    ).one_or_none()
-    if level_id is None and level not in DEFAULT_LEVELS:
-        raise UnknownCandidateError(
-            f"no level of theory named {level!r} in the database (default levels: "
-            f"{', '.join(DEFAULT_LEVELS)})"
-        )
-    return level_id
+    """A candidate structure id is not in the database."""
 
 
 @dataclass
@@ -66,7 +55,7 @@ class CandidateScores:
 def score_candidates(url: str | None, structure_ids: list[int], level: str) -> CandidateScores:
     """Predicted energy std per atom of each candidate from its subset's newest GP."""
     with transaction(url) as session:
-        level_id = _level_id(session, level)
+        level_id = known_level_id(session, level)
         structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
         by_id = {s.id: s for s in structures}
         missing = sorted(set(structure_ids) - set(by_id))
@@ -183,5 +172,5 @@ def unlabeled_candidates(
     """
     with transaction(url) as session:
         return unlabeled_structure_ids(
-            session, _level_id(session, level), generator=generator, campaign_id=campaign_id
+            session, known_level_id(session, level), generator=generator, campaign_id=campaign_id
         )

@@ -16,10 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import create_jobs, get_or_create_level, unlabeled_structure_ids
+from interphase.db.api import (
+    create_jobs,
+    get_or_create_level,
+    known_level_id,
+    unlabeled_structure_ids,
+)
 from interphase.db.models import (
     Campaign,
     JobReason,
@@ -30,7 +35,6 @@ from interphase.db.models import (
 )
 from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
-from interphase.labeling.levels import DEFAULT_LEVELS
 from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
 
 #: States a job may be resubmitted from (pending/running jobs are still in play).
@@ -66,11 +70,7 @@ class JobFilter:
         if self.engine is not None:
             query = query.where(LevelOfTheory.engine == self.engine)
         if self.campaign is not None:
-            by = (
-                Campaign.id == int(self.campaign)
-                if self.campaign.isdigit()
-                else Campaign.name == self.campaign
-            )
+            by = _campaign_match(self.campaign)
             query = query.where(LabelingJob.campaign_id.in_(select(Campaign.id).where(by)))
         return query.order_by(LabelingJob.id)
 
@@ -152,13 +152,7 @@ def queue_labeling_jobs(
     is created from the defaults when it is one of them; any other unknown name
     is refused.
     """
-    if (
-        level not in DEFAULT_LEVELS
-        and session.scalar(select(LevelOfTheory.id).where(LevelOfTheory.name == level)) is None
-    ):
-        raise JobSelectionError(
-            f"no level of theory named {level!r}; default levels: {', '.join(DEFAULT_LEVELS)}"
-        )
+    known_level_id(session, level)  # refuses an unknown, non-default level
     if structure_ids:
         found = set(session.scalars(select(Structure.id).where(Structure.id.in_(structure_ids))))
         unknown = sorted(set(structure_ids) - found)
@@ -174,19 +168,25 @@ def queue_labeling_jobs(
         )
         return [i for i in ids if i in wanted] if wanted else ids
 
-    candidates, kept, skipped_kind = unlabeled(), None, ""
+    periodic: bool | None = None  # which structures the level treats (None: all)
     if row.periodic:
-        kept, skipped_kind = unlabeled(periodic=True), "molecules"
+        periodic = True
     elif row.engine is not None and not get_engine(row.engine).capabilities.periodic:
-        kept, skipped_kind = unlabeled(periodic=False), "periodic cells"
-    kept = candidates if kept is None else kept
+        periodic = False
+    kept = unlabeled(periodic)
+    skipped = 0 if periodic is None else len(unlabeled()) - len(kept)
+    skipped_kind = "" if periodic is None else ("molecules" if periodic else "periodic cells")
     jobs = create_jobs(session, kept, row, reason=JobReason.initial, campaign_id=campaign_id)
-    return QueuedJobs([job.id for job in jobs], len(candidates) - len(kept), skipped_kind)
+    return QueuedJobs([job.id for job in jobs], skipped, skipped_kind)
+
+
+def _campaign_match(campaign: str) -> ColumnElement[bool]:
+    """A campaign by id (digits) or by name."""
+    return Campaign.id == int(campaign) if campaign.isdigit() else Campaign.name == campaign
 
 
 def _campaign_id(session: Session, campaign: str) -> int:
-    by = Campaign.id == int(campaign) if campaign.isdigit() else Campaign.name == campaign
-    found = session.scalar(select(Campaign.id).where(by))
+    found = session.scalar(select(Campaign.id).where(_campaign_match(campaign)))
     if found is None:
         raise JobSelectionError(f"no campaign {campaign!r}; `interphase status` lists them")
     return int(found)
