@@ -67,6 +67,11 @@ class _Geometry:
     jtj: torch.Tensor | None = None
 
 
+def _same_inputs(x1: torch.Tensor, x2: torch.Tensor) -> bool:
+    """K(X, X) rather than a cross kernel (then the diagonal carries the nugget)."""
+    return x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
+
+
 def _jtj_rows(
     jacobians: tuple[torch.Tensor, torch.Tensor], part: slice, c: int, n2: int
 ) -> torch.Tensor:
@@ -149,7 +154,7 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
                 jtj = g.jtj[part] if g.jtj is not None else _jtj_rows(g.jacobians, part, c, n2)
                 block.add_(k_l2[part][:, None, :, None] * jtj)
         square = kernel.reshape(n1 * (c + 1), n2 * (c + 1))
-        if x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2)):
+        if _same_inputs(x1, x2):
             diagonal = square.diagonal()
             diagonal.add_(RELATIVE_NUGGET * diagonal)
         return square
@@ -197,9 +202,8 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         geometry = self._compute_geometry(x1.detach(), x2.detach())
         if self.cache_geometry:
             if geometry.jacobians is not None:  # reused at every trial point: worth its memory
-                flat1, flat2 = geometry.jacobians
                 n1, c, n2 = geometry.p.shape
-                geometry.jtj = (flat1 @ flat2.T).reshape(n1, c, n2, c)
+                geometry.jtj = _jtj_rows(geometry.jacobians, slice(0, n1), c, n2)
             self._cached = (x1.detach(), x2.detach(), geometry)
         return geometry
 
@@ -210,7 +214,7 @@ class GradientSEKernel(gpytorch.kernels.Kernel):
         if j1 is None or j2 is None:
             r = d1[:, None, :] - d2[None, :, :]  # (n1, n2, C)
             return _Geometry(squared, r.permute(0, 2, 1).contiguous(), r)
-        same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
+        same = _same_inputs(x1, x2)
         # b12[i, j] = J_iᵀ d2_j and b21[i, j] = J_jᵀ d1_i.
         a1 = torch.einsum("nfc,nf->nc", j1, d1)
         b12 = torch.einsum("nfc,mf->nmc", j1, d2)
