@@ -191,13 +191,12 @@ def synchronise(device: str) -> None:
 def run_interphase(train: Dataset, test: Dataset, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     """interphase's GP with the device's memory plan (and its search unless overridden)."""
     from interphase.gpr.gp import EnergyGradientGP
-    from interphase.gpr.inputs import align_to_reference
     from interphase.gpr.memory import plan_for_device, plan_training_indices
+    from interphase.gpr.subsets import aligned_inputs
 
     device = args.device
     plan = plan_for_device(device, args.memory_gb)
-    reference = train.positions_angstrom[0] - train.positions_angstrom[0].mean(axis=0)
-    aligned, _ = align_to_reference(train.positions_angstrom, reference, periodic=False)
+    aligned = aligned_inputs(train.positions_angstrom, periodic=False)  # as `gpr fit` does
     keep = plan_training_indices(aligned, len(train.numbers), max_outputs=plan.max_outputs)
     search = {"training_iterations": args.iterations, "restarts": args.restarts}
     gp = EnergyGradientGP(

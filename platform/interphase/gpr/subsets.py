@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from interphase.db.models import Label, LevelOfTheory, Structure
 from interphase.db.session import transaction
-from interphase.gpr.gp import kabsch_rotation
+from interphase.gpr.inputs import align_to_reference
 
 
 @dataclass
@@ -125,7 +125,5 @@ def _subset_arrays(key: str, rows: list[tuple[int, Structure, float, np.ndarray]
 
 def aligned_inputs(positions_angstrom: np.ndarray, periodic: bool) -> np.ndarray:
     """Structures in a common frame: molecules centred and rotated onto the first."""
-    if periodic:
-        return np.asarray(positions_angstrom, dtype=np.float64)
-    centred = positions_angstrom - positions_angstrom.mean(axis=1, keepdims=True)
-    return np.stack([c @ kabsch_rotation(c, centred[0]) for c in centred])
+    reference = positions_angstrom[0] - positions_angstrom[0].mean(axis=0)
+    return align_to_reference(positions_angstrom, reference, periodic)[0]
