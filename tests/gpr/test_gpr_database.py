@@ -28,6 +28,7 @@ from interphase.gpr.fit import (
 from interphase.gpr.gp import GPTooLargeError
 from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
 from interphase.records import LabelRecord, StructureRecord
+from tests.gpr.same_prediction import assert_same_prediction
 
 LEVEL = "LJ-test"
 TRIMER = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [1.5, 2.6, 0.0]])
@@ -128,11 +129,7 @@ def test_stored_gp_reproduces_predictions_exactly(two_subsets: str, kind: str) -
     probe = np.stack(rattled(TRIMER, 3, seed=9))
     first = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe)
     again = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe)
-    np.testing.assert_array_equal(first.energy_hartree, again.energy_hartree)
-    np.testing.assert_array_equal(first.energy_std_hartree, again.energy_std_hartree)
-    np.testing.assert_array_equal(
-        first.gradient_hartree_per_angstrom, again.gradient_hartree_per_angstrom
-    )
+    assert_same_prediction(first, again)
     rotation = Rotation.from_euler("xyz", [40, -20, 75], degrees=True).as_matrix()
     turned = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe @ rotation.T + 5.0)
     np.testing.assert_allclose(turned.energy_hartree, first.energy_hartree, atol=1e-10)

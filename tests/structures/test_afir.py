@@ -114,4 +114,7 @@ def test_pair_batch_is_deterministic_and_records_lineage() -> None:
     assert snapshots and all(i.parent == 0 for i in snapshots)
     assert {"pair", "gamma_kj_per_mol", "step"} <= set(snapshots[0].params)
     for a, b in zip(first.items, again.items, strict=True):
-        assert np.array_equal(a.record.positions_angstrom, b.record.positions_angstrom)
+        # The same path again; tblite's threaded sums may differ in the last bits.
+        np.testing.assert_allclose(
+            a.record.positions_angstrom, b.record.positions_angstrom, rtol=0, atol=1e-9
+        )
