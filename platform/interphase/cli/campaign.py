@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, fail
+from interphase.cli.common import USER_ERRORS, console, fail, open_database
 
 
 def status() -> None:
@@ -16,6 +16,7 @@ def status() -> None:
     from interphase.status import collect_status
 
     try:
+        open_database()
         tables = collect_status()
     except USER_ERRORS as error:
         fail(error)

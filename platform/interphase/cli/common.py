@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interphase.db.session import DatabaseNotInitialisedError
+from interphase.db.session import DatabaseNotInitialisedError, SchemaVersionError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,6 +16,7 @@ err_console = Console(stderr=True)
 #: Errors that are the user's to fix: printed as one line, exit status 2.
 USER_ERRORS: tuple[type[Exception], ...] = (
     DatabaseNotInitialisedError,
+    SchemaVersionError,
     FileNotFoundError,
     ValueError,
     KeyError,
@@ -27,6 +28,18 @@ def fail(error: Exception) -> NoReturn:
     message = error.args[0] if isinstance(error, KeyError) and error.args else error
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def open_database() -> None:
+    """Check the configured database's schema; set up the embedded default on first use.
+
+    Says so on stderr when the embedded database was created or migrated.
+    """
+    from interphase.db.session import SchemaSetup, database_url, redacted_url, require_schema
+
+    done = require_schema()
+    if done is not SchemaSetup.current:
+        err_console.print(f"[dim]{done.value} the database {redacted_url(database_url())}[/]")
 
 
 def progress(unit: str = "entries") -> Progress:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, fail, progress
+from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
 
 app = typer.Typer(help="Dataset import and export.", no_args_is_help=True)
 
@@ -30,6 +30,7 @@ def import_(
     from interphase.io.importer import import_dataset
 
     try:
+        open_database()
         with progress() as bar:
             task = bar.add_task(f"importing {file.name}", total=None)
             report = import_dataset(
@@ -62,6 +63,7 @@ def export(
     from interphase.io.importer import export_dataset
 
     try:
+        open_database()
         n = export_dataset(out, fmt, level=level)
     except USER_ERRORS as error:
         fail(error)

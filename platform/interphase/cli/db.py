@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli.common import console
+from interphase.cli.common import USER_ERRORS, console, fail
 
 app = typer.Typer(help="Provenance database.", no_args_is_help=True)
 
@@ -15,5 +15,8 @@ def upgrade() -> None:
     from interphase.db.session import database_url, redacted_url
     from interphase.db.session import upgrade as run_upgrade
 
-    run_upgrade()
+    try:
+        run_upgrade()
+    except USER_ERRORS as error:
+        fail(error)
     console.print(f"database at {redacted_url(database_url())} is up to date")

@@ -16,7 +16,7 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, fail, progress
+from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
 
 app = typer.Typer(help="Generate structures (lattice noise, molecules, AFIR, MD).")
 
@@ -48,12 +48,12 @@ def load_config(model: type[ConfigT], path: Path | None, overrides: dict[str, An
 
 def run(config: BaseModel, *, campaign_id: int | None, dry_run: bool) -> None:
     """Generate, store in one transaction (unless ``dry_run``) and print the summary."""
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
     from interphase.structures.recipes import generate, work_units
     from interphase.structures.store import store_batch
 
     if not dry_run:
-        require_schema()
+        open_database()
     with progress("units") as bar:
         task = bar.add_task(f"generating ({type(config).__name__})", total=work_units(config))  # type: ignore[arg-type]
         batch = generate(config, lambda n: bar.advance(task, n))  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import typer
 from ase.units import Hartree
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, fail, progress
+from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
 from interphase.records import XTB_LEVEL
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed of the fit and validation split.")] = 0,
 ) -> None:
     """Fit one energy+force GP per subset at LEVEL and store it with provenance."""
-    from interphase.db.session import require_schema
     from interphase.gpr.descriptors import DescriptorSettings
     from interphase.gpr.fit import (
         MIN_SUBSET_SIZE,
@@ -79,7 +78,7 @@ def fit(
     )
 
     try:
-        require_schema()
+        open_database()
         if memory_gb is not None and not memory_gb > 0:
             raise ValueError(f"--memory-gb must be positive; got {memory_gb}")
         if device is not None and device.split(":")[0] not in ("cpu", "cuda"):
@@ -166,11 +165,10 @@ def select_candidates(
 
     Candidates whose subset has no GP count as maximally uncertain.
     """
-    from interphase.db.session import require_schema
     from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
 
     try:
-        require_schema()
+        open_database()
         if not threshold > 0:
             raise ValueError(f"--threshold must be a positive std in meV/atom; got {threshold}")
         candidates = unlabeled_candidates(None, level, generator=generator, campaign_id=campaign)
@@ -228,11 +226,10 @@ def augment(
     seed: Annotated[int, typer.Option(help="Seed of the displacements.")] = 0,
 ) -> None:
     """Label displaced copies of reference structures with their GP (synthetic labels)."""
-    from interphase.db.session import require_schema
     from interphase.gpr.augment_db import augment_subsets
 
     try:
-        require_schema()
+        open_database()
         if std_filter is not None and not std_filter > 0:
             raise ValueError(f"--std-filter must be positive (meV/atom); got {std_filter}")
         with progress("subsets") as bar:

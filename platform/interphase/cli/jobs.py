@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, err_console, fail
+from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
     from interphase.labeling.jobs import JobFilter
@@ -63,10 +63,10 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.")] = 100,
 ) -> None:
     """Jobs with their state, attempts and last error, oldest first."""
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
 
     try:
-        require_schema()
+        open_database()
         selection = _filter(None, state, error_class, campaign, level, engine)
         with transaction() as session:
             jobs = session.scalars(selection.query().limit(limit)).all()
@@ -90,10 +90,10 @@ def list_jobs(
 def show(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:
     """One job: settings, every attempt with its outcome, and the last log tail."""
     from interphase.db.models import LabelingJob
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
 
     try:
-        require_schema()
+        open_database()
         with transaction() as session:
             job = session.get(LabelingJob, job_id)
             if job is None:
@@ -148,12 +148,12 @@ def resubmit(
     ] = None,
 ) -> None:
     """Put failed jobs back to pending, optionally with changed settings; history is kept."""
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
     from interphase.labeling.jobs import JobSelectionError, parse_assignments
     from interphase.labeling.jobs import resubmit_jobs as resubmit_selected
 
     try:
-        require_schema()
+        open_database()
         if not ids and state is None and error_class is None and campaign is None:
             raise JobSelectionError("give job ids or select with --state/--error-class/--campaign")
         selection = _filter(ids, state, error_class, campaign, level, engine)
@@ -187,7 +187,6 @@ def run(
 
     from interphase.campaign import level_id as find_level_id
     from interphase.cli.common import progress
-    from interphase.db.session import require_schema
     from interphase.labeling.jobs import run_workers
     from interphase.labeling.queue import WorkerOptions
     from interphase.labeling.retry import RetryPolicy
@@ -200,7 +199,7 @@ def run(
         retry=RetryPolicy() if retry else RetryPolicy.no_retries(),
     )
     try:
-        require_schema()
+        open_database()
         try:
             level_id = find_level_id(None, level) if level is not None else None
         except NoResultFound:
@@ -237,11 +236,11 @@ def create(
     campaign: CampaignOption = None,
 ) -> None:
     """Queue labeling jobs for structures with no label or job at the level yet."""
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
     from interphase.labeling.jobs import queue_labeling_jobs
 
     try:
-        require_schema()
+        open_database()
         with transaction() as session:
             queued = queue_labeling_jobs(
                 session, level, structure_ids=ids or (), generator=generator, campaign=campaign

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interphase.cli.common import USER_ERRORS, console, err_console, fail
+from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -42,13 +42,13 @@ def _structure_from_database(spec: str) -> Atoms:
     from ase import Atoms
 
     from interphase.db.models import Structure
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
 
     try:
         structure_id = int(spec.removeprefix("db:"))
     except ValueError:
         raise ValueError(f"{spec!r}: expected db:ID with an integer structure id") from None
-    require_schema()
+    open_database()
     with transaction() as session:
         row = session.get(Structure, structure_id)
         if row is None:

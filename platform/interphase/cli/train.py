@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, err_console, fail
+from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
     from interphase.training.metrics import SplitMetrics
@@ -77,18 +77,6 @@ def metrics_table(title: str, metrics: dict[str, SplitMetrics]) -> Table:
     return table
 
 
-def _require_training_schema() -> None:
-    from sqlalchemy import inspect
-
-    from interphase.db.session import database_url, make_engine, require_schema
-
-    require_schema()
-    if not inspect(make_engine(database_url())).has_table("training_epoch_metric"):
-        raise ValueError(
-            "the database schema predates training metrics: run `interphase db upgrade`"
-        )
-
-
 def train(
     config: Annotated[
         Path | None, typer.Option(help="Training settings (.json or .toml); see examples/.")
@@ -106,7 +94,7 @@ def train(
     from interphase.training.trainer import TrainingCallbacks
 
     try:
-        _require_training_schema()
+        open_database()
         if (config is None) == (resume is None):
             raise ValueError(
                 "give --config FILE for a new run or --resume RUN to continue one (not both)"
@@ -184,9 +172,7 @@ def evaluate(
         for name in head or []:
             potential.head_index(name)
         if data is None:
-            from interphase.db.session import require_schema
-
-            require_schema()
+            open_database()
             examples = database_examples(None, potential)
         else:
             examples = file_examples(data, fmt)
@@ -209,9 +195,9 @@ def _model_path(spec: str) -> Path:
             raise FileNotFoundError(f"model file {spec} does not exist (or give a run id)")
         return path
     from interphase.db.models import TrainingRun
-    from interphase.db.session import require_schema, transaction
+    from interphase.db.session import transaction
 
-    require_schema()
+    open_database()
     with transaction() as session:
         run = session.get(TrainingRun, int(spec))
         if run is None or not run.artifacts:

@@ -2,17 +2,26 @@
 
 Every import or flow step runs inside one :func:`transaction`: it commits as a
 whole or, on any error, rolls back and leaves the database as it was.
+
+Before a command touches a database, :func:`require_schema` checks its schema
+revision. The embedded default (SQLite under ``INTERPHASE_DATA_DIR``, used when
+``INTERPHASE_DATABASE_URL`` is unset) is created or migrated on first use; a
+database the user configured must be migrated explicitly with ``interphase db
+upgrade``, and one at a revision this code does not know (written by a newer
+interphase) is refused before anything is written to it.
 """
 
 from __future__ import annotations
 
+import enum
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from interphase.settings import get_settings
@@ -21,7 +30,19 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 class DatabaseNotInitialisedError(RuntimeError):
-    """The database has no interphase schema yet."""
+    """The database has no interphase schema yet, or an older one."""
+
+
+class SchemaVersionError(RuntimeError):
+    """The database's schema revision is unknown to this code (a newer interphase wrote it)."""
+
+
+class SchemaSetup(enum.StrEnum):
+    """What :func:`require_schema` found or did."""
+
+    current = "current"
+    created = "created"
+    migrated = "migrated"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,8 +64,8 @@ def _sqlite_begin(conn: Any) -> None:
 def make_engine(url: str) -> Engine:
     """One engine per URL (cached). SQLite parents get created; pragmas set."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = _sqlite_path(url)
+        if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -87,22 +108,153 @@ def _alembic_config(url: str) -> Any:
     return config
 
 
+#: Key of the PostgreSQL advisory lock that serialises concurrent schema upgrades.
+UPGRADE_LOCK_KEY = 0x696E_7465_7270  # "interp"
+
+#: URLs whose schema this process found current (cleared by :func:`upgrade`).
+_CURRENT: set[str] = set()
+
+
+@contextmanager
+def _upgrade_lock(url: str) -> Iterator[None]:
+    """Hold a lock that every concurrent upgrade of the same database waits for.
+
+    PostgreSQL: a session advisory lock on a connection of its own. SQLite: an
+    exclusive ``flock`` on a file beside the database.
+    """
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": UPGRADE_LOCK_KEY}
+                )
+                connection.commit()
+        return
+    path = _sqlite_path(url)
+    if path is None:
+        yield
+        return
+    with open(f"{path}.upgrade-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_path(url: str) -> str | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return path if path and path != ":memory:" else None
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Create or migrate the schema to ``revision`` (Alembic)."""
+    """Create or migrate the schema to ``revision`` (Alembic).
+
+    Concurrent upgrades of one database are serialised: the second finds the
+    schema current and does nothing.
+
+    Raises
+    ------
+    SchemaVersionError
+        When the database is at a revision this code does not know.
+    """
     from alembic import command
 
     url = database_url(url)
     make_engine(url)  # creates the SQLite parent directory
-    command.upgrade(_alembic_config(url), revision)
+    _CURRENT.discard(url)
+    with _upgrade_lock(url):
+        found = current_revision(url)
+        if found is not None and found not in known_revisions():
+            raise _newer_schema(url, found)
+        command.upgrade(_alembic_config(url), revision)
 
 
-def require_schema(url: str | None = None) -> None:
-    """Raise :class:`DatabaseNotInitialisedError` when the schema is missing."""
+@cache
+def known_revisions() -> tuple[str, ...]:
+    """Every schema revision this code can migrate, oldest first; the last is the head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    return tuple(reversed([r.revision for r in script.walk_revisions()]))
+
+
+def head_revision() -> str:
+    """The schema revision this code writes."""
+    return known_revisions()[-1]
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """The database's schema revision; None when it has no interphase schema."""
+    engine = make_engine(database_url(url))
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        found = list(versions)
+    return found[0] if found else None
+
+
+def is_embedded(url: str) -> bool:
+    """Whether ``url`` is the embedded default nobody configured (SQLite in the data dir)."""
+    settings = get_settings()
+    return settings.database_url is None and url == settings.resolved_database_url
+
+
+def require_schema(url: str | None = None) -> SchemaSetup:
+    """Make sure the database has this code's schema before it is used.
+
+    The embedded default database is created, or migrated, here. A configured
+    database (``INTERPHASE_DATABASE_URL`` or an explicit URL) is only checked.
+
+    Returns
+    -------
+    SchemaSetup
+        ``current``, or what was done to the embedded database.
+
+    Raises
+    ------
+    DatabaseNotInitialisedError
+        A configured database without the schema or at an older revision.
+    SchemaVersionError
+        A database at a revision this code does not know (a newer interphase).
+    """
     url = database_url(url)
-    if not inspect(make_engine(url)).has_table("structure"):
+    if url in _CURRENT:
+        return SchemaSetup.current
+    found = current_revision(url)
+    if found == head_revision():
+        _CURRENT.add(url)
+        return SchemaSetup.current
+    if found is not None and found not in known_revisions():
+        raise _newer_schema(url, found)
+    if is_embedded(url):
+        upgrade(url)
+        _CURRENT.add(url)
+        return SchemaSetup.created if found is None else SchemaSetup.migrated
+    if found is None:
         raise DatabaseNotInitialisedError(
             f"database {redacted_url(url)} has no interphase schema: run `interphase db upgrade`"
         )
+    raise DatabaseNotInitialisedError(
+        f"database {redacted_url(url)} is at schema revision {found}, older than this "
+        f"interphase's {head_revision()}: run `interphase db upgrade`"
+    )
+
+
+def _newer_schema(url: str, found: str) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"database {redacted_url(url)} is at schema revision {found!r}, which this interphase "
+        f"does not know (its newest is {head_revision()}): it was written by a newer "
+        "interphase; use that version, or a database of this one"
+    )
 
 
 def redacted_url(url: str) -> str:
