@@ -1,0 +1,84 @@
+"""Campaigns for the dashboard: the list with iterations and last activity.
+
+The rich campaign and iteration views (uncertainty per iteration, heads,
+learning curves) build on the campaign tables of the campaign work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from interphase.dashboard.templating import as_utc
+from interphase.db.models import Campaign, Iteration, LabelingJob, Structure
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    id: int
+    name: str
+    iterations: int
+    latest_iteration_status: str | None
+    structures: int
+    created_at: datetime
+    last_activity: datetime
+
+
+def campaign_rows(session: Session) -> list[CampaignRow]:
+    """Every campaign, most recently active first.
+
+    Last activity is the latest of its creation, an iteration starting or
+    finishing, and a change to one of its labeling jobs.
+    """
+    campaigns = session.execute(
+        select(Campaign.id, Campaign.name, Campaign.created_at).order_by(Campaign.id)
+    ).all()
+    iterations = {
+        campaign_id: (int(n), started, finished)
+        for campaign_id, n, started, finished in session.execute(
+            select(
+                Iteration.campaign_id,
+                func.count(Iteration.id),
+                func.max(Iteration.started_at),
+                func.max(Iteration.finished_at),
+            ).group_by(Iteration.campaign_id)
+        )
+    }
+    latest_status: dict[int, str] = {}
+    for campaign_id, status in session.execute(
+        select(Iteration.campaign_id, Iteration.status).order_by(Iteration.index)
+    ):
+        latest_status[campaign_id] = status
+    job_activity = dict(
+        session.execute(
+            select(LabelingJob.campaign_id, func.max(LabelingJob.updated_at))
+            .where(LabelingJob.campaign_id.is_not(None))
+            .group_by(LabelingJob.campaign_id)
+        ).all()
+    )
+    structures = dict(
+        session.execute(
+            select(Structure.campaign_id, func.count(Structure.id))
+            .where(Structure.campaign_id.is_not(None))
+            .group_by(Structure.campaign_id)
+        ).all()
+    )
+    rows = []
+    for campaign_id, name, created in campaigns:
+        n, started, finished = iterations.get(campaign_id, (0, None, None))
+        moments = [as_utc(m) for m in (created, started, finished, job_activity.get(campaign_id))]
+        rows.append(
+            CampaignRow(
+                id=campaign_id,
+                name=name,
+                iterations=n,
+                latest_iteration_status=latest_status.get(campaign_id),
+                structures=int(structures.get(campaign_id, 0)),
+                created_at=created,
+                last_activity=max(m for m in moments if m is not None),
+            )
+        )
+    return sorted(rows, key=lambda row: row.last_activity, reverse=True)
