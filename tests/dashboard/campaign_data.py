@@ -141,11 +141,8 @@ def build_campaign(url: str, artifacts_dir: Path, name: str = "li-clusters") -> 
     )
     augment_subsets(url, LEVEL, copies=2, delta_angstrom=0.03)
     with transaction(url) as session:
-        data.augmented_ids = list(
-            session.scalars(
-                select(Structure.id).where(Structure.generator == "gpr-augment").order_by(Structure.id)
-            )
-        )
+        augmented = select(Structure.id).where(Structure.generator == "gpr-augment")
+        data.augmented_ids = list(session.scalars(augmented.order_by(Structure.id)))
     data.training_run_id, _ = train_from_database(
         url,
         TrainingSettings.model_validate(TINY_TRAINING),

@@ -33,14 +33,21 @@ def dashboard(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8050,
 ) -> None:
     """Serve the dashboard (jobs, structures, models, campaigns); writes need the token."""
-    from interphase.dashboard.security import TOKEN_HEADER, TokenSource, is_loopback, resolve_token
+    from interphase.dashboard.security import (
+        TOKEN_HEADER,
+        TokenSource,
+        configured_token,
+        is_loopback,
+        resolve_token,
+    )
     from interphase.db.session import database_url, redacted_url
     from interphase.settings import get_settings
 
     try:
+        configured_token(host)  # refuses a non-loopback address without a configured token
         open_database()
         _check_free(host, port)
-        token = resolve_token(get_settings().data_dir, host)
+        token = resolve_token(get_settings().data_dir, host)  # may make (and print) one
     except USER_ERRORS as error:
         fail(error)
     import uvicorn

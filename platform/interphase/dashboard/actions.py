@@ -111,10 +111,7 @@ def job_filter(session: Session, write: JobsWrite) -> JobFilter:
         "engine": query.engine,
     }
     narrow = False
-    for name, field_name, value in (
-        ("iteration", "iteration_id", query.iteration),
-        ("message", "message", query.message),
-    ):
+    for field_name, value in (("iteration_id", query.iteration), ("message", query.message)):
         if value is None:
             continue
         if field_name in known:

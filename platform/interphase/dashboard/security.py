@@ -67,6 +67,20 @@ def resolve_token(data_dir: Path, host: str) -> DashboardToken:
         When the environment's token is too short, or ``host`` is not a loopback
         address and no token is configured in the environment.
     """
+    configured = configured_token(host)
+    if configured is not None:
+        return DashboardToken(configured, TokenSource.environment)
+    return token_file(data_dir)
+
+
+def configured_token(host: str) -> str | None:
+    """The token from the environment; None (allowed on loopback only) when unset.
+
+    Raises
+    ------
+    TokenError
+        When it is too short, or unset while ``host`` is not a loopback address.
+    """
     configured = os.environ.get(TOKEN_ENV)
     if configured is not None:
         if len(configured.strip()) < MIN_TOKEN_LENGTH:
@@ -74,13 +88,13 @@ def resolve_token(data_dir: Path, host: str) -> DashboardToken:
                 f"{TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters; "
                 "make one with `python -c 'import secrets; print(secrets.token_urlsafe())'`"
             )
-        return DashboardToken(configured.strip(), TokenSource.environment)
+        return configured.strip()
     if not is_loopback(host):
         raise TokenError(
             f"refusing to serve on {host} (not a loopback address) without a configured "
             f"token: set {TOKEN_ENV}, or bind to 127.0.0.1"
         )
-    return token_file(data_dir)
+    return None
 
 
 def token_file(data_dir: Path) -> DashboardToken:

@@ -45,7 +45,7 @@ def format_age(moment: datetime | None, now: datetime | None = None) -> str:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """A duration for people: ``310 ms``, ``3.10 s``, ``42 s``, ``3.5 min``, ``2.1 h``, ``3.0 d``."""
+    """A duration for people: ``310 ms``, ``3.10 s``, ``42 s``, ``3.5 min``, ``2.1 h``."""
     if seconds is None or not math.isfinite(seconds):
         return ""
     if seconds < 1:

@@ -225,11 +225,12 @@ def _exists(session: Session, query: JobsQuery, condition: ColumnElement[bool]) 
 def state_counts(session: Session, query: JobsQuery) -> dict[JobState, int]:
     """Jobs per state under the filter (its own state criterion left out)."""
     without_state = replace(query, state=None)
-    counts = dict(
-        session.execute(
+    counts: dict[JobState, int] = {
+        state: int(n)
+        for state, n in session.execute(
             _filtered(without_state, LabelingJob.state, func.count()).group_by(LabelingJob.state)
-        ).all()
-    )
+        )
+    }
     return {state: int(counts.get(state, 0)) for state in JobState}
 
 

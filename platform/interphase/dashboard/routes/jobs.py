@@ -119,16 +119,12 @@ def _perform(request: Request, action: Action, form: Form) -> HTMLResponse:
 
 
 @router.post("/jobs/resubmit/preview", response_class=HTMLResponse)
-def resubmit_preview(
-    request: Request, form: Annotated[Form, Depends(form_fields)]
-) -> HTMLResponse:
+def resubmit_preview(request: Request, form: Annotated[Form, Depends(form_fields)]) -> HTMLResponse:
     """What a resubmission would do: the count and ids, or the library's refusal."""
     return _preview(request, Action.resubmit, form)
 
 
-@router.post(
-    "/jobs/resubmit", response_class=HTMLResponse, dependencies=[Depends(require_token)]
-)
+@router.post("/jobs/resubmit", response_class=HTMLResponse, dependencies=[Depends(require_token)])
 def resubmit(request: Request, form: Annotated[Form, Depends(form_fields)]) -> HTMLResponse:
     """Resubmit (token required): failed/cancelled jobs back to pending, history kept."""
     return _perform(request, Action.resubmit, form)

@@ -65,7 +65,5 @@ def structure_extxyz(request: Request, structure_id: int) -> Response:
     return Response(
         text.getvalue(),
         media_type="chemical/x-extxyz",
-        headers={
-            "Content-Disposition": f'attachment; filename="structure-{structure_id}.extxyz"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="structure-{structure_id}.extxyz"'},
     )
