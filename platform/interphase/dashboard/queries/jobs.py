@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.queries.distinct import distinct_values
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
@@ -327,12 +328,7 @@ def filter_choices(session: Session) -> FilterChoices:
     levels = session.execute(
         select(LevelOfTheory.name, LevelOfTheory.engine).order_by(LevelOfTheory.name)
     ).all()
-    error_classes = session.scalars(
-        select(LabelingJob.error_class)
-        .where(LabelingJob.error_class.is_not(None))
-        .group_by(LabelingJob.error_class)
-        .order_by(LabelingJob.error_class)
-    ).all()
+    error_classes = distinct_values(session, LabelingJob.error_class)
     return FilterChoices(
         campaigns=sorted(campaigns, key=lambda c: c[1]),
         iterations=iterations,

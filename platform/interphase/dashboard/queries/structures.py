@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.queries.distinct import distinct_values
 from interphase.db.api import lineage, record_from_row
 from interphase.db.models import (
     Campaign,
@@ -150,11 +151,7 @@ def _labeled_levels(session: Session, ids: list[int]) -> dict[int, list[str]]:
 
 
 def generators(session: Session) -> list[str]:
-    return list(
-        session.scalars(
-            select(Structure.generator).group_by(Structure.generator).order_by(Structure.generator)
-        )
-    )
+    return [str(name) for name in distinct_values(session, Structure.generator)]
 
 
 @dataclass(frozen=True)
