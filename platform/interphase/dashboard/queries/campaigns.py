@@ -13,7 +13,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.templating import as_utc
-from interphase.db.models import Campaign, Iteration, LabelingJob
+from interphase.db.models import (
+    Campaign,
+    Iteration,
+    JobState,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+    TrainingRun,
+)
 
 
 @dataclass(frozen=True)
@@ -73,3 +82,31 @@ def campaign_rows(session: Session) -> list[CampaignRow]:
             )
         )
     return sorted(rows, key=lambda row: row.last_activity, reverse=True)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Totals for the landing page: structures, labels per level, jobs per state, runs."""
+
+    structures: int
+    labels_per_level: list[tuple[str, int]]
+    jobs_per_state: dict[str, int]
+    training_runs: int
+
+
+def overview(session: Session) -> Overview:
+    labels = session.execute(
+        select(LevelOfTheory.name, func.count(Label.id))
+        .join(Label, Label.level_id == LevelOfTheory.id)
+        .group_by(LevelOfTheory.name)
+        .order_by(LevelOfTheory.name)
+    ).all()
+    states = dict(
+        session.execute(select(LabelingJob.state, func.count()).group_by(LabelingJob.state)).all()
+    )
+    return Overview(
+        structures=int(session.scalar(select(func.count(Structure.id))) or 0),
+        labels_per_level=[(name, int(n)) for name, n in labels],
+        jobs_per_state={state.value: int(states.get(state, 0)) for state in JobState},
+        training_runs=int(session.scalar(select(func.count(TrainingRun.id))) or 0),
+    )
