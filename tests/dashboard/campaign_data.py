@@ -33,7 +33,7 @@ BAD_LEVEL = "GFN9-xTB"
 ONE_ITERATION = {"max_iterations": 1}
 NO_RETRY = WorkerOptions(retry=RetryPolicy.no_retries(), heartbeat_s=1.0, lease_s=60.0)
 TINY_TRAINING = {
-    "epochs": 4,
+    "epochs": 15,
     "batch_size": 4,
     "validation_fraction": 0.25,
     "learning_rate": 0.01,
