@@ -59,12 +59,16 @@ class DashboardServer:
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str]) -> Iterator[DashboardServer]:
-    """Start ``python -m interphase.cli dashboard --port <free>``; stop it (SIGTERM) after."""
+def dashboard_server(env: dict[str, str], unset: tuple[str, ...] = ()) -> Iterator[DashboardServer]:
+    """Start ``python -m interphase.cli dashboard --port <free>``; stop it (SIGTERM) after.
+
+    ``env`` is added to this process's environment, less the variables in ``unset``.
+    """
     port = free_port()
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in unset}
     process = subprocess.Popen(
         [sys.executable, "-m", "interphase.cli", "dashboard", "--port", str(port)],
-        env={**os.environ, **env},
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -129,3 +129,44 @@ def test_unknown_host_names_are_refused_when_asked(local_env: str) -> None:
         assert local.get("/jobs").status_code == 200
     with TestClient(app, base_url="http://attacker.example:8050") as rebound:
         assert rebound.get("/jobs").status_code == 400  # DNS rebinding gets nothing
+
+
+@pytest.mark.slow
+def test_a_real_server_prints_its_new_token_once_and_requires_it(
+    local_env: str, tmp_path: Path
+) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tests.dashboard.browser import dashboard_server
+
+    (job_id, _) = failed_waters(local_env, 2, seed=1)
+    env = {"INTERPHASE_DATABASE_URL": local_env, "INTERPHASE_DATA_DIR": str(tmp_path / "data")}
+    body = urllib.parse.urlencode(
+        {"scope": "selected", "ids": job_id, "expected_count": 1}
+    ).encode()
+
+    def post(url: str, token: str | None) -> int:
+        request = urllib.request.Request(url + "/jobs/resubmit", data=body, method="POST")
+        if token is not None:
+            request.add_header(TOKEN_HEADER, token)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    with dashboard_server(env, unset=(TOKEN_ENV,)) as first:
+        token_file = tmp_path / "data" / "dashboard-token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert post(first.url, None) == 403 and post(first.url, token[:-1] + "x") == 403
+        before = snapshot(local_env)
+        assert post(first.url, token) == 200
+        assert snapshot(local_env) != before
+    assert f"shown once): {token}" in first.output[0]
+    with dashboard_server(env, unset=(TOKEN_ENV,)) as second:
+        # The same token is accepted (not 403); the library refuses: the job is pending now.
+        assert post(second.url, token) == 400
+    assert token not in second.output[0] and "dashboard-token" in second.output[0]
