@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -189,164 +190,190 @@ def _attempt_rows(jobs: list[tuple[int, str, int, str | None, str | None]]) -> l
     return rows
 
 
+@dataclass
+class Stored:
+    """Ids the filling steps hand on to each other."""
+
+    campaigns: list[int]
+    iterations: list[tuple[int, int]]  # (campaign id, iteration id)
+    levels: list[int]
+    jobs: list[Any] = field(default_factory=list)  # (id, state, attempts, class, message)
+    labeled: list[Any] = field(default_factory=list)  # (job id, structure id, level id)
+    label_ids: Any = None
+    augmented: list[int] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+
+
+def _campaigns_and_levels(session: Any) -> Stored:
+    from interphase.db.api import get_or_create_level
+    from interphase.db.models import Campaign, Iteration
+
+    campaigns = [Campaign(name=f"campaign-{k}", config={}) for k in range(3)]
+    session.add_all(campaigns)
+    session.flush()
+    iterations = [Iteration(campaign_id=c.id, index=i) for c in campaigns for i in range(10)]
+    session.add_all(iterations)
+    levels = [get_or_create_level(session, name) for name, _ in LEVELS]
+    for level, (_, engine) in zip(levels, LEVELS, strict=True):
+        level.engine = engine
+    session.flush()
+    return Stored(
+        [c.id for c in campaigns],
+        [(it.campaign_id, it.id) for it in iterations],
+        [level.id for level in levels],
+    )
+
+
+def _jobs_and_labels(
+    session: Any, stored: Stored, structure_ids: list[int], rng: np.random.Generator
+) -> None:
+    from sqlalchemy import select
+
+    from interphase.db.models import JobAttempt, Label, LabelingJob
+
+    rows = _job_rows(rng, structure_ids, stored.levels, stored.iterations)
+    _copy(session, LabelingJob, rows)
+    stored.jobs = session.execute(
+        select(
+            LabelingJob.id,
+            LabelingJob.state,
+            LabelingJob.attempt,
+            LabelingJob.error_class,
+            LabelingJob.error_message,
+        ).order_by(LabelingJob.id)
+    ).all()
+    _copy(session, JobAttempt, _attempt_rows([tuple(j) for j in stored.jobs]))
+    stored.labeled = session.execute(
+        select(LabelingJob.id, LabelingJob.structure_id, LabelingJob.level_id).where(
+            LabelingJob.state == "succeeded"
+        )
+    ).all()
+    gradient = np.zeros((8, 3)).tobytes()
+    label_rows = [
+        {
+            "structure_id": sid,
+            "level_id": lid,
+            "job_id": jid,
+            "total_energy_hartree": -59.8 + float(rng.normal(scale=0.01)),
+            "atomization_energy_hartree": None,
+            "gradient_hartree_per_angstrom": gradient,
+            "charges_e": None,
+            "dipole_e_angstrom": None,
+            "provenance": {"engine": "tblite"},
+        }
+        for jid, sid, lid in stored.labeled
+    ]
+    _copy(session, Label, label_rows)
+    stored.label_ids = np.asarray(session.scalars(select(Label.id).order_by(Label.id)).all())
+
+
+def _gps_and_synthetic_labels(session: Any, stored: Stored, rng: np.random.Generator) -> Any:
+    """20 GPs and a synthetic label per augmented structure; returns the synthetic ids."""
+    from sqlalchemy import select
+
+    from interphase.db.models import GPRModel, Structure, SyntheticLabel
+    from interphase.records import subset_key_of
+
+    gps = [
+        GPRModel(
+            level_id=stored.levels[0],
+            subset_key=subset_key_of("Li8", 8, (False, False, False)),
+            training_label_ids=rng.choice(stored.label_ids, size=min(4000, len(stored.label_ids))),
+            state=b"\0" * 1000,
+            campaign_id=stored.campaigns[k % 3],
+        )
+        for k in range(20)
+    ]
+    session.add_all(gps)
+    session.flush()
+    stored.augmented = list(
+        session.scalars(select(Structure.id).where(Structure.generator == "gpr-augment"))
+    )
+    synthetic_rows = [
+        {
+            "structure_id": sid,
+            "level_id": stored.levels[0],
+            "gpr_model_id": gps[k % len(gps)].id,
+            "energy_hartree": -59.8,
+            "energy_std_hartree": 1e-4,
+        }
+        for k, sid in enumerate(stored.augmented)
+    ]
+    _copy(session, SyntheticLabel, synthetic_rows)
+    return np.asarray(session.scalars(select(SyntheticLabel.id)).all())
+
+
+def _epoch_rows(run_id: int, heads: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for epoch in range(1, 101):
+        for split in ("train", "validation"):
+            rows.append(
+                {"training_run_id": run_id, "epoch": epoch, "split": split, "loss": 1 / epoch}
+            )
+            rows += [
+                {
+                    "training_run_id": run_id,
+                    "epoch": epoch,
+                    "split": split,
+                    "head": head,
+                    "n_energies": 60000,
+                    "energy_mae_mev_per_atom": 10 / epoch,
+                    "n_forces": 480000,
+                    "force_mae_mev_per_angstrom": 100 / epoch,
+                }
+                for head in heads
+            ]
+    return rows
+
+
+def _training_runs(session: Any, stored: Stored, synthetic_ids: Any, artifacts: Path) -> None:
+    from interphase.db.models import ModelArtifact, TrainingEpochMetric, TrainingRun
+
+    heads = [LEVELS[0][0], LEVELS[1][0]]
+    for k in range(5):
+        run = TrainingRun(
+            config={"epochs": 100, "batch_size": 128},
+            heads=heads,
+            label_ids=stored.label_ids,
+            synthetic_label_ids=synthetic_ids if k % 2 else np.zeros(0, dtype=np.int64),
+            status="succeeded",
+            campaign_id=stored.campaigns[k % 3],
+            epochs_completed=100,
+            best_epoch=90,
+            metrics={"heads": {}},
+        )
+        session.add(run)
+        session.flush()
+        _copy(session, TrainingEpochMetric, _epoch_rows(run.id, heads))
+        path = artifacts / f"training-run-{run.id}.pt"
+        path.write_bytes(b"model")
+        session.add(ModelArtifact(training_run_id=run.id, path=str(path), sha256="0" * 64))
+        stored.runs.append(run.id)
+
+
 def fill(url: str, n_jobs: int, n_structures: int, artifacts: Path) -> dict[str, int]:
     """Fill the database; returns ids of rows worth timing (a busy job, structure, run)."""
-    from sqlalchemy import select, text
-
-    from interphase.db.api import get_or_create_level
-    from interphase.db.models import (
-        Campaign,
-        GPRModel,
-        Iteration,
-        JobAttempt,
-        Label,
-        LabelingJob,
-        ModelArtifact,
-        SyntheticLabel,
-        TrainingEpochMetric,
-        TrainingRun,
-    )
     from interphase.db.session import transaction
-    from interphase.records import subset_key_of
 
     rng = np.random.default_rng(1)
     with transaction(url) as session:
-        campaigns = [Campaign(name=f"campaign-{k}", config={}) for k in range(3)]
-        session.add_all(campaigns)
-        session.flush()
-        iterations = [Iteration(campaign_id=c.id, index=i) for c in campaigns for i in range(10)]
-        session.add_all(iterations)
-        levels = [get_or_create_level(session, name) for name, _ in LEVELS]
-        for level, (_, engine) in zip(levels, LEVELS, strict=True):
-            level.engine = engine
-        session.flush()
-        campaign_ids = [c.id for c in campaigns]
-        iteration_pairs = [(it.campaign_id, it.id) for it in iterations]
-        level_ids = [level.id for level in levels]
+        stored = _campaigns_and_levels(session)
     n_augmented = n_structures // 5
-    base = _structures(url, n_structures - n_augmented, n_augmented, campaign_ids)
-    job_structures = base[:n_jobs]
+    base = _structures(url, n_structures - n_augmented, n_augmented, stored.campaigns)
     with transaction(url) as session:
-        _copy(session, LabelingJob, _job_rows(rng, job_structures, level_ids, iteration_pairs))
-        jobs = session.execute(
-            select(
-                LabelingJob.id,
-                LabelingJob.state,
-                LabelingJob.attempt,
-                LabelingJob.error_class,
-                LabelingJob.error_message,
-            ).order_by(LabelingJob.id)
-        ).all()
-        _copy(session, JobAttempt, _attempt_rows([tuple(j) for j in jobs]))  # type: ignore[misc]
-        done = session.execute(
-            select(LabelingJob.id, LabelingJob.structure_id, LabelingJob.level_id).where(
-                LabelingJob.state == "succeeded"
-            )
-        ).all()
-        gradient = np.zeros((8, 3)).tobytes()
-        label_rows = [
-            {
-                "structure_id": sid,
-                "level_id": lid,
-                "job_id": jid,
-                "total_energy_hartree": -59.8 + float(rng.normal(scale=0.01)),
-                "atomization_energy_hartree": None,
-                "gradient_hartree_per_angstrom": gradient,
-                "charges_e": None,
-                "dipole_e_angstrom": None,
-                "provenance": {"engine": "tblite"},
-            }
-            for jid, sid, lid in done
-        ]
-        _copy(session, Label, label_rows)
-        label_ids = np.asarray(session.scalars(select(Label.id).order_by(Label.id)).all())
-        gps = [
-            GPRModel(
-                level_id=level_ids[0],
-                subset_key=subset_key_of("Li8", 8, (False, False, False)),
-                training_label_ids=rng.choice(label_ids, size=min(4000, len(label_ids))),
-                state=b"\0" * 1000,
-                campaign_id=campaign_ids[k % 3],
-            )
-            for k in range(20)
-        ]
-        session.add_all(gps)
-        session.flush()
-        augmented = session.scalars(
-            select(text("id"))
-            .select_from(text("structure"))
-            .where(text("generator = 'gpr-augment'"))
-        ).all()
-        synthetic_rows = [
-            {
-                "structure_id": sid,
-                "level_id": level_ids[0],
-                "gpr_model_id": gps[k % len(gps)].id,
-                "energy_hartree": -59.8,
-                "energy_std_hartree": 1e-4,
-            }
-            for k, sid in enumerate(augmented)
-        ]
-        _copy(session, SyntheticLabel, synthetic_rows)
-        synthetic_ids = np.asarray(session.scalars(select(SyntheticLabel.id)).all())
-        runs = []
-        for k in range(5):
-            run = TrainingRun(
-                config={"epochs": 100, "batch_size": 128},
-                heads=[LEVELS[0][0], LEVELS[1][0]],
-                label_ids=label_ids,
-                synthetic_label_ids=synthetic_ids if k % 2 else np.zeros(0, dtype=np.int64),
-                status="succeeded",
-                campaign_id=campaign_ids[k % 3],
-                epochs_completed=100,
-                best_epoch=90,
-                metrics={"heads": {}},
-            )
-            session.add(run)
-            runs.append(run)
-        session.flush()
-        metric_rows = []
-        for run in runs:
-            for epoch in range(1, 101):
-                for split in ("train", "validation"):
-                    metric_rows.append(
-                        {
-                            "training_run_id": run.id,
-                            "epoch": epoch,
-                            "split": split,
-                            "loss": 1 / epoch,
-                        }
-                    )
-                    for head in run.heads:
-                        metric_rows.append(
-                            {
-                                "training_run_id": run.id,
-                                "epoch": epoch,
-                                "split": split,
-                                "head": head,
-                                "n_energies": 60000,
-                                "energy_mae_mev_per_atom": 10 / epoch,
-                                "n_forces": 480000,
-                                "force_mae_mev_per_angstrom": 100 / epoch,
-                            }
-                        )
-        _copy(session, TrainingEpochMetric, metric_rows)
-        for run in runs:
-            path = artifacts / f"training-run-{run.id}.pt"
-            path.write_bytes(b"model")
-            session.add(ModelArtifact(training_run_id=run.id, path=str(path), sha256="0" * 64))
-        busy_job = next(j for j in jobs if j[2] == 3)[0]
-        busy_structure = int(done[0][1])
-        return {
-            "job": int(busy_job),
-            "structure": busy_structure,
-            "augmented": int(augmented[0]),
-            "run": int(runs[1].id),
-            "campaign": int(campaign_ids[1]),
-            "iteration": int(iteration_pairs[15][1]),
-            "middle_job": int(jobs[len(jobs) // 2][0]),
-            "middle_structure": int(base[len(base) // 2]),
-        }
+        _jobs_and_labels(session, stored, base[:n_jobs], rng)
+        synthetic_ids = _gps_and_synthetic_labels(session, stored, rng)
+        _training_runs(session, stored, synthetic_ids, artifacts)
+    return {
+        "job": int(next(j for j in stored.jobs if j[2] == 3)[0]),
+        "structure": int(stored.labeled[0][1]),
+        "augmented": int(stored.augmented[0]),
+        "run": int(stored.runs[1]),
+        "campaign": int(stored.campaigns[1]),
+        "iteration": int(stored.iterations[15][1]),
+        "middle_job": int(stored.jobs[len(stored.jobs) // 2][0]),
+        "middle_structure": int(base[len(base) // 2]),
+    }
 
 
 def pages(ids: dict[str, int]) -> dict[str, str]:

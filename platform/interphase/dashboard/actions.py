@@ -82,7 +82,7 @@ class JobsWrite:
         return cls(
             scope=scope,
             ids=ids,
-            query=JobsQuery.parse({name: one(name) for name in JobsQuery.__dataclass_fields__}),
+            query=JobsQuery.parse({f.name: one(f.name) for f in fields(JobsQuery)}),
             assignments=tuple(line for line in lines if line),
             expected_count=expected,
         )

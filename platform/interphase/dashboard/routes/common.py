@@ -20,10 +20,13 @@ def require_token(request: Request) -> None:
     from another site can never carry it.
     """
     if not token_matches(request.headers.get(TOKEN_HEADER), state_of(request).token):
-        given = TOKEN_HEADER in request.headers
-        raise WriteForbiddenError(
-            "the dashboard token is wrong" if given else "this change needs the dashboard token"
+        where = (
+            "enter it in the box at the top right (`interphase dashboard` printed it when it "
+            "made it, in the data directory's dashboard-token, or INTERPHASE_DASHBOARD_TOKEN)"
         )
+        if TOKEN_HEADER in request.headers:
+            raise WriteForbiddenError(f"the dashboard token is wrong: {where}")
+        raise WriteForbiddenError(f"this change needs the dashboard token: {where}")
 
 
 def cursor(value: str | None) -> int | None:

@@ -87,8 +87,6 @@ def _preview(request: Request, action: Action, form: Form) -> HTMLResponse:
     try:
         with rehearsing(request) as session:
             ids = perform(session, action, write)
-    except DashboardInputError:
-        raise
     except ValueError as refused:  # the library's one-line reason (as the CLI prints it)
         return render(request, "_message.html", {"kind": "error", "text": str(refused)}, 400)
     return render(
@@ -105,8 +103,6 @@ def _perform(request: Request, action: Action, form: Form) -> HTMLResponse:
     try:
         with writing(request) as session:
             ids = perform(session, action, write)
-    except DashboardInputError:
-        raise
     except SelectionChangedError as changed:
         return render(request, "_message.html", {"kind": "error", "text": str(changed)}, 409)
     except ValueError as refused:
