@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from ase.build import bulk
 from sqlalchemy import select, update
 
 from interphase.campaign import create_campaign, finish_iteration, start_iteration
@@ -21,6 +23,7 @@ from interphase.gpr.augment_db import augment_subsets
 from interphase.gpr.fit import GPFitSettings, fit_subset_gps
 from interphase.labeling.queue import WorkerOptions, run_pending_jobs
 from interphase.labeling.retry import RetryPolicy
+from interphase.records import StructureRecord
 from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clusters
 from interphase.training.from_db import train_from_database
 from interphase.training.settings import TrainingSettings
@@ -54,6 +57,7 @@ class CampaignData:
     invalid_job_ids: list[int] = field(default_factory=list)  # InvalidInput
     training_run_id: int | None = None
     augmented_ids: list[int] = field(default_factory=list)
+    periodic_id: int | None = None  # a bcc Li cell, stored without labels
 
 
 def queue_waters(
@@ -124,6 +128,7 @@ def build_campaign(url: str, artifacts_dir: Path, name: str = "li-clusters") -> 
             session, data.cluster_ids, level, campaign_id=campaign_id, iteration_id=iteration_id
         )
     queue_waters(url, 5, seed=11, campaign_id=campaign_id, iteration_id=iteration_id)
+    data.periodic_id = store_bcc_cell(url, campaign_id)
     run_pending_jobs(url, options=WorkerOptions(heartbeat_s=1.0))  # retries rescue Li SCFs
     data.failed_job_ids = failed_waters(
         url, 3, seed=12, campaign_id=campaign_id, iteration_id=iteration_id
@@ -160,6 +165,26 @@ def build_campaign(url: str, artifacts_dir: Path, name: str = "li-clusters") -> 
     )
     finish_iteration(url, iteration_id, {"note": "dashboard test data"})
     return data
+
+
+def store_bcc_cell(url: str, campaign_id: int | None = None) -> int:
+    """A periodic bcc Li cell (2 atoms, a = 3.44 Å); returns its structure id."""
+    cell = bulk("Li", "bcc", a=3.44, cubic=True)
+    record = StructureRecord(
+        numbers=cell.numbers,
+        positions_angstrom=cell.positions,
+        cell_angstrom=np.asarray(cell.cell[:]),
+        pbc=(True, True, True),
+    )
+    with transaction(url) as session:
+        stored = store_structures(
+            session,
+            [record],
+            generator="lattice_noise",
+            generator_params={"packing": "bcc", "kind": "bulk"},
+            campaign_id=campaign_id,
+        )
+        return stored.ids[0]
 
 
 def set_error_message(url: str, job_id: int, message: str) -> None:

@@ -116,6 +116,10 @@ def test_every_page_in_the_browser(
         tab.wait_for_selector("#viewer canvas")
         assert tab.locator("#lineage-up a.step").count() == 1
         screenshot(tab, shots, "structure-augmented")
+        tab.goto(server.url + f"/structures/{data.periodic_id}")
+        tab.wait_for_selector("#viewer canvas")  # with the cell drawn as lines
+        assert "periodic ppp" in tab.locator("h1").inner_text()
+        screenshot(tab, shots, "structure-periodic")
         tab.goto(server.url + "/structures")
         assert tab.locator("#structures-table tbody tr").count() > 10
         screenshot(tab, shots, "structures")
@@ -135,7 +139,7 @@ def test_every_page_in_the_browser(
             tab.goto(server.url + path)
             assert tab.evaluate("window.__pwned") is None, path  # no stored script ran
     assert problems.errors == []  # no script errors, no Content-Security-Policy violation
-    assert len(list(shots.glob("*.png"))) == 9
+    assert len(list(shots.glob("*.png"))) == 10
 
 
 def test_resubmit_failed_jobs_through_the_page(

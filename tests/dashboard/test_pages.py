@@ -80,6 +80,8 @@ def test_structure_download_is_extxyz_with_its_labels(
     assert record.n_atoms == 4 and set(record.symbols) == {"Li"}
     assert LEVEL in record.labels
     assert record.labels[LEVEL].total_energy_hartree is not None
+    cell = client.get(f"/structures/{campaign.periodic_id}/extxyz").text
+    assert 'Lattice="3.44 0' in cell and 'pbc="T T T"' in cell
 
 
 @pytest.mark.slow
