@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean-data bench system-deps dft-deps
+.PHONY: demo test lint typecheck install clean-data bench system-deps dft-deps vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# DFT engines for the tests (not needed by `make demo`): Debian's psi4, and the
-# libraries GPAW compiles against; then the pyscf/gpaw extras, built once.
-SYSTEM_PACKAGES := psi4 libxc-dev libopenblas-dev
+# System packages for the tests (not needed by `make demo`): Debian's psi4, the
+# libraries GPAW compiles against (then the pyscf/gpaw extras, built once), and
+# chromium, which the dashboard's browser tests drive through Playwright.
+SYSTEM_PACKAGES := psi4 libxc-dev libopenblas-dev chromium
 DFT_STAMP := $(VENV)/.installed-dft
 
 system-deps:
@@ -29,10 +30,11 @@ system-deps:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "system-deps: apt-get install$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; } \
+	    || echo "system-deps: apt-get install$$missing failed; the tests needing them skip"; \
 	else \
 	  echo "system-deps: missing$$missing. As root run: apt-get install -y$$missing"; \
-	  echo "  (until then the psi4 and gpaw engine tests skip)"; \
+	  echo "  (until then the psi4, gpaw and dashboard browser tests skip)"; \
 	fi
 
 $(DFT_STAMP): pyproject.toml | $(STAMP) system-deps
@@ -57,6 +59,10 @@ typecheck: $(STAMP)
 
 test: $(STAMP) $(DFT_STAMP) lint typecheck
 	$(BIN)/pytest
+
+# Re-download the dashboard's bundled htmx and 3Dmol.js (npm pack, pinned checksums).
+vendor: $(STAMP)
+	$(BIN)/python -m interphase.dashboard.vendor
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py

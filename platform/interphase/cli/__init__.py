@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli import calc, campaign, data, db, generate, gpr, jobs, train
+from interphase.cli import calc, campaign, dashboard, data, db, generate, gpr, jobs, train
 from interphase.cli import md as md_commands
 
 app = typer.Typer(
@@ -24,5 +24,6 @@ app.command()(campaign.demo)
 app.command()(md_commands.md)
 app.command()(md_commands.phonons)
 app.command()(train.train)
+app.command()(dashboard.dashboard)
 
 __all__ = ["app"]

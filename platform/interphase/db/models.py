@@ -158,6 +158,12 @@ class LabelingJob(Base):
     __table_args__ = (
         Index("ix_labeling_job_state_level", "state", "level_id"),
         Index("ix_labeling_job_state_lease", "state", "lease_expires_at"),
+        # The dashboard's filters and pages (migration 0004d).
+        Index("ix_labeling_job_state_id", "state", "id"),
+        Index("ix_labeling_job_error_class_id", "error_class", "id"),
+        Index("ix_labeling_job_iteration_id", "iteration_id", "id"),
+        Index("ix_labeling_job_campaign_updated", "campaign_id", "updated_at"),
+        Index("ix_labeling_job_structure_id", "structure_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -285,6 +291,7 @@ class SyntheticLabel(Base):
     """An energy predicted by a GP for a (displaced) structure: never a reference label."""
 
     __tablename__ = "synthetic_label"
+    __table_args__ = (Index("ix_synthetic_label_structure_id", "structure_id"),)  # 0004d
 
     id: Mapped[int] = mapped_column(primary_key=True)
     structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))

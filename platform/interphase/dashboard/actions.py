@@ -1,0 +1,164 @@
+"""Resubmitting and cancelling jobs from the page, through the labeling library.
+
+The rules (which jobs may be resubmitted, how settings are merged and
+validated, what is kept) are :func:`interphase.labeling.jobs.resubmit_jobs`'s
+and ``cancel_jobs``'s; nothing here repeats them. A preview runs the same call
+in a transaction that is rolled back, so the count the user confirms is the one
+the library would act on, and any refusal is the library's own message. The
+confirmed write runs the call again and is refused (rolled back) when it would
+touch a different number of jobs than the user saw.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from interphase.dashboard.errors import DashboardInputError, SelectionChangedError
+from interphase.dashboard.queries.jobs import JobsQuery, matching_ids
+from interphase.labeling.jobs import JobFilter, JobSelectionError, parse_assignments, resubmit_jobs
+
+#: How many job ids a preview lists before "…".
+PREVIEW_IDS = 30
+
+
+class Scope(enum.StrEnum):
+    """Which jobs a write acts on."""
+
+    selected = "selected"  # the ticked checkboxes
+    matching = "matching"  # everything the page's filter matches
+
+
+class Action(enum.StrEnum):
+    resubmit = "resubmit"
+    cancel = "cancel"
+
+
+@dataclass(frozen=True)
+class JobsWrite:
+    """A resubmit or cancel request as the page's form sends it."""
+
+    scope: Scope
+    ids: tuple[int, ...]
+    query: JobsQuery
+    assignments: tuple[str, ...] = ()
+    expected_count: int | None = None
+
+    @classmethod
+    def parse(cls, form: Mapping[str, Sequence[str]]) -> JobsWrite:
+        """From the url-encoded form (every field a list of values).
+
+        Raises
+        ------
+        DashboardInputError
+            For an unknown scope, a non-numeric id, or no ticked job.
+        """
+
+        def one(name: str) -> str:
+            values = form.get(name) or [""]
+            return values[-1].strip()
+
+        try:
+            scope = Scope(one("scope") or Scope.selected)
+        except ValueError:
+            raise DashboardInputError(
+                f"unknown scope {one('scope')!r}; choose selected or matching"
+            ) from None
+        try:
+            ids = tuple(int(value) for value in form.get("ids", []) if value.strip())
+            expected = int(one("expected_count")) if one("expected_count") else None
+        except ValueError as error:
+            raise DashboardInputError(f"job ids must be whole numbers ({error})") from None
+        if scope is Scope.selected and not ids:
+            raise DashboardInputError(
+                "no job is ticked: tick jobs in the table, or choose "
+                "'every job matching the filter'"
+            )
+        lines = [line.strip() for text in form.get("set", []) for line in text.splitlines()]
+        return cls(
+            scope=scope,
+            ids=ids,
+            query=JobsQuery.parse({f.name: one(f.name) for f in fields(JobsQuery)}),
+            assignments=tuple(line for line in lines if line),
+            expected_count=expected,
+        )
+
+    def changes(self) -> dict[str, Any]:
+        """The settings overrides, parsed as ``jobs resubmit --set`` parses them."""
+        return parse_assignments(self.assignments)
+
+
+def job_filter(session: Session, write: JobsWrite) -> JobFilter:
+    """The library's selection for the page's request.
+
+    Filter criteria that :class:`JobFilter` has are passed as they are; one it
+    lacks (iteration or message text, before the queue work adds them) narrows
+    the selection to the ids the page's filter matches.
+    """
+    if write.scope is Scope.selected:
+        return JobFilter(ids=write.ids)
+    query = write.query
+    known = {f.name for f in fields(JobFilter)}
+    criteria: dict[str, Any] = {
+        "state": query.state,
+        "error_class": query.error_class,
+        "campaign": None if query.campaign is None else str(query.campaign),
+        "level": query.level,
+        "engine": query.engine,
+    }
+    narrow = False
+    for field_name, value in (("iteration_id", query.iteration), ("message", query.message)):
+        if value is None:
+            continue
+        if field_name in known:
+            criteria[field_name] = value
+        else:
+            narrow = True
+    if narrow:
+        ids = tuple(matching_ids(session, query))
+        if not ids:
+            raise JobSelectionError("no job matches the filter")
+        criteria["ids"] = ids
+    return JobFilter(**criteria)
+
+
+def cancel_function() -> Callable[[Session, JobFilter], list[int]] | None:
+    """``interphase.labeling.jobs.cancel_jobs`` when this interphase has it."""
+    try:
+        from interphase.labeling.jobs import cancel_jobs  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    function: Callable[[Session, JobFilter], list[int]] = cancel_jobs
+    return function
+
+
+def perform(session: Session, action: Action, write: JobsWrite) -> list[int]:
+    """Run the library call for ``action``; returns the ids it acted on.
+
+    Raises
+    ------
+    ValueError
+        The library's refusal (its message is for the user), or
+        :class:`SelectionChangedError` when ``write.expected_count`` is given and
+        differs from what the call did (the caller's transaction must roll back).
+    DashboardInputError
+        When cancelling is asked of an interphase without ``cancel_jobs``.
+    """
+    selection = job_filter(session, write)
+    if action is Action.resubmit:
+        done = resubmit_jobs(session, selection, write.changes())
+    else:
+        cancel = cancel_function()
+        if cancel is None:
+            raise DashboardInputError("cancelling jobs needs a newer interphase (cancel_jobs)")
+        done = cancel(session, selection)
+    if write.expected_count is not None and len(done) != write.expected_count:
+        raise SelectionChangedError(
+            f"the selection changed since you reviewed it: {len(done)} job(s) now, "
+            f"{write.expected_count} then; nothing was done, review it again"
+        )
+    return list(done)

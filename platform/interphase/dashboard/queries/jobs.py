@@ -1,0 +1,373 @@
+"""Labeling jobs for the dashboard: filtered pages, failure groups, stuck work, detail.
+
+Pages are keyset-paginated on the job id (newest first), so a page costs the
+same at job 100,000 as at job 1; every filter is an equality on an indexed
+column except the message text (a substring, case-insensitive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.queries.distinct import distinct_values
+from interphase.dashboard.templating import as_utc
+from interphase.db.models import (
+    Campaign,
+    Iteration,
+    JobAttempt,
+    JobState,
+    LabelingJob,
+    LevelOfTheory,
+)
+
+#: Rows per page of the jobs table.
+PAGE_SIZE = 50
+#: A running job whose heartbeat is older than this fraction of its lease is "near expiry".
+NEAR_EXPIRY_FRACTION = 0.5
+#: Longest message text shown in tables (the job page shows it whole).
+MESSAGE_PREVIEW_CHARS = 240
+
+
+@dataclass(frozen=True)
+class JobsQuery:
+    """The jobs filter of the page: every given criterion must hold."""
+
+    campaign: int | None = None
+    iteration: int | None = None
+    level: str | None = None
+    engine: str | None = None
+    state: JobState | None = None
+    error_class: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str]) -> JobsQuery:
+        """From query or form values (empty means unset).
+
+        Raises
+        ------
+        DashboardInputError
+            For a state that is not a job state or an id that is not a number.
+        """
+
+        def text(name: str) -> str | None:
+            value = (values.get(name) or "").strip()
+            return value or None
+
+        state = text("state")
+        if state is not None and state not in JobState.__members__:
+            raise DashboardInputError(
+                f"unknown job state {state!r}; choose {', '.join(JobState.__members__)}"
+            )
+        return cls(
+            campaign=_int_or_none(text("campaign"), "campaign"),
+            iteration=_int_or_none(text("iteration"), "iteration"),
+            level=text("level"),
+            engine=text("engine"),
+            state=JobState(state) if state is not None else None,
+            error_class=text("error_class"),
+            message=text("message"),
+        )
+
+    def params(self, **overrides: Any) -> dict[str, str]:
+        """The filter as query parameters (unset ones left out)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(overrides)
+        return {k: str(v) for k, v in values.items() if v is not None and v != ""}
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.params()
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses on ``labeling_job`` joined with ``level_of_theory``."""
+        where: list[ColumnElement[bool]] = []
+        if self.campaign is not None:
+            where.append(LabelingJob.campaign_id == self.campaign)
+        if self.iteration is not None:
+            where.append(LabelingJob.iteration_id == self.iteration)
+        if self.level is not None:
+            where.append(LevelOfTheory.name == self.level)
+        if self.engine is not None:
+            where.append(LevelOfTheory.engine == self.engine)
+        if self.state is not None:
+            where.append(LabelingJob.state == self.state)
+        if self.error_class is not None:
+            where.append(LabelingJob.error_class == self.error_class)
+        if self.message is not None:
+            where.append(LabelingJob.error_message.ilike(f"%{_escape_like(self.message)}%", "\\"))
+        return where
+
+
+def _int_or_none(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise DashboardInputError(f"{name} must be an id (a whole number), got {value!r}") from None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(query: JobsQuery, *columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .select_from(LabelingJob)
+        .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
+        .where(*query.conditions())
+    )
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One line of the jobs table."""
+
+    id: int
+    state: JobState
+    level: str
+    engine: str | None
+    structure_id: int
+    campaign_id: int | None
+    campaign: str | None
+    iteration_id: int | None
+    iteration_index: int | None
+    attempts: int
+    error_class: str | None
+    message: str | None
+    worker: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of jobs, newest first, with the cursors of its neighbours."""
+
+    rows: list[JobRow]
+    total: int
+    newer_cursor: int | None  # ?after=<id> shows the newer page
+    older_cursor: int | None  # ?before=<id> shows the older page
+
+    @property
+    def ids(self) -> list[int]:
+        return [row.id for row in self.rows]
+
+
+def matching_ids(session: Session, query: JobsQuery) -> list[int]:
+    """Ids of every job the filter matches, oldest first."""
+    return list(session.scalars(_filtered(query, LabelingJob.id).order_by(LabelingJob.id)))
+
+
+def count_jobs(session: Session, query: JobsQuery) -> int:
+    return int(session.scalar(_filtered(query, func.count(LabelingJob.id))) or 0)
+
+
+def job_page(
+    session: Session,
+    query: JobsQuery,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = PAGE_SIZE,
+) -> JobPage:
+    """Jobs matching ``query``, newest first: older than ``before`` or newer than ``after``."""
+    columns = (
+        LabelingJob.id,
+        LabelingJob.state,
+        LevelOfTheory.name,
+        LevelOfTheory.engine,
+        LabelingJob.structure_id,
+        LabelingJob.campaign_id,
+        Campaign.name,
+        LabelingJob.iteration_id,
+        Iteration.index,
+        LabelingJob.attempt,
+        LabelingJob.error_class,
+        func.substr(LabelingJob.error_message, 1, MESSAGE_PREVIEW_CHARS),
+        LabelingJob.worker,
+        LabelingJob.updated_at,
+    )
+    rows_query = (
+        _filtered(query, *columns)
+        .outerjoin(Campaign, LabelingJob.campaign_id == Campaign.id)
+        .outerjoin(Iteration, LabelingJob.iteration_id == Iteration.id)
+    )
+    if after is not None:
+        found = session.execute(
+            rows_query.where(LabelingJob.id > after).order_by(LabelingJob.id).limit(size)
+        ).all()[::-1]
+    else:
+        if before is not None:
+            rows_query = rows_query.where(LabelingJob.id < before)
+        found = session.execute(rows_query.order_by(LabelingJob.id.desc()).limit(size)).all()
+    rows = [JobRow(*row) for row in found]
+    newer = older = None
+    if rows:
+        if _exists(session, query, LabelingJob.id > rows[0].id):
+            newer = rows[0].id
+        if _exists(session, query, LabelingJob.id < rows[-1].id):
+            older = rows[-1].id
+    return JobPage(rows, count_jobs(session, query), newer, older)
+
+
+def _exists(session: Session, query: JobsQuery, condition: ColumnElement[bool]) -> bool:
+    return session.scalar(_filtered(query, LabelingJob.id).where(condition).limit(1)) is not None
+
+
+def state_counts(session: Session, query: JobsQuery) -> dict[JobState, int]:
+    """Jobs per state under the filter (its own state criterion left out)."""
+    without_state = replace(query, state=None)
+    counts: dict[JobState, int] = {
+        state: int(n)
+        for state, n in session.execute(
+            _filtered(without_state, LabelingJob.state, func.count()).group_by(LabelingJob.state)
+        )
+    }
+    return {state: int(counts.get(state, 0)) for state in JobState}
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed jobs sharing an error class and message."""
+
+    error_class: str | None
+    message: str | None
+    count: int
+
+
+def failure_groups(session: Session, query: JobsQuery, limit: int = 15) -> list[FailureGroup]:
+    """What is failing: failed jobs under the filter grouped by (error class, message)."""
+    failed = replace(query, state=JobState.failed)
+    message = LabelingJob.error_message
+    rows = session.execute(
+        _filtered(failed, LabelingJob.error_class, message, func.count())
+        .group_by(LabelingJob.error_class, message)
+        .order_by(func.count().desc(), LabelingJob.error_class)
+        .limit(limit)
+    ).all()
+    return [FailureGroup(error_class, text, int(n)) for error_class, text, n in rows]
+
+
+@dataclass(frozen=True)
+class StuckJob:
+    """A running job whose worker has not renewed its lease for a while."""
+
+    id: int
+    worker: str | None
+    level: str
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    expired: bool
+
+
+def stuck_jobs(session: Session, now: datetime | None = None, limit: int = 1000) -> list[StuckJob]:
+    """Running jobs whose lease expired, or whose last renewal is over half a lease ago.
+
+    A healthy worker renews its lease several times per lease length, so more
+    than half a lease without a heartbeat means its worker is likely gone; an
+    expired lease is requeued by the next worker that looks.
+    """
+    now = now or datetime.now(UTC)
+    rows = session.execute(
+        select(
+            LabelingJob.id,
+            LabelingJob.worker,
+            LevelOfTheory.name,
+            LabelingJob.lease_expires_at,
+            LabelingJob.heartbeat_at,
+        )
+        .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
+        .where(LabelingJob.state == JobState.running)
+        .order_by(LabelingJob.lease_expires_at)
+        .limit(limit)
+    ).all()
+    stuck = []
+    for job_id, worker, level, lease, heartbeat in rows:
+        lease, heartbeat = as_utc(lease), as_utc(heartbeat)
+        expired = lease is None or lease <= now
+        near = False
+        if not expired and lease is not None and heartbeat is not None:
+            lease_s = (lease - heartbeat).total_seconds()
+            near = (now - heartbeat).total_seconds() > NEAR_EXPIRY_FRACTION * lease_s
+        if expired or near:
+            stuck.append(StuckJob(job_id, worker, level, lease, heartbeat, expired))
+    return stuck
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The values the filter's selects offer."""
+
+    campaigns: list[tuple[int, str]]
+    iterations: list[tuple[int, str]]  # (id, "campaign #index")
+    levels: list[str]
+    engines: list[str]
+    error_classes: list[str]
+
+
+def filter_choices(session: Session) -> FilterChoices:
+    campaigns = [(int(i), n) for i, n in session.execute(select(Campaign.id, Campaign.name))]
+    iterations = [
+        (int(i), f"{name} #{index}")
+        for i, name, index in session.execute(
+            select(Iteration.id, Campaign.name, Iteration.index)
+            .join(Campaign, Iteration.campaign_id == Campaign.id)
+            .order_by(Campaign.name, Iteration.index)
+            .limit(500)
+        )
+    ]
+    levels = session.execute(
+        select(LevelOfTheory.name, LevelOfTheory.engine).order_by(LevelOfTheory.name)
+    ).all()
+    error_classes = distinct_values(session, LabelingJob.error_class)
+    return FilterChoices(
+        campaigns=sorted(campaigns, key=lambda c: c[1]),
+        iterations=iterations,
+        levels=[name for name, _ in levels],
+        engines=sorted({engine for _, engine in levels if engine}),
+        error_classes=[e for e in error_classes if e],
+    )
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """A job with its level, campaign, iteration and every attempt."""
+
+    job: LabelingJob
+    level: LevelOfTheory
+    campaign: str | None
+    iteration_index: int | None
+    attempts: list[JobAttempt]
+
+    @property
+    def is_live(self) -> bool:
+        return self.job.state in (JobState.pending, JobState.running)
+
+
+def job_detail(session: Session, job_id: int) -> JobDetail | None:
+    job = session.get(LabelingJob, job_id)
+    if job is None:
+        return None
+    campaign = session.get(Campaign, job.campaign_id) if job.campaign_id else None
+    iteration = session.get(Iteration, job.iteration_id) if job.iteration_id else None
+    attempts = list(
+        session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+        )
+    )
+    return JobDetail(
+        job,
+        job.level,
+        campaign.name if campaign else None,
+        iteration.index if iteration else None,
+        attempts,
+    )

@@ -1,0 +1,86 @@
+"""Models: training runs with settings, dataset per head, metrics, curves and artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from interphase.dashboard.charts import Series, line_figure
+from interphase.dashboard.database import reading
+from interphase.dashboard.errors import NotFoundError
+from interphase.dashboard.queries.models import Curves, artifact, run_detail, training_runs
+from interphase.dashboard.templating import is_fragment_request, render
+
+router = APIRouter()
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request) -> HTMLResponse:
+    with reading(request) as session:
+        runs = training_runs(session)
+    template = "models/_runs.html" if is_fragment_request(request) else "models/list.html"
+    return render(request, template, {"runs": runs})
+
+
+def _detail_context(request: Request, run_id: int) -> dict[str, object]:
+    with reading(request) as session:
+        detail = run_detail(session, run_id)
+        if detail is None:
+            raise NotFoundError(f"no training run {run_id}")
+        return {"detail": detail, "charts": curve_figures(detail.curves)}
+
+
+@router.get("/models/{run_id}", response_class=HTMLResponse)
+def model_page(request: Request, run_id: int) -> HTMLResponse:
+    return render(request, "models/detail.html", _detail_context(request, run_id))
+
+
+@router.get("/models/{run_id}/live", response_class=HTMLResponse)
+def model_live(request: Request, run_id: int) -> HTMLResponse:
+    """The polled part of a run's page: progress and training curves."""
+    return render(request, "models/_detail_live.html", _detail_context(request, run_id))
+
+
+@router.get("/models/{run_id}/artifacts/{artifact_id}")
+def model_artifact(request: Request, run_id: int, artifact_id: int) -> FileResponse:
+    """The model file, as recorded (only paths stored in the database are served)."""
+    with reading(request) as session:
+        found = artifact(session, run_id, artifact_id)
+        if found is None:
+            raise NotFoundError(f"training run {run_id} has no artifact {artifact_id}")
+        path = Path(found.path)
+    if not path.is_file():
+        raise NotFoundError(f"the artifact file {path} is not on this machine")
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+
+def curve_figures(curves: Curves) -> dict[str, dict[str, object]]:
+    """Loss, energy MAE per head and force MAE per head per epoch (validation solid)."""
+    x = curves.epochs
+
+    def dash(split: str) -> str | None:
+        return "dot" if split == "train" else None
+
+    loss = [Series(f"loss ({split})", x, y, dash(split)) for split, y in curves.loss.items()]
+    energy = [
+        Series(f"{head} ({split})", x, y, dash(split))
+        for (head, split), y in sorted(curves.energy_mae.items())
+    ]
+    force = [
+        Series(f"{head} ({split})", x, y, dash(split))
+        for (head, split), y in sorted(curves.force_mae.items())
+    ]
+    figures: dict[str, dict[str, object]] = {}
+    if loss:
+        figures["loss"] = line_figure(loss, x_title="epoch", y_title="loss", log_y=True)
+    if energy:
+        figures["energy"] = line_figure(
+            energy, x_title="epoch", y_title="energy MAE (meV/atom)", log_y=True
+        )
+    if force:
+        figures["force"] = line_figure(
+            force, x_title="epoch", y_title="force MAE (meV/Å)", log_y=True
+        )
+    return figures
