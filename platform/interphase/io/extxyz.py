@@ -237,13 +237,28 @@ def _frame_entry(frame: _Frame) -> StructureRecord | EntryProblem:
     try:
         atoms = read(io.StringIO(text), format="extxyz")
     except KeyError as exc:
-        return EntryProblem(name, f"{frame.where}: unknown element symbol {exc.args[0]!r}")
+        key = _comment_key(text)
+        reason = f"{frame.where}: unknown element symbol {exc.args[0]!r}"
+        return EntryProblem(key or name, reason, key)
     except (ValueError, IndexError, OSError, RuntimeError, StopIteration) as exc:
-        return EntryProblem(name, f"{frame.where} is not valid extxyz: {exc}")
+        key = _comment_key(text)
+        return EntryProblem(key or name, f"{frame.where} is not valid extxyz: {exc}", key)
     try:
         return atoms_to_record(atoms, frame.where)
     except DatasetFormatError as error:
         return EntryProblem.of(error, error.key if error.key is not None else name)
+
+
+def _comment_key(text: str) -> str | None:
+    """The ``key`` of a frame ASE could not read, from its comment line, if it parses."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    lines = text.split("\n", 2)
+    try:
+        key = key_val_str_to_dict(lines[1]).get("key") if len(lines) > 1 else None
+    except (ValueError, IndexError, KeyError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 def _decode(frame: _Frame) -> str:
