@@ -17,6 +17,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from click.testing import Result
+
 ROOT = Path(__file__).resolve().parents[2]
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _CAP_FOWNER = 1, 2, 3
@@ -84,11 +86,19 @@ def start_cli(*args: str, url: str, data_dir: Path) -> subprocess.Popen[str]:
     )
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The single error line of a failed command (asserting there is only one, no traceback)."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+def one_line_error(result: subprocess.CompletedProcess[str] | Result) -> str:
+    """The single error line of a failed command (a process, or a ``CliRunner`` result).
+
+    Asserts exit status 2, exactly one non-blank line on stderr (all output for
+    ``CliRunner``), starting ``error:``, and no traceback.
+    """
+    if isinstance(result, subprocess.CompletedProcess):
+        status, output = result.returncode, result.stderr
+    else:
+        status, output = result.exit_code, result.output
+    assert status == 2, (status, output)
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
     assert lines[0].startswith("error: "), lines[0]
     return lines[0]

@@ -75,6 +75,8 @@ def export(
             report = export_dataset(out, fmt, level=level)
     except USER_ERRORS as error:
         fail(error)
+    except OSError as error:  # disk full, file too large, permission denied
+        fail(OSError(f"writing {out} failed ({error.strerror or error}); {out} was not changed"))
     console.print(f"wrote {report.n_written:,} entries to {out}")
     if report.renamed:
         examples = ", ".join(f"{old} → {new}" for old, new in report.renamed[:3])
