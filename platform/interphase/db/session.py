@@ -193,7 +193,6 @@ def _read_only_error(url: str, reason: str) -> DatabaseReadOnlyError:
     )
 
 
-@cache
 def make_engine(url: str, read_only: bool = False) -> Engine:
     """One engine per URL and kind (cached). SQLite parents get created; pragmas set.
 
@@ -201,6 +200,11 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     module docstring), ``PRAGMA query_only`` and deferred transactions. A
     PostgreSQL read-only transaction uses the ordinary engine.
     """
+    return _cached_engine(url, bool(read_only))
+
+
+@cache
+def _cached_engine(url: str, read_only: bool) -> Engine:
     if read_only and (not url.startswith("sqlite") or _sqlite_path(url) is None):
         return make_engine(url)  # PostgreSQL, or SQLite in memory: the ordinary engine
     if not url.startswith("sqlite"):
