@@ -86,11 +86,10 @@ class Segment:
 
     def position(self, index: int) -> FilePosition:
         """File position of ``data[index]``."""
-        before = self.data[:index]
-        newlines = before.count(_NEWLINE)
+        newlines = self.data.count(_NEWLINE, 0, index)  # no copy: this runs per entry
         if not newlines:
             return FilePosition(self.offset + index, self.line, self.column + index)
-        column = index - before.rfind(_NEWLINE)
+        column = index - self.data.rfind(_NEWLINE, 0, index)
         return FilePosition(self.offset + index, self.line + newlines, column)
 
     def end(self) -> tuple[int, int, int]:
