@@ -182,3 +182,113 @@ def test_calc_rejects_bad_requests(tmp_path: Path) -> None:
 def test_reader_is_lazy(paper_file: Path) -> None:
     first = next(iter(iter_paper_json(paper_file)))
     assert first.key == "10"
+
+
+def one_line_error(result: Result) -> str:
+    """The only line a failed command printed (exit 2, no traceback)."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
+def water_frame(comment: str) -> str:
+    atoms = "O 0 0 0\nH 0 0.757 0.586\nH 0 -0.757 0.586\n"
+    return f"3\nProperties=species:S:1:pos:R:3 {comment}\n{atoms}"
+
+
+BAD_EXTXYZ = {
+    "energy-abc": (
+        water_frame('levels="_JSON [\\"L\\"]" L/total_energy_hartree=abc').encode(),
+        ["frame 0 (line 1)", "L/total_energy_hartree must be a number, got 'abc'", "--skip"],
+    ),
+    "charge-abc": (
+        water_frame("charge=abc").encode(),
+        ["frame 0 (line 1)", "charge must be an integer, got 'abc'"],
+    ),
+    "count-minus-3": (b"-3\n\nO 0 0 0\n", ["frame 0 (line 1)", "atom count -3 is negative"]),
+    "binary": (bytes(range(256)) * 4, ["line 1 is not text", "does not look like an extxyz"]),
+    "latin-1": (
+        water_frame("note=caf\xe9").encode("latin-1"),
+        ["line 2 is not UTF-8 text (byte 0xe9", "save the file as UTF-8"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("content", "expected"), BAD_EXTXYZ.values(), ids=list(BAD_EXTXYZ))
+def test_bad_extxyz_is_one_line_and_changes_nothing(
+    local_env: str, paper_file: Path, tmp_path: Path, content: bytes, expected: list[str]
+) -> None:
+    invoke("data", "import", str(paper_file))
+    before = counts(local_env)
+    path = tmp_path / "bad.xyz"
+    path.write_bytes(content)
+    line = one_line_error(runner.invoke(app, ["data", "import", str(path)]))
+    assert str(path) in line
+    for part in expected:
+        assert part in line, line
+    assert counts(local_env) == before
+
+
+def test_binary_xsf_alone_and_in_a_directory(local_env: str, tmp_path: Path) -> None:
+    binary = bytes(range(256)) * 2
+    single = tmp_path / "alone.xsf"
+    single.write_bytes(binary)
+    line = one_line_error(runner.invoke(app, ["data", "import", str(single), "--level", "L"]))
+    assert "alone.xsf is not a text XSF file" in line
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "good.xsf").write_text("ATOMS\nH 0 0 0\nH 0 0 0.74\n")
+    (folder / "bad.xsf").write_bytes(binary)
+    line = one_line_error(runner.invoke(app, ["data", "import", str(folder), "--level", "L"]))
+    assert "bad.xsf is not a text XSF file" in line and "--skip-invalid" in line
+    assert counts(local_env) == (0, 0)
+    result = invoke("data", "import", str(folder), "--level", "L", "--skip-invalid")
+    assert result.exit_code == 0 and "1 new structures" in text(result) and "bad" in text(result)
+
+
+def test_malformed_json_is_reported_at_the_entry_with_its_place_in_the_file(
+    local_env: str, tmp_path: Path
+) -> None:
+    entries = {str(i): paper_entries()["10"] | {"positions": [[i, 0, 0], [i, 0.757, 0.586],
+               [i, -0.757, 0.586]]} for i in range(40)}  # fmt: skip
+    body = json.dumps(entries, indent=1)
+    lines = body.splitlines()
+    # entry '30': its first position becomes [NaN, 0, 0] (json writes NaN, which is not JSON)
+    start = lines.index(' "30": {')
+    at = next(i for i in range(start, len(lines)) if lines[i].strip() == "30,")
+    lines[at] = lines[at].replace("30,", "NaN,")
+    path = tmp_path / "nan.json"
+    path.write_text("\n".join(lines))
+    line = one_line_error(runner.invoke(app, ["data", "import", str(path)]))
+    column = lines[at].index("NaN") + 1
+    offset = len("\n".join(lines[:at])) + 1 + column - 1
+    assert "entry '30': malformed JSON" in line, line
+    assert f"at line {at + 1}, column {column}, byte {offset}" in line, line
+    assert "after entry" not in line
+    assert counts(local_env) == (0, 0)
+    result = invoke("data", "import", "--skip-invalid", str(path))
+    assert "39 new structures" in text(result) and "1 skipped" in text(result)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.write_text(""), "is empty"),
+        (lambda p: p.write_text("3\nwater\nO 0 0 0\n"), "cannot read structure file"),
+        (lambda p: p.mkdir(), "is a directory; give one structure file"),
+        (lambda p: p.write_text("2\n\nXx 0 0 0\nH 0 0 1\n"), "names an unknown element 'Xx'"),
+    ],
+    ids=["empty", "truncated", "directory", "unknown-symbol"],
+)
+def test_calc_on_unreadable_structure_files(tmp_path: Path, make, expected: str) -> None:
+    path = tmp_path / "input.xyz"
+    make(path)
+    line = one_line_error(runner.invoke(app, ["calc", str(path), "--level", "GFN2-xTB"]))
+    assert str(path) in line and expected in line, line
+
+
+def test_model_eval_of_a_run_that_does_not_exist(local_env: str) -> None:
+    line = one_line_error(runner.invoke(app, ["model", "eval", "999"]))
+    assert "there is no training run 999" in line and "artifact" not in line

@@ -15,7 +15,7 @@ StatusTable = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
 def collect_status(url: str | None = None) -> list[StatusTable]:
     """Three tables: structures/jobs per campaign, labels per level, jobs by state."""
     require_schema(url)
-    with transaction(url) as session:
+    with transaction(url, read_only=True) as session:
         structures = dict(
             session.execute(
                 select(Structure.campaign_id, func.count()).group_by(Structure.campaign_id)

@@ -163,3 +163,36 @@ def test_fit_with_soap_inputs(xtb_waters: dict[str, list[int]], local_env: str) 
     energy_spread, gradient_size = label_spread(local_env)
     assert metrics["validation_energy_mae_per_atom_hartree"] * 3 < 0.05 * energy_spread
     assert metrics["validation_force_mae_hartree_per_angstrom"] < 0.1 * gradient_size
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not a GP"])
+def test_corrupt_gp_state_is_one_line_naming_the_gp(
+    xtb_waters: dict[str, list[int]], local_env: str, damage: str
+) -> None:
+    """A damaged stored GP: select and augment say which GP, exit 2, change nothing."""
+    import io
+
+    import torch
+
+    fit = runner.invoke(app, ["gpr", "fit", "--iterations", "5", "--restarts", "1"])
+    assert fit.exit_code == 0, fit.output
+    with transaction(local_env) as session:
+        model = session.scalars(select(GPRModel)).one()
+        if damage == "garbage":
+            model.state = b"\x00\x01 not a torch file" * 10
+        elif damage == "truncated":
+            model.state = model.state[: len(model.state) // 2]
+        else:
+            buffer = io.BytesIO()
+            torch.save({"format_version": 2, "numbers": [1, 2]}, buffer)
+            model.state = buffer.getvalue()
+        gp_id = model.id
+    before = rows(local_env)
+    for command in (["gpr", "select", "--threshold", "0.01"], ["gpr", "augment", "--copies", "2"]):
+        result = runner.invoke(app, command, catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in result.output, result.output
+        assert f"GP {gp_id}" in lines[0] and "corrupt" in lines[0], lines[0]
+        assert "interphase gpr fit" in lines[0]
+        assert rows(local_env) == before

@@ -313,7 +313,8 @@ def test_null_label_fields_are_missing(tmp_path: Path) -> None:
     [
         (b"", "file is empty"),
         (b'  [{"a": 1}]', "top level must be a JSON object"),
-        (b'{"1": {"positions": [1,,]}}', "malformed JSON before any entry"),
+        (b'{"1": {"positions": [1, 2]', r"truncated: it ends inside the entry that begins at l"),
+        (b"{\n}\n]", "unexpected data after the top-level object at line 3, column 1, byte 4"),
     ],
 )
 def test_malformed_files(tmp_path: Path, text: bytes, message: str) -> None:
@@ -331,7 +332,11 @@ def test_streaming_yields_entries_before_a_malformed_tail(tmp_path: Path) -> Non
     records = iter_paper_json(path)
     assert next(records).key == "a"  # the broken tail has not been parsed yet
     assert next(records).key == "b"
-    with pytest.raises(DatasetFormatError, match=r"malformed JSON after entry 'b'"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"truncated: it ends inside the entry that begins"
+        r" at line 1, column \d+, byte \d+ \(entry 'c'\)",
+    ):
         next(records)
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interphase.db.session import DatabaseNotInitialisedError, SchemaVersionError
+from interphase.db.session import (
+    DatabaseLockedError,
+    DatabaseNotInitialisedError,
+    DatabaseReadOnlyError,
+    SchemaVersionError,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -17,6 +27,8 @@ err_console = Console(stderr=True)
 USER_ERRORS: tuple[type[Exception], ...] = (
     DatabaseNotInitialisedError,
     SchemaVersionError,
+    DatabaseReadOnlyError,
+    DatabaseLockedError,
     FileNotFoundError,
     ValueError,
     KeyError,
@@ -52,3 +64,24 @@ def progress(unit: str = "entries") -> Progress:
         console=err_console,
         transient=True,
     )
+
+
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into ``KeyboardInterrupt`` for the block, so clean-up code runs.
+
+    Without it SIGTERM ends the process at once and a half-written temporary
+    file stays behind. Only in the main thread (signal handlers live there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
+from interphase.cli.common import (
+    USER_ERRORS,
+    console,
+    fail,
+    interrupt_on_sigterm,
+    open_database,
+    progress,
+)
 
 app = typer.Typer(help="Dataset import and export.", no_args_is_help=True)
 
@@ -55,16 +62,38 @@ def import_(
 
 @app.command("export")
 def export(
-    out: Annotated[Path, typer.Argument(help="Output file (directory for xsf).")],
+    out: Annotated[Path, typer.Argument(help="Output file (a new or empty directory for xsf).")],
     fmt: Annotated[str, typer.Option("--format", help="paper-json, extxyz or xsf.")],
     level: Annotated[str | None, typer.Option(help="Level to write (XSF only).")] = None,
 ) -> None:
-    """Export every stored structure and its labels."""
-    from interphase.io.importer import export_dataset
+    """Export every stored structure and its labels (written whole, or not at all)."""
+    from interphase.io.export import export_dataset
 
     try:
         open_database()
-        n = export_dataset(out, fmt, level=level)
+        with interrupt_on_sigterm():
+            report = export_dataset(out, fmt, level=level)
     except USER_ERRORS as error:
         fail(error)
-    console.print(f"wrote {n:,} entries to {out}")
+    except OSError as error:  # disk full, file too large, permission denied
+        fail(OSError(f"writing {out} failed ({error.strerror or error}); {out} was not changed"))
+    console.print(f"wrote {report.n_written:,} entries to {out}")
+    if report.renamed:
+        examples = ", ".join(f"{old} → {new}" for old, new in report.renamed[:3])
+        console.print(
+            f"{len(report.renamed):,} keys were already used in this export and got a suffix"
+            f" ({examples}{', …' if len(report.renamed) > 3 else ''})"
+        )
+    for reason, keys in _grouped(report.left_out).items():
+        shown = ", ".join(keys[:5]) + (", …" if len(keys) > 5 else "")
+        console.print(
+            f"left out {len(keys):,} structures that {fmt} cannot hold: {reason} ({shown})"
+        )
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Keys by reason, reasons in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for key, reason in pairs:
+        groups.setdefault(reason, []).append(key)
+    return groups

@@ -132,10 +132,10 @@ def _run_settings(run_id: int | None) -> TrainingSettings:
     from interphase.db.session import transaction
     from interphase.training.settings import TrainingSettings
 
-    with transaction() as session:
+    with transaction(read_only=True) as session:
         run = session.get(TrainingRun, run_id)
         if run is None:
-            raise ValueError(f"no training run {run_id} in the database")
+            raise ValueError(f"there is no training run {run_id} in the database")
         return TrainingSettings.model_validate(run.config)
 
 
@@ -143,7 +143,7 @@ def _print_run_files(run_id: int) -> None:
     from interphase.db.models import TrainingRun
     from interphase.db.session import transaction
 
-    with transaction() as session:
+    with transaction(read_only=True) as session:
         run = session.get_one(TrainingRun, run_id)
         model_path = run.artifacts[-1].path if run.artifacts else None
         parity = run.metrics.get("parity_path")
@@ -195,11 +195,19 @@ def _model_path(spec: str) -> Path:
             raise FileNotFoundError(f"model file {spec} does not exist (or give a run id)")
         return path
     from interphase.db.models import TrainingRun
-    from interphase.db.session import transaction
+    from interphase.db.session import database_url, redacted_url, transaction
 
     open_database()
-    with transaction() as session:
+    with transaction(read_only=True) as session:
         run = session.get(TrainingRun, int(spec))
-        if run is None or not run.artifacts:
-            raise ValueError(f"training run {spec} has no model artifact (finished runs have one)")
+        if run is None:
+            raise ValueError(
+                f"there is no training run {spec} in the database {redacted_url(database_url())}"
+                " (give a training run id, or a model file)"
+            )
+        if not run.artifacts:
+            raise ValueError(
+                f"training run {spec} is {run.status} and has no model artifact (a run gets one"
+                f" when it succeeds; `interphase train --resume {spec}` continues it)"
+            )
         return Path(run.artifacts[-1].path)

@@ -1,7 +1,10 @@
 """Engines, transactional sessions and schema migrations.
 
 Every import or flow step runs inside one :func:`transaction`: it commits as a
-whole or, on any error, rolls back and leaves the database as it was.
+whole or, on any error, rolls back and leaves the database as it was. A
+command that only reads uses ``transaction(url, read_only=True)``: a deferred
+``BEGIN`` on SQLite (no write lock, so it never waits for a writer), ``SET
+TRANSACTION READ ONLY`` on PostgreSQL.
 
 Before a command touches a database, :func:`require_schema` checks its schema
 revision. The embedded default (SQLite under ``INTERPHASE_DATA_DIR``, used when
@@ -9,6 +12,9 @@ revision. The embedded default (SQLite under ``INTERPHASE_DATA_DIR``, used when
 database the user configured must be migrated explicitly with ``interphase db
 upgrade``, and one at a revision this code does not know (written by a newer
 interphase) is refused before anything is written to it.
+
+SQLite specifics (read-only files, the busy timeout) live in
+:mod:`interphase.db.sqlite`.
 """
 
 from __future__ import annotations
@@ -21,10 +27,36 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from interphase.db.sqlite import (
+    DatabaseLockedError,
+    DatabaseReadOnlyError,
+    read_only_error,
+    read_only_reason,
+    sqlite_engine,
+    sqlite_path,
+)
 from interphase.settings import get_settings
+
+__all__ = [
+    "DatabaseLockedError",
+    "DatabaseNotInitialisedError",
+    "DatabaseReadOnlyError",
+    "SchemaSetup",
+    "SchemaVersionError",
+    "current_revision",
+    "database_url",
+    "head_revision",
+    "known_revisions",
+    "make_engine",
+    "redacted_url",
+    "require_schema",
+    "session_factory",
+    "transaction",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -45,38 +77,23 @@ class SchemaSetup(enum.StrEnum):
     migrated = "migrated"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """One engine per URL and kind (cached). SQLite parents get created; pragmas set.
 
-
-def _sqlite_begin(conn: Any) -> None:
-    # pysqlite's own transaction handling is off (see make_engine); BEGIN IMMEDIATE
-    # takes the write lock up front so two writers queue instead of deadlocking.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    ``read_only`` engines differ only on SQLite: ``mode=ro`` connections (see the
+    module docstring), ``PRAGMA query_only`` and deferred transactions. A
+    PostgreSQL read-only transaction uses the ordinary engine.
+    """
+    return _cached_engine(url, bool(read_only))
 
 
 @cache
-def make_engine(url: str) -> Engine:
-    """One engine per URL (cached). SQLite parents get created; pragmas set."""
-    if url.startswith("sqlite"):
-        path = _sqlite_path(url)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "connect", _disable_pysqlite_transactions)
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def _disable_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
+def _cached_engine(url: str, read_only: bool) -> Engine:
+    if read_only and (not url.startswith("sqlite") or sqlite_path(url) is None):
+        return make_engine(url)  # PostgreSQL, or SQLite in memory: the ordinary engine
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    return sqlite_engine(url, read_only=read_only)
 
 
 def database_url(url: str | None = None) -> str:
@@ -84,16 +101,42 @@ def database_url(url: str | None = None) -> str:
     return url or get_settings().resolved_database_url
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=make_engine(database_url(url)), expire_on_commit=False)
+def session_factory(url: str | None = None, *, read_only: bool = False) -> sessionmaker[Session]:
+    return sessionmaker(
+        bind=make_engine(database_url(url), read_only=read_only), expire_on_commit=False
+    )
 
 
 @contextmanager
-def transaction(url: str | None = None) -> Iterator[Session]:
-    """A session whose work commits as one unit, or rolls back entirely on error."""
-    session = session_factory(url)()
+def transaction(url: str | None = None, *, read_only: bool = False) -> Iterator[Session]:
+    """A session whose work commits as one unit, or rolls back entirely on error.
+
+    Parameters
+    ----------
+    url
+        Database URL; default from settings.
+    read_only
+        Only read: a deferred ``BEGIN`` on a ``mode=ro`` connection (SQLite, also
+        for a file or directory that is not writable) or ``SET TRANSACTION READ
+        ONLY`` (PostgreSQL). A write inside fails.
+
+    Raises
+    ------
+    DatabaseReadOnlyError
+        A write transaction on a SQLite database this process cannot write.
+    DatabaseLockedError
+        SQLite only: another writer held the lock past the busy timeout.
+    """
+    url = database_url(url)
+    if not read_only:
+        reason = read_only_reason(url)
+        if reason is not None:
+            raise read_only_error(url, reason)
+    session = session_factory(url, read_only=read_only)()
     try:
         with session.begin():
+            if read_only and session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SET TRANSACTION READ ONLY"))
             yield session
     finally:
         session.close()
@@ -135,7 +178,7 @@ def _upgrade_lock(url: str) -> Iterator[None]:
                 )
                 connection.commit()
         return
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is None:
         yield
         return
@@ -145,13 +188,6 @@ def _upgrade_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _sqlite_path(url: str) -> str | None:
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split("///", 1)[-1]
-    return path if path and path != ":memory:" else None
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
@@ -164,10 +200,15 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     ------
     SchemaVersionError
         When the database is at a revision this code does not know.
+    DatabaseReadOnlyError
+        A SQLite database whose file or directory is not writable.
     """
     from alembic import command
 
     url = database_url(url)
+    reason = read_only_reason(url)
+    if reason is not None:
+        raise read_only_error(url, reason)
     make_engine(url)  # creates the SQLite parent directory
     _CURRENT.discard(url)
     with _upgrade_lock(url):
@@ -192,8 +233,15 @@ def head_revision() -> str:
 
 
 def current_revision(url: str | None = None) -> str | None:
-    """The database's schema revision; None when it has no interphase schema."""
-    engine = make_engine(database_url(url))
+    """The database's schema revision; None when it has no interphase schema.
+
+    Only reads (a SQLite file that does not exist is not created).
+    """
+    url = database_url(url)
+    path = sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        return None
+    engine = make_engine(url, read_only=True)
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None

@@ -141,7 +141,7 @@ def _augment_one(
     std_filter: float | None,
     seed: int,
 ) -> SubsetAugmentation:
-    gp = EnergyGradientGP.from_bytes(model.state)
+    gp = EnergyGradientGP.from_bytes(model.state, gp_id=model.id)
     references = _reference_structures(session, model)
     # Copies grouped by copy index m, so generator_params can name m.
     kept: dict[int, list[tuple[StructureRecord, int, int, float, float]]] = {}

@@ -344,4 +344,4 @@ def load_gp(url: str | None, gpr_model_id: int, device: str | None = None) -> En
                 f"no GP with id {gpr_model_id}; `interphase gpr fit` lists the stored ones"
             )
         state = model.state
-    return EnergyGradientGP.from_bytes(state, device=device)
+    return EnergyGradientGP.from_bytes(state, device=device, gp_id=gpr_model_id)

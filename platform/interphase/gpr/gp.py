@@ -502,8 +502,13 @@ class EnergyGradientGP:
         return gp_to_bytes(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes, device: str | None = None) -> EnergyGradientGP:
-        """Rebuild a fitted GP written by :meth:`to_bytes` (no refitting)."""
+    def from_bytes(
+        cls, data: bytes, device: str | None = None, *, gp_id: int | None = None
+    ) -> EnergyGradientGP:
+        """Rebuild a fitted GP written by :meth:`to_bytes` (no refitting).
+
+        ``gp_id`` (the stored GP's id) is named when the bytes are unreadable.
+        """
         from interphase.gpr.persistence import gp_from_bytes
 
-        return gp_from_bytes(data, device)
+        return gp_from_bytes(data, device, gp_id=gp_id)

@@ -9,6 +9,7 @@ Written with :func:`torch.save`, read with ``weights_only=True`` (no pickled cod
 from __future__ import annotations
 
 import io
+import pickle
 from typing import Any
 
 import torch
@@ -45,14 +46,70 @@ def gp_to_bytes(gp: EnergyGradientGP) -> bytes:
     return buffer.getvalue()
 
 
-def gp_from_bytes(data: bytes, device: str | None = None) -> EnergyGradientGP:
-    """Rebuild a GP written by :func:`gp_to_bytes` on ``device`` (default: CUDA if any)."""
-    payload = torch.load(io.BytesIO(data), weights_only=True)
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise GPInputError(
-            f"GP bytes have format_version {payload.get('format_version')!r}; this "
-            f"interphase reads version {FORMAT_VERSION} — refit with `interphase gpr fit`"
+class GPStateError(GPInputError):
+    """A stored GP state cannot be read: corrupt, truncated, or not written by interphase."""
+
+
+#: What a damaged state can raise while it is unpickled and rebuilt.
+_UNREADABLE = (
+    RuntimeError,
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+)
+
+
+def gp_from_bytes(
+    data: bytes, device: str | None = None, *, gp_id: int | None = None
+) -> EnergyGradientGP:
+    """Rebuild a GP written by :func:`gp_to_bytes` on ``device`` (default: CUDA if any).
+
+    Parameters
+    ----------
+    data
+        The stored bytes (``GPRModel.state``).
+    device
+        ``cpu`` or ``cuda``; default CUDA when available.
+    gp_id
+        Id of the stored GP, named in errors.
+
+    Raises
+    ------
+    GPStateError
+        The bytes are not a readable GP state, or are of another format version.
+    """
+    name = f"GP {gp_id}" if gp_id is not None else "the GP"
+    try:
+        payload = torch.load(io.BytesIO(data), weights_only=True)
+        version = payload.get("format_version") if isinstance(payload, dict) else None
+    except _UNREADABLE as exc:
+        raise _unreadable(name, exc) from exc
+    if version != FORMAT_VERSION:
+        raise GPStateError(
+            f"the stored state of {name} has format_version {version!r}; this interphase "
+            f"reads version {FORMAT_VERSION}: refit with `interphase gpr fit`"
         )
+    try:
+        return _rebuild(payload, device)
+    except (GPInputError, torch.OutOfMemoryError):
+        raise
+    except _UNREADABLE as exc:
+        raise _unreadable(name, exc) from exc
+
+
+def _unreadable(name: str, exc: Exception) -> GPStateError:
+    reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return GPStateError(
+        f"the stored state of {name} is corrupt or not a GP state ({reason}): refit the "
+        "subset with `interphase gpr fit`, which stores a new GP that replaces it"
+    )
+
+
+def _rebuild(payload: dict[str, Any], device: str | None) -> EnergyGradientGP:
     pbc = payload["pbc"]
     gp = EnergyGradientGP(
         numbers=payload["numbers"].numpy(),

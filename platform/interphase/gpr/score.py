@@ -54,7 +54,7 @@ class CandidateScores:
 
 def score_candidates(url: str | None, structure_ids: list[int], level: str) -> CandidateScores:
     """Predicted energy std per atom of each candidate from its subset's newest GP."""
-    with transaction(url) as session:
+    with transaction(url, read_only=True) as session:
         level_id = known_level_id(session, level)
         structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
         by_id = {s.id: s for s in structures}
@@ -88,7 +88,7 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
         if key not in states:
             continue  # no GP for this subset: stays maximally uncertain (inf)
         model_id, state = states[key]
-        gp = EnergyGradientGP.from_bytes(state)
+        gp = EnergyGradientGP.from_bytes(state, gp_id=model_id)
         subset_cells = [cells[i] for i in indices]
         prediction = gp.predict(
             np.stack([scores.positions_angstrom[i] for i in indices]),
@@ -170,7 +170,7 @@ def unlabeled_candidates(
 
     Synthetic (``gpr-augment``) copies are never candidates.
     """
-    with transaction(url) as session:
+    with transaction(url, read_only=True) as session:
         return unlabeled_structure_ids(
             session, known_level_id(session, level), generator=generator, campaign_id=campaign_id
         )

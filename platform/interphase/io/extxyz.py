@@ -37,17 +37,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from interphase.io.errors import DatasetFormatError
+from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
 from interphase.records import LabelRecord, StructureRecord
 
-__all__ = ["iter_extxyz", "write_extxyz"]
+__all__ = ["iter_extxyz", "iter_extxyz_entries", "write_extxyz"]
 
 _INFO_SCALARS = ("total_energy_hartree", "atomization_energy_hartree")
 _PER_ATOM = {"gradient_hartree_per_angstrom": 3, "charges_e": 1}
@@ -57,7 +58,12 @@ _FORBIDDEN_IN_LEVEL = set(":=\"',") | {" ", "\t", "\n"}
 # --------------------------------------------------------------------------- writing
 
 
-def write_extxyz(records: Iterable[StructureRecord], destination: str | Path | IO[str]) -> int:
+def write_extxyz(
+    records: Iterable[StructureRecord],
+    destination: str | Path | IO[str],
+    *,
+    on_unwritable: OnUnwritable | None = None,
+) -> int:
     """Write records as extxyz frames with exact (``repr``) floats.
 
     Parameters
@@ -66,6 +72,9 @@ def write_extxyz(records: Iterable[StructureRecord], destination: str | Path | I
         Structures to write, streamed one by one.
     destination
         Path or text file object.
+    on_unwritable
+        When given, a record that cannot be written is passed to it and left
+        out instead of raising.
 
     Returns
     -------
@@ -80,7 +89,14 @@ def write_extxyz(records: Iterable[StructureRecord], destination: str | Path | I
     count = 0
     with _open_text(destination, "w") as stream:
         for record in records:
-            stream.write(format_frame(record))
+            try:
+                frame = format_frame(record)
+            except DatasetFormatError as error:
+                if on_unwritable is None:
+                    raise
+                on_unwritable(record, error)
+                continue
+            stream.write(frame)
             count += 1
     return count
 
@@ -152,7 +168,7 @@ def _check_level_name(level: str, key: str | None) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def iter_extxyz(source: str | Path | IO[str]) -> Iterator[StructureRecord]:
+def iter_extxyz(source: str | Path | IO[str] | IO[bytes]) -> Iterator[StructureRecord]:
     """Stream the frames of an extxyz file as structure records.
 
     Frames without this module's label names (e.g. written by other tools)
@@ -162,7 +178,7 @@ def iter_extxyz(source: str | Path | IO[str]) -> Iterator[StructureRecord]:
     Parameters
     ----------
     source
-        Path or text file object.
+        Path or file object (binary or text).
 
     Yields
     ------
@@ -172,55 +188,151 @@ def iter_extxyz(source: str | Path | IO[str]) -> Iterator[StructureRecord]:
     Raises
     ------
     DatasetFormatError
-        For a truncated or unparsable frame, naming the frame index and
-        line; ``key`` is the frame's key when it could be read.
+        At the first problem, naming the frame index and line: a frame that
+        cannot be read (``key`` is the frame's key when it could be read), or a
+        fault of the whole file (see :func:`iter_extxyz_entries`).
     """
+    for entry in iter_extxyz_entries(source):
+        if isinstance(entry, EntryProblem):
+            raise entry.error()
+        yield entry
+
+
+def iter_extxyz_entries(
+    source: str | Path | IO[str] | IO[bytes],
+) -> Iterator[StructureRecord | EntryProblem]:
+    """Like :func:`iter_extxyz`, but a frame that cannot be read is yielded as a problem.
+
+    A frame's problems: text that is not UTF-8, lines ASE cannot parse, an
+    unknown element, a charge, multiplicity or label value that is not a
+    number, a label array of the wrong shape. Faults of the whole file raise
+    :class:`DatasetFormatError`: an atom-count line that is not a
+    non-negative integer (binary content, or frames out of step) or a
+    truncated last frame, since the frames after them cannot be found.
+    """
+    with _open_lines(source) as readline:
+        for frame in _frames(readline):
+            yield _frame_entry(frame)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    index: int
+    first_line: int  # 1-based line of the atom count
+    lines: list[bytes]
+
+    @property
+    def where(self) -> str:
+        return f"frame {self.index} (line {self.first_line})"
+
+
+def _frame_entry(frame: _Frame) -> StructureRecord | EntryProblem:
     from ase.io import read
 
-    with _open_text(source, "r") as stream:
-        for index, first_line, text in _frames(stream):
-            try:
-                atoms = read(io.StringIO(text), format="extxyz")
-            except (ValueError, IndexError, KeyError) as exc:
-                raise DatasetFormatError(
-                    f"frame {index} (line {first_line}) is not valid extxyz: {exc}"
-                ) from exc
-            yield atoms_to_record(atoms, f"frame {index} (line {first_line})")
+    name = f"frame {frame.index}"
+    try:
+        text = _decode(frame)
+    except DatasetFormatError as error:
+        return EntryProblem(name, error.problem)
+    try:
+        atoms = read(io.StringIO(text), format="extxyz")
+    except KeyError as exc:
+        key = _comment_key(text)
+        reason = f"{frame.where}: unknown element symbol {exc.args[0]!r}"
+        return EntryProblem(key or name, reason, key)
+    except (ValueError, IndexError, OSError, RuntimeError, StopIteration) as exc:
+        key = _comment_key(text)
+        return EntryProblem(key or name, f"{frame.where} is not valid extxyz: {exc}", key)
+    try:
+        return atoms_to_record(atoms, frame.where)
+    except DatasetFormatError as error:
+        return EntryProblem.of(error, error.key if error.key is not None else name)
 
 
-def _frames(stream: IO[str]) -> Iterator[tuple[int, int, str]]:
-    """Yield (frame index, 1-based first line, frame text) without reading ahead."""
+def _comment_key(text: str) -> str | None:
+    """The ``key`` of a frame ASE could not read, from its comment line, if it parses."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    lines = text.split("\n", 2)
+    try:
+        key = key_val_str_to_dict(lines[1]).get("key") if len(lines) > 1 else None
+    except (ValueError, IndexError, KeyError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _decode(frame: _Frame) -> str:
+    for number, line in enumerate(frame.lines, start=frame.first_line):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(
+                f"{frame.where}: line {number} is not UTF-8 text (byte 0x{line[exc.start]:02x}"
+                f" at column {exc.start + 1}); save the file as UTF-8"
+            ) from None
+    return b"".join(frame.lines).decode("utf-8")
+
+
+def _frames(readline: Callable[[], bytes]) -> Iterator[_Frame]:
+    """Each frame's lines, without reading ahead; framing faults raise."""
     line_number = 0
     index = 0
     while True:
-        header = stream.readline()
+        header = readline()
         line_number += 1
         if not header.strip():
-            if header == "":
+            if header == b"":
                 return
             continue  # blank separator line
-        try:
-            n_atoms = int(header)
-        except ValueError as exc:
-            raise DatasetFormatError(
-                f"frame {index} (line {line_number}): expected an atom count, got {header!r}"
-            ) from exc
+        n_atoms = _atom_count(header, index, line_number)
         lines = [header]
         for _ in range(n_atoms + 1):
-            line = stream.readline()
-            if line == "":
+            line = readline()
+            if line == b"":
                 raise DatasetFormatError(
                     f"frame {index} (line {line_number}) is truncated: expected"
                     f" {n_atoms} atom lines after the comment line"
                 )
             lines.append(line)
-        yield index, line_number, "".join(lines)
+        yield _Frame(index, line_number, lines)
         line_number += n_atoms + 1
         index += 1
 
 
+def _atom_count(header: bytes, index: int, line_number: int) -> int:
+    where = f"frame {index} (line {line_number})"
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise DatasetFormatError(
+            f"{where}: line {line_number} is not text; this does not look like an extxyz file"
+        )
+    try:
+        n_atoms = int(text)
+    except ValueError:
+        raise DatasetFormatError(
+            f"{where}: expected an atom count, got {_short(text.rstrip())!r}; the frames after"
+            " it cannot be told apart"
+        ) from None
+    if n_atoms < 0:
+        raise DatasetFormatError(f"{where}: the atom count {n_atoms} is negative")
+    return n_atoms
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def atoms_to_record(atoms: Any, where: str = "frame") -> StructureRecord:
-    """Convert an ``ase.Atoms`` read from a file written by :func:`write_extxyz`."""
+    """Convert an ``ase.Atoms`` read from a file written by :func:`write_extxyz`.
+
+    Raises
+    ------
+    DatasetFormatError
+        A charge, multiplicity or label that is not a number of the right shape.
+    """
     info = atoms.info
     key = info.get("key")
     if key is not None and not isinstance(key, str):
@@ -241,35 +353,63 @@ def atoms_to_record(atoms: Any, where: str = "frame") -> StructureRecord:
     elif not isinstance(levels, list):
         levels = [levels]
     for level in levels:
-        record.labels[level] = _read_label(atoms, str(level))
+        record.labels[str(level)] = _read_label(atoms, str(level), key, where)
     return record
 
 
-def _read_label(atoms: Any, level: str) -> LabelRecord:
+def _read_label(atoms: Any, level: str, key: str | None, where: str) -> LabelRecord:
     info, arrays = atoms.info, atoms.arrays
     label = LabelRecord(level=level)
     for name in _INFO_SCALARS:
         value = info.get(f"{level}/{name}")
         if value is not None:
-            setattr(label, name, float(value))
+            setattr(label, name, _as_float(value, f"{level}/{name}", key, where))
     dipole = info.get(f"{level}/dipole_e_angstrom")
     if dipole is not None:
-        label.dipole_e_angstrom = np.asarray(dipole, dtype=float).reshape(3)
+        label.dipole_e_angstrom = _as_array(dipole, f"{level}/dipole_e_angstrom", (3,), key, where)
     provenance = info.get(f"{level}/provenance")
     if isinstance(provenance, dict):
         label.provenance = provenance
+    n_atoms = len(atoms)
     for name, width in _PER_ATOM.items():
         value = arrays.get(f"{level}/{name}")
         if value is not None:
-            array = np.array(value, dtype=float)
-            setattr(label, name, array.reshape(-1, 3) if width == 3 else array.reshape(-1))
+            shape = (n_atoms, 3) if width == 3 else (n_atoms,)
+            setattr(label, name, _as_array(value, f"{level}/{name}", shape, key, where))
     return label
 
 
 def _as_int(value: Any, name: str, key: str | None, where: str) -> int:
-    if isinstance(value, bool) or not float(value).is_integer():
+    try:
+        number = _as_float(value, name, key, where)
+    except DatasetFormatError:
+        number = 0.5  # reported below, as not an integer
+    if not number.is_integer():
         raise DatasetFormatError(f"{where}: {name} must be an integer, got {value!r}", key)
-    return int(value)
+    return int(number)
+
+
+def _as_float(value: Any, name: str, key: str | None, where: str) -> float:
+    if isinstance(value, bool | str | np.ndarray | list):
+        raise DatasetFormatError(f"{where}: {name} must be a number, got {value!r}", key)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(f"{where}: {name} must be a number, got {value!r}", key) from None
+
+
+def _as_array(
+    value: Any, name: str, shape: tuple[int, ...], key: str | None, where: str
+) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(f"{where}: {name} must be numbers, got {value!r}", key) from None
+    if array.size != int(np.prod(shape)):
+        raise DatasetFormatError(
+            f"{where}: {name} has {array.size} values, expected shape {shape}", key
+        )
+    return array.reshape(shape)
 
 
 @contextmanager
@@ -279,3 +419,16 @@ def _open_text(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
             yield stream
     else:
         yield target
+
+
+@contextmanager
+def _open_lines(source: str | Path | IO[str] | IO[bytes]) -> Iterator[Callable[[], bytes]]:
+    """A ``readline`` returning bytes, for a path or a binary or text file object."""
+    if isinstance(source, str | Path):
+        with open(source, "rb") as stream:
+            yield stream.readline
+    elif isinstance(source.read(0), str):
+        text = source
+        yield lambda: text.readline().encode("utf-8")  # type: ignore[union-attr]
+    else:
+        yield source.readline  # type: ignore[misc, return-value]

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from interphase.io.extxyz import iter_extxyz, write_extxyz
-from interphase.io.paper_json import iter_paper_json, write_paper_json
-from interphase.io.xsf import iter_xsf, write_xsf
+from interphase.io.errors import EntryProblem, OnUnwritable
+from interphase.io.extxyz import iter_extxyz_entries, write_extxyz
+from interphase.io.paper_json import iter_paper_json_entries, write_paper_json
+from interphase.io.xsf import iter_xsf_entries, write_xsf
 from interphase.records import StructureRecord
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "LevelRequiredError",
     "UnknownFormatError",
     "guess_format",
+    "read_entries",
     "read_records",
     "write_records",
 ]
@@ -44,12 +46,14 @@ class DatasetFormat:
     """How to read and write one dataset format.
 
     ``reader(path, level)`` and ``writer(records, path, level)`` take the
-    level of theory; formats with all levels in one file ignore it.
+    level of theory; formats with all levels in one file ignore it. The
+    reader yields an :class:`~interphase.io.errors.EntryProblem` for each
+    entry it cannot read and raises only for faults of the whole file.
     """
 
     name: str
-    reader: Callable[[Path, str | None], Iterator[StructureRecord]]
-    writer: Callable[[Iterable[StructureRecord], Path, str | None], int]
+    reader: Callable[[Path, str | None], Iterator[StructureRecord | EntryProblem]]
+    writer: Callable[[Iterable[StructureRecord], Path, str | None, OnUnwritable | None], int]
     needs_level: bool = False
     description: str = ""
 
@@ -65,20 +69,22 @@ def _need_level(level: str | None, fmt: str) -> str:
 FORMATS: dict[str, DatasetFormat] = {
     "paper-json": DatasetFormat(
         "paper-json",
-        lambda path, level: iter_paper_json(path),
-        lambda records, path, level: write_paper_json(records, path),
+        lambda path, level: iter_paper_json_entries(path),
+        lambda records, path, level, skip: write_paper_json(records, path, on_unwritable=skip),
         description="Li/electrolyte transfer-learning dataset JSON (Stevenson et al.)",
     ),
     "extxyz": DatasetFormat(
         "extxyz",
-        lambda path, level: iter_extxyz(path),
-        lambda records, path, level: write_extxyz(records, path),
+        lambda path, level: iter_extxyz_entries(path),
+        lambda records, path, level, skip: write_extxyz(records, path, on_unwritable=skip),
         description="extended XYZ, labels as <level>/<field> columns",
     ),
     "xsf": DatasetFormat(
         "xsf",
-        lambda path, level: iter_xsf(path, _need_level(level, "xsf")),
-        lambda records, path, level: write_xsf(records, path, _need_level(level, "xsf")),
+        lambda path, level: iter_xsf_entries(path, _need_level(level, "xsf")),
+        lambda records, path, level, skip: write_xsf(
+            records, path, _need_level(level, "xsf"), on_unwritable=skip
+        ),
         needs_level=True,
         description="aenet XSF, one structure per file, energy in eV, forces in eV/Å",
     ),
@@ -116,6 +122,22 @@ def _format(fmt: str) -> DatasetFormat:
         ) from None
 
 
+def read_entries(
+    path: str | Path, fmt: str | None = None, level: str | None = None
+) -> Iterator[StructureRecord | EntryProblem]:
+    """Stream a dataset's entries: a record, or the problem of an entry that cannot be read.
+
+    Parameters are those of :func:`read_records`.
+
+    Raises
+    ------
+    DatasetFormatError
+        A fault of the whole file (not the format, truncated, ...).
+    """
+    path = Path(path)
+    return _format(fmt or guess_format(path)).reader(path, level)
+
+
 def read_records(
     path: str | Path, fmt: str | None = None, level: str | None = None
 ) -> Iterator[StructureRecord]:
@@ -129,17 +151,31 @@ def read_records(
         A key of :data:`FORMATS`.
     level
         Level of theory for single-level formats (XSF); ignored otherwise.
+
+    Raises
+    ------
+    DatasetFormatError
+        At the first entry that cannot be read, or a fault of the whole file.
     """
-    path = Path(path)
-    return _format(fmt or guess_format(path)).reader(path, level)
+    for entry in read_entries(path, fmt, level):
+        if isinstance(entry, EntryProblem):
+            raise entry.error()
+        yield entry
 
 
 def write_records(
-    records: Iterable[StructureRecord], path: str | Path, fmt: str, level: str | None = None
+    records: Iterable[StructureRecord],
+    path: str | Path,
+    fmt: str,
+    level: str | None = None,
+    *,
+    on_unwritable: OnUnwritable | None = None,
 ) -> int:
     """Write records in format ``fmt``; returns the number written.
 
     ``level`` is required for XSF (the level whose energy and forces are
-    written) and ignored by formats that keep every level.
+    written) and ignored by formats that keep every level. With
+    ``on_unwritable``, a record the format cannot hold is handed to it and
+    left out instead of raising.
     """
-    return _format(fmt).writer(records, Path(path), level)
+    return _format(fmt).writer(records, Path(path), level, on_unwritable)

@@ -1,14 +1,32 @@
-"""Import datasets into the provenance database and export them back out.
+"""Import datasets into the provenance database (export: :mod:`interphase.io.export`).
 
 An import is one transaction: either every entry of the file is stored, or
 (on the first invalid entry, without ``skip_invalid``) nothing is. Records
 stream through in batches, so memory does not grow with the file.
+
+With ``skip_invalid`` every problem of one entry is skipped and listed with
+its reason: an entry that cannot be read (malformed JSON inside it, a missing
+key, a wrong-length array, an unknown symbol, a value that is not a number,
+text that is not UTF-8, an XSF file that does not parse) and an entry that
+fails :func:`~interphase.structures.validate.validate_structure` (NaN, atoms
+too close, a charge/multiplicity the electron count forbids …). Faults of the
+whole file still stop the import: a file that cannot be read, that is not the
+format at all, or that is truncated.
+
+Reader processes are forked by the importing process and ask the kernel to
+kill them when it dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of an import
+leaves no reader behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,29 +35,31 @@ from itertools import count, islice
 from multiprocessing.queues import Queue
 from pathlib import Path
 from queue import Empty
-from typing import Any
 
-from interphase.db.api import (
-    insert_prepared,
-    iter_records,
-    prepare_structures,
-)
+from sqlalchemy.orm import Session
+
+from interphase.db.api import PreparedStructures, insert_prepared, prepare_structures
 from interphase.db.session import require_schema, transaction
-from interphase.io.errors import DatasetFormatError
+from interphase.io.errors import DatasetFormatError, EntryProblem
+from interphase.io.export import export_dataset
 from interphase.io.formats import (
     LevelRequiredError,
     UnknownFormatError,
     guess_format,
-    read_records,
-    write_records,
+    read_entries,
 )
 from interphase.io.paper_json import iter_paper_json_blocks
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
 
+__all__ = ["BATCH_SIZE", "DatasetImportError", "ImportReport", "export_dataset", "import_dataset"]
+
 BATCH_SIZE = 2000
 #: Batches the reader may run ahead of the inserts (bounds memory).
 QUEUE_BATCHES = 3
+_PR_SET_PDEATHSIG = 1
+
+Entry = StructureRecord | EntryProblem
 
 
 class DatasetImportError(ValueError):
@@ -54,23 +74,76 @@ class ImportReport:
     n_read: int = 0
     n_new_structures: int = 0
     n_duplicates: int = 0
+    #: (entry key or ``frame N``, reason) of every skipped entry, in file order.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------- reader -> importer messages
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Insert-ready rows of one block, the entries skipped in it and how many it held."""
+
+    rows: PreparedStructures
+    skipped: list[tuple[str, str]]
+    n_entries: int
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """The reader stopped: an invalid entry (``skippable``) or a fault of the whole file."""
+
+    message: str
+    skippable: bool
+
+
+@dataclass(frozen=True)
+class _Crash:
+    """The reader failed unexpectedly; the traceback is re-raised by the importer."""
+
+    traceback: str
+
+
+@dataclass(frozen=True)
+class _Done:
+    """The reader's shard is complete."""
+
+
+_Message = _Batch | _Refusal | _Crash | _Done
+
+
+# --------------------------------------------------------------------------- readers
 
 
 def _blocks(
     path: str, fmt: str | None, level: str | None, shard: tuple[int, int]
-) -> Iterator[tuple[int, list[StructureRecord]]]:
-    """Numbered blocks of records; paper-json can be sharded over several readers."""
+) -> Iterator[tuple[int, list[Entry]]]:
+    """Numbered blocks of entries; paper-json can be sharded over several readers."""
     if (fmt or guess_format(Path(path))) == "paper-json":
         yield from iter_paper_json_blocks(path, block_size=BATCH_SIZE, shard=shard)
         return
     if shard != (0, 1):
         raise ValueError("only paper-json files can be read by several processes")
-    records = read_records(path, fmt=fmt, level=level)
+    entries = read_entries(path, fmt=fmt, level=level)
     number = 0
-    while block := list(islice(records, BATCH_SIZE)):
+    while block := list(islice(entries, BATCH_SIZE)):
         yield number, block
         number += 1
+
+
+def _problem(entry: Entry, index: int) -> EntryProblem | None:
+    """The entry's problem: unreadable, or failing validation; None for a valid record."""
+    if isinstance(entry, EntryProblem):
+        return entry
+    try:
+        validate_structure(entry)
+    except InvalidStructureError as error:
+        message = str(error).removeprefix(f"structure {entry.key!r}: ")
+        if entry.key is not None:
+            return EntryProblem(entry.key, message, entry.key)
+        return EntryProblem(f"frame {index}", f"frame {index}: {message}")
+    return None
 
 
 def _read_and_validate(
@@ -78,48 +151,73 @@ def _read_and_validate(
     fmt: str | None,
     level: str | None,
     skip_invalid: bool,
-    emit: Callable[[tuple[Any, ...]], None],
+    emit: Callable[[_Message], None],
     shard: tuple[int, int] = (0, 1),
 ) -> None:
     """Parse and validate this shard's blocks and build their rows; ``emit`` each block.
 
     Runs in a separate process, so parsing overlaps with the database inserts.
-    Emits ("batch", rows, skipped, n_entries) per block, then ("done",);
-    failures as ("error", text, skippable) or ("crash", traceback).
+    Emits a :class:`_Batch` per block, then :class:`_Done`; or stops with a
+    :class:`_Refusal` or :class:`_Crash`.
     """
     source = {"source": Path(path).name}
     try:
-        for _, records in _blocks(path, fmt, level, shard):
+        for number, entries in _blocks(path, fmt, level, shard):
             valid, skipped = [], []
-            for record in records:
-                try:
-                    validate_structure(record)
-                except InvalidStructureError as error:
-                    if not skip_invalid:
-                        emit(("error", f"entry {record.key!r} is invalid: {error}", True))
-                        return
-                    skipped.append((str(record.key), str(error)))
+            for offset, entry in enumerate(entries):
+                problem = _problem(entry, number * BATCH_SIZE + offset)
+                if problem is None:
+                    valid.append(entry)
                     continue
-                valid.append(record)
+                if not skip_invalid:
+                    emit(_Refusal(str(problem.error()), skippable=True))
+                    return
+                skipped.append((problem.entry, problem.reason))
             rows = prepare_structures(
-                valid, generator="import", generator_params=source, label_provenance=source
+                valid,  # type: ignore[arg-type]  # only records are valid
+                generator="import",
+                generator_params=source,
+                label_provenance=source,
             )
-            emit(("batch", rows, skipped, len(records)))
-        emit(("done",))
+            emit(_Batch(rows, skipped, len(entries)))
+        emit(_Done())
     except (DatasetFormatError, UnknownFormatError, LevelRequiredError, OSError) as error:
-        emit(("error", str(error), False))
+        emit(_Refusal(str(error), skippable=False))
     except Exception:  # forwarded whole to the parent, which raises it
-        emit(("crash", traceback.format_exc()))
+        emit(_Crash(traceback.format_exc()))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` (the importer) dies, even by ``kill -9``.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a thread that polls
+    the parent pid. Either way, exit at once if the parent is already gone.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _produce_in_child(
+    parent_pid: int,
     path: str,
     fmt: str | None,
     level: str | None,
     skip_invalid: bool,
-    queue: Queue[Any],
+    queue: Queue[_Message],
     shard: tuple[int, int],
 ) -> None:
+    _die_with_parent(parent_pid)
     _read_and_validate(path, fmt, level, skip_invalid, queue.put, shard)
 
 
@@ -135,7 +233,7 @@ def _reader_count(path: str, fmt: str | None) -> int:
 @contextmanager
 def _messages(
     path: str, fmt: str | None, level: str | None, skip_invalid: bool
-) -> Iterator[Iterator[tuple[Any, ...]]]:
+) -> Iterator[Iterator[_Message]]:
     """Messages of the reader processes, in block order; readers are stopped on exit.
 
     Reader ``r`` of ``n`` owns blocks ``r, r + n, …``, so taking one message
@@ -143,11 +241,11 @@ def _messages(
     """
     context = multiprocessing.get_context("fork")
     n_readers = _reader_count(path, fmt)
-    queues: list[Queue[Any]] = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(n_readers)]
+    queues: list[Queue[_Message]] = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(n_readers)]
     processes = [
         context.Process(
             target=_produce_in_child,
-            args=(path, fmt, level, skip_invalid, queue, (index, n_readers)),
+            args=(os.getpid(), path, fmt, level, skip_invalid, queue, (index, n_readers)),
             daemon=True,
         )
         for index, queue in enumerate(queues)
@@ -155,7 +253,7 @@ def _messages(
     for process in processes:
         process.start()
 
-    def receive() -> Iterator[tuple[Any, ...]]:
+    def receive() -> Iterator[_Message]:
         for turn in count():
             queue, process = queues[turn % n_readers], processes[turn % n_readers]
             while True:
@@ -220,33 +318,26 @@ def import_dataset(
     report = ImportReport(path=str(path))
     with transaction(url) as session, _messages(str(path), fmt, level, skip_invalid) as messages:
         for message in messages:
-            if message[0] == "done":
+            if isinstance(message, _Done):
                 break
-            if message[0] == "error":
-                _, problem, skippable = message
-                hint = " or pass --skip-invalid" if skippable else ""
+            if isinstance(message, _Refusal):
+                hint = " or pass --skip-invalid" if message.skippable else ""
                 raise DatasetImportError(
-                    f"{path}: {problem}. Nothing was imported; fix the file{hint}."
+                    f"{path}: {message.message}. Nothing was imported; fix the file{hint}."
                 )
-            if message[0] == "crash":
-                raise RuntimeError(f"reading {path} failed unexpectedly:\n{message[1]}")
-            _, batch, skipped, n_entries = message
-            report.n_read += n_entries
-            report.skipped += skipped
-            if batch.hashes:
-                result = insert_prepared(session, batch)
-                n_new = sum(result.new)
-                report.n_new_structures += n_new
-                report.n_duplicates += len(batch.hashes) - n_new
+            if isinstance(message, _Crash):
+                raise RuntimeError(f"reading {path} failed unexpectedly:\n{message.traceback}")
+            _store(session, message, report)
             if progress is not None:
                 progress(report.n_read)
     return report
 
 
-def export_dataset(
-    path: str | Path, fmt: str, *, level: str | None = None, url: str | None = None
-) -> int:
-    """Write every stored structure with its labels to ``path``; returns the count."""
-    require_schema(url)
-    with transaction(url) as session:
-        return write_records(iter_records(session), path, fmt, level=level)
+def _store(session: Session, batch: _Batch, report: ImportReport) -> None:
+    report.n_read += batch.n_entries
+    report.skipped += batch.skipped
+    if batch.rows.hashes:
+        result = insert_prepared(session, batch.rows)
+        n_new = sum(result.new)
+        report.n_new_structures += n_new
+        report.n_duplicates += len(batch.rows.hashes) - n_new

@@ -7,31 +7,106 @@ numpy scans (string and escape aware), and hands each member's bytes to
 orjson. Memory holds one chunk plus the member being assembled, whatever the
 file size.
 
-Only the framing is done here; orjson validates every member's JSON.
+Only the framing is done here; orjson validates every member's JSON. Every
+error names a position in the *file* — line, column and byte offset, counted
+from 1, 1 and 0; columns count bytes — and, where one is known, the key of
+the member at fault. Framing errors (not an object, an unbalanced bracket, a
+truncated file) are faults of the whole file; a member whose brackets balance
+but whose JSON is malformed is a fault of that member alone
+(:class:`MemberJSONError`), and the members after it can still be read.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 import orjson
 
 CHUNK_BYTES = 1 << 22
-_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_QUOTE, _BACKSLASH, _NEWLINE = ord('"'), ord("\\"), b"\n"
 _OPEN = np.array([ord("{"), ord("[")], dtype=np.uint8)
 _CLOSE = np.array([ord("}"), ord("]")], dtype=np.uint8)
 _BRACKETS = (ord("{"), ord("["), ord("}"), ord("]"))
 _WHITESPACE = b" \t\r\n"
+_LEADING_KEY = re.compile(rb'\s*,?\s*("(?:[^"\\]|\\.)*")\s*:', re.DOTALL)
+_NOT_JSON_NUMBERS = (b"NaN", b"Infinity", b"-Infinity")
+
+
+@dataclass(frozen=True)
+class FilePosition:
+    """A place in the file: byte offset (from 0), line and column (from 1, in bytes)."""
+
+    offset: int
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}, byte {self.offset}"
 
 
 class JSONStreamError(ValueError):
-    """The stream is not a well-formed JSON object; ``offset`` is the byte position."""
+    """The stream is not a well-formed JSON object.
 
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(f"{message} (near byte {offset})")
-        self.offset = offset
+    Attributes
+    ----------
+    problem
+        What is wrong, without the position.
+    position
+        Where in the file.
+    key
+        Key of the member at fault, when it could be read.
+    """
+
+    def __init__(self, problem: str, position: FilePosition, key: str | None = None) -> None:
+        suffix = f" (entry {key!r})" if key is not None else ""
+        super().__init__(f"{problem} at {position}{suffix}")
+        self.problem = problem
+        self.position = position
+        self.offset = position.offset
+        self.key = key
+
+
+class MemberJSONError(JSONStreamError):
+    """One member's JSON is malformed, but the file's framing is intact around it."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Raw bytes of one member (with any scalar-valued members before it) and where they start."""
+
+    data: bytes
+    offset: int
+    line: int
+    column: int
+
+    def position(self, index: int) -> FilePosition:
+        """File position of ``data[index]``."""
+        newlines = self.data.count(_NEWLINE, 0, index)  # no copy: this runs per entry
+        if not newlines:
+            return FilePosition(self.offset + index, self.line, self.column + index)
+        column = index - self.data.rfind(_NEWLINE, 0, index)
+        return FilePosition(self.offset + index, self.line + newlines, column)
+
+    def end(self) -> tuple[int, int, int]:
+        """(offset, line, column) just past this segment."""
+        position = self.position(len(self.data))
+        return position.offset, position.line, position.column
+
+    def key(self) -> str | None:
+        """The key of the first member in the segment, if it can be read."""
+        match = _LEADING_KEY.match(self.data)
+        if match is None:
+            return None
+        try:
+            key = json.loads(match.group(1))
+        except ValueError:
+            return None
+        return key if isinstance(key, str) else None
 
 
 def _escaped_positions(data: np.ndarray) -> np.ndarray:
@@ -45,13 +120,21 @@ def _escaped_positions(data: np.ndarray) -> np.ndarray:
     return np.asarray(escaped, dtype=np.int64)
 
 
-def _member_ends(data: np.ndarray) -> tuple[np.ndarray, int | None]:
-    """Offsets just past each depth-2 value's closing bracket, and the object's end.
+@dataclass(frozen=True)
+class _Framing:
+    """What one scan of a buffer found (offsets into the buffer)."""
+
+    ends: list[int]  # just past each complete member value
+    top_end: int | None  # the top-level object's closing brace
+    unbalanced: int | None  # a closing bracket with nothing open
+
+
+def _member_ends(data: np.ndarray) -> _Framing:
+    """Ends of the depth-2 values in ``data``, the object's end and any unbalanced bracket.
 
     ``data`` starts inside the top-level object (depth 1), outside any string.
-    Returns the ends of complete member values and the offset of the closing
-    ``}`` of the top-level object if it is in ``data``. Only the few structural
-    characters (quotes, brackets) are scanned, after one vectorised pass.
+    Only the few structural characters (quotes, brackets) are scanned, after
+    one vectorised pass.
     """
     structural = data == _QUOTE
     for code in _BRACKETS:
@@ -65,27 +148,45 @@ def _member_ends(data: np.ndarray) -> tuple[np.ndarray, int | None]:
     delta = np.isin(chars, _OPEN).astype(np.int32) - np.isin(chars, _CLOSE).astype(np.int32)
     delta[~outside] = 0
     depth = 1 + np.cumsum(delta)
+    unbalanced = None
     if (depth < 0).any():
-        raise JSONStreamError("unbalanced closing bracket", int(positions[np.argmax(depth < 0)]))
+        unbalanced = int(positions[np.argmax(depth < 0)])
     closing = delta == -1
     ends = positions[closing & (depth == 1)] + 1
     top = positions[closing & (depth == 0)]
-    if top.size:
-        ends = ends[ends <= top[0]]
-    return ends, (int(top[0]) if top.size else None)
+    stops = [p for p in (unbalanced, int(top[0]) if top.size else None) if p is not None]
+    if stops:
+        ends = ends[ends <= min(stops)]
+    top_end = int(top[0]) if top.size and (unbalanced is None or top[0] < unbalanced) else None
+    return _Framing(ends.tolist(), top_end, unbalanced if top_end is None else None)
 
 
-def parse_members(segment: bytes, offset: int) -> Iterator[tuple[str, Any]]:
-    """Members in one segment from :func:`iter_member_segments` (usually exactly one)."""
-    body = segment.strip(_WHITESPACE)
-    if body.startswith(b","):
-        body = body[1:]
+def parse_members(segment: Segment) -> Iterator[tuple[str, Any]]:
+    """Members in one segment from :func:`iter_member_segments` (usually exactly one).
+
+    Raises
+    ------
+    MemberJSONError
+        The segment's JSON is malformed; the position is that of the fault.
+    """
+    data = segment.data
+    stripped = data.lstrip(_WHITESPACE)
+    lead = len(data) - len(stripped)
+    if stripped.startswith(b","):
+        stripped, lead = stripped[1:], lead + 1
+    body = stripped.rstrip(_WHITESPACE)
     if not body.strip(_WHITESPACE):
         return
     try:
         members = orjson.loads(b"{" + body + b"}")
     except orjson.JSONDecodeError as error:
-        raise JSONStreamError(f"malformed JSON: {error}", offset) from error
+        # orjson counts characters of the document it was given ("{" + body + "}").
+        index = lead + len(error.doc[: error.pos].encode("utf-8")) - 1
+        index = max(0, min(index, len(data)))
+        problem = f"malformed JSON ({error.msg})"
+        if data[index:].startswith(_NOT_JSON_NUMBERS):
+            problem = "malformed JSON (NaN and Infinity are not JSON numbers)"
+        raise MemberJSONError(problem, segment.position(index), segment.key()) from error
     yield from members.items()
 
 
@@ -100,51 +201,87 @@ def iter_object_members(
         The stream is empty, not an object, truncated, or holds malformed JSON.
         Members before the fault have been yielded already.
     """
-    for offset, segment in iter_member_segments(stream, chunk_bytes):
-        yield from parse_members(segment, offset)
+    for segment in iter_member_segments(stream, chunk_bytes):
+        yield from parse_members(segment)
 
 
-def iter_member_segments(
-    stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES
-) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, raw bytes) of each member of the top-level object, unparsed.
+def iter_member_segments(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Segment]:
+    """Each member of the top-level object, unparsed, with its position in the file.
 
     A segment holds one member whose value is an object or array, preceded by
     any scalar-valued members; :func:`parse_members` parses it. Framing errors
-    raise :class:`JSONStreamError`; JSON inside a segment is checked only when
-    it is parsed.
+    raise :class:`JSONStreamError` (after the segments before the fault);
+    JSON inside a segment is checked only when it is parsed.
     """
-    head = stream.read(chunk_bytes)
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    stripped = head.lstrip(_WHITESPACE)
+    head = _head(stream, chunk_bytes)
+    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    stripped = head[bom:].lstrip(_WHITESPACE)
+    start_of_stripped = len(head) - len(stripped)
+    first = Segment(head, 0, 1, 1).position(start_of_stripped)
     if not stripped:
-        raise JSONStreamError("file is empty; expected a JSON object of entries", 0)
+        raise JSONStreamError("file is empty; expected a JSON object of entries", first)
     if not stripped.startswith(b"{"):
-        raise JSONStreamError("top level must be a JSON object mapping keys to entries", 0)
-    consumed = len(head) - len(stripped) + 1
+        raise JSONStreamError("top level must be a JSON object mapping keys to entries", first)
+    # Position of buffer[0]: just past the opening brace.
+    offset, line, column = first.offset + 1, first.line, first.column + 1
     buffer = stripped[1:]
     at_eof = False
     while True:
-        data = np.frombuffer(buffer, dtype=np.uint8)
-        ends, top_end = _member_ends(data)
+        framing = _member_ends(np.frombuffer(buffer, dtype=np.uint8))
         start = 0
-        for end in ends.tolist():
-            yield consumed + start, buffer[start:end]
+        for end in framing.ends:
+            segment = Segment(buffer[start:end], offset, line, column)
+            yield segment
+            offset, line, column = segment.end()
             start = end
-        if top_end is not None:
-            if buffer[start:top_end].strip(_WHITESPACE):
-                yield consumed + start, buffer[start:top_end]
-            trailing = buffer[top_end + 1 :] + stream.read()
-            if trailing.strip(_WHITESPACE):
-                raise JSONStreamError(
-                    "unexpected data after the top-level object", consumed + top_end + 1
-                )
+        rest = Segment(buffer[start:], offset, line, column)
+        if framing.unbalanced is not None:
+            raise JSONStreamError(
+                "unbalanced closing bracket", rest.position(framing.unbalanced - start), rest.key()
+            )
+        if framing.top_end is not None:
+            yield from _last_segment(rest, framing.top_end - start, stream)
             return
         if at_eof:
-            raise JSONStreamError(
-                "unexpected end of file inside the top-level object", consumed + len(buffer)
-            )
-        consumed += start
+            raise _truncated(rest)
         chunk = stream.read(max(chunk_bytes, len(buffer) - start))
         at_eof = not chunk
         buffer = buffer[start:] + chunk
+
+
+def _truncated(rest: Segment) -> JSONStreamError:
+    """The error for a file that ends before the top-level object is closed."""
+    unfinished = rest.data.lstrip(_WHITESPACE + b",")
+    if not unfinished:
+        return JSONStreamError(
+            "the file is truncated: the top-level object is not closed (no '}')",
+            rest.position(len(rest.data)),
+        )
+    return JSONStreamError(
+        "the file is truncated: it ends inside the entry that begins",
+        rest.position(len(rest.data) - len(unfinished)),
+        rest.key(),
+    )
+
+
+def _head(stream: IO[bytes], chunk_bytes: int) -> bytes:
+    """The first chunk, extended until it holds more than a byte-order mark and whitespace."""
+    head = stream.read(chunk_bytes)
+    while True:
+        if head.removeprefix(b"\xef\xbb\xbf").lstrip(_WHITESPACE) and len(head) >= 3:
+            return head
+        more = stream.read(chunk_bytes)
+        if not more:
+            return head
+        head += more
+
+
+def _last_segment(rest: Segment, top_end: int, stream: IO[bytes]) -> Iterator[Segment]:
+    """The scalar members before the closing brace; then nothing may follow it."""
+    if rest.data[:top_end].strip(_WHITESPACE):
+        yield Segment(rest.data[:top_end], rest.offset, rest.line, rest.column)
+    trailing = rest.data[top_end + 1 :] + stream.read()
+    if trailing.strip(_WHITESPACE):
+        whole = Segment(rest.data[: top_end + 1] + trailing, rest.offset, rest.line, rest.column)
+        junk = top_end + 1 + len(trailing) - len(trailing.lstrip(_WHITESPACE))
+        raise JSONStreamError("unexpected data after the top-level object", whole.position(junk))

@@ -51,8 +51,14 @@ from typing import IO, Any
 import numpy as np
 from ase.data import atomic_numbers
 
-from interphase.io.errors import DatasetFormatError
-from interphase.io.json_stream import JSONStreamError, iter_member_segments, parse_members
+from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
+from interphase.io.json_stream import (
+    JSONStreamError,
+    MemberJSONError,
+    Segment,
+    iter_member_segments,
+    parse_members,
+)
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_symbols
 
@@ -62,6 +68,8 @@ __all__ = [
     "DatasetFormatError",
     "entry_to_record",
     "iter_paper_json",
+    "iter_paper_json_blocks",
+    "iter_paper_json_entries",
     "record_to_entry",
     "write_paper_json",
 ]
@@ -113,15 +121,29 @@ def iter_paper_json(
     Raises
     ------
     DatasetFormatError
-        Malformed JSON (``key`` is ``None``, the message names the last good
-        entry and the byte offset), or an entry with missing, mistyped or
-        inconsistent fields (``key`` is the entry key). Entries before the
-        fault have already been yielded.
+        At the first problem: a fault of the whole file (not a JSON object,
+        truncated, unbalanced brackets; ``key`` is ``None``) or of one entry
+        (malformed JSON inside it, missing, mistyped or inconsistent fields;
+        ``key`` is the entry key). Messages give the position in the file.
+        Entries before the fault have already been yielded.
     """
-    for _, records in iter_paper_json_blocks(
+    for entry in iter_paper_json_entries(source, ignore_unknown_fields=ignore_unknown_fields):
+        if isinstance(entry, EntryProblem):
+            raise entry.error()
+        yield entry
+
+
+def iter_paper_json_entries(
+    source: PathOrFile, *, ignore_unknown_fields: bool = False
+) -> Iterator[StructureRecord | EntryProblem]:
+    """Like :func:`iter_paper_json`, but an entry that cannot be read is yielded as a problem.
+
+    Only faults of the whole file raise :class:`DatasetFormatError`.
+    """
+    for _, entries in iter_paper_json_blocks(
         source, block_size=1, ignore_unknown_fields=ignore_unknown_fields
     ):
-        yield from records
+        yield from entries
 
 
 def iter_paper_json_blocks(
@@ -130,45 +152,56 @@ def iter_paper_json_blocks(
     block_size: int,
     shard: tuple[int, int] = (0, 1),
     ignore_unknown_fields: bool = False,
-) -> Iterator[tuple[int, list[StructureRecord]]]:
+) -> Iterator[tuple[int, list[StructureRecord | EntryProblem]]]:
     """Entries in numbered blocks of ``block_size`` members; only this shard's blocks.
 
     Block ``b`` belongs to shard ``b % count`` of ``shard = (index, count)``.
     Every shard frames the whole file (cheap) but parses only its own blocks,
-    so several processes can share the parsing of one file.
+    so several processes can share the parsing of one file. An entry that
+    cannot be read is an :class:`EntryProblem` in its block.
 
     Raises
     ------
     DatasetFormatError
-        As :func:`iter_paper_json`.
+        A fault of the whole file (see :func:`iter_paper_json`).
     """
     index, count = shard
-    block: list[StructureRecord] = []
+    block: list[StructureRecord | EntryProblem] = []
     position = -1
-    last_key: str | None = None
     with _open_for_reading(source) as stream:
         segments = iter_member_segments(stream)
         while True:
             try:
-                offset, segment = next(segments)
-                position += 1
-                owned = (position // block_size) % count == index
-                members = list(parse_members(segment, offset)) if owned else []
+                segment = next(segments)
             except StopIteration:
                 break
             except JSONStreamError as exc:
-                where = f"after entry {last_key!r}" if last_key is not None else "before any entry"
-                raise DatasetFormatError(f"malformed JSON {where}: {exc}") from exc
-            for key, value in members:
-                block.append(
-                    entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
-                )
-                last_key = key
-            if owned and (position + 1) % block_size == 0:
-                yield position // block_size, block
-                block = []
+                raise DatasetFormatError(f"not a valid paper-json file: {exc}") from exc
+            position += 1
+            if (position // block_size) % count == index:
+                block.extend(_segment_entries(segment, ignore_unknown_fields))
+                if (position + 1) % block_size == 0:
+                    yield position // block_size, block
+                    block = []
     if block:
         yield position // block_size, block
+
+
+def _segment_entries(
+    segment: Segment, ignore_unknown_fields: bool
+) -> Iterator[StructureRecord | EntryProblem]:
+    try:
+        members = list(parse_members(segment))
+    except MemberJSONError as exc:
+        where = f"{exc.problem} at {exc.position}"
+        name = exc.key if exc.key is not None else f"entry at byte {exc.position.offset}"
+        yield EntryProblem(name, where, exc.key)
+        return
+    for key, value in members:
+        try:
+            yield entry_to_record(key, value, ignore_unknown_fields=ignore_unknown_fields)
+        except DatasetFormatError as exc:
+            yield EntryProblem.of(exc)
 
 
 def entry_to_record(
@@ -369,7 +402,12 @@ def _open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
 # --------------------------------------------------------------------------- writing
 
 
-def write_paper_json(records: Iterable[StructureRecord], destination: PathOrFile) -> int:
+def write_paper_json(
+    records: Iterable[StructureRecord],
+    destination: PathOrFile,
+    *,
+    on_unwritable: OnUnwritable | None = None,
+) -> int:
     """Stream records out as a paper-json file, one entry at a time.
 
     Parameters
@@ -379,6 +417,9 @@ def write_paper_json(records: Iterable[StructureRecord], destination: PathOrFile
         a key get their running index (``"0"``, ``"1"``, ...).
     destination
         Path, or a file object open for writing (text or binary).
+    on_unwritable
+        When given, a record the format cannot hold is passed to it and left
+        out instead of raising.
 
     Returns
     -------
@@ -388,8 +429,9 @@ def write_paper_json(records: Iterable[StructureRecord], destination: PathOrFile
     Raises
     ------
     DatasetFormatError
-        For a duplicate key, a record the format cannot hold (no labels,
-        partly periodic, periodic without cell) or non-finite values.
+        For a duplicate key, or (without ``on_unwritable``) a record the format
+        cannot hold (no labels, partly periodic, periodic without cell) or
+        non-finite values.
     """
     with _open_for_writing(destination) as write:
         write("{")
@@ -398,15 +440,25 @@ def write_paper_json(records: Iterable[StructureRecord], destination: PathOrFile
             key = record.key if record.key is not None else str(index)
             if key in seen:
                 raise DatasetFormatError("duplicate entry key", key)
-            seen.add(key)
-            entry = record_to_entry(record, key)
             try:
-                text = json.dumps(entry, allow_nan=False)
-            except ValueError as exc:
-                raise DatasetFormatError(f"cannot write non-finite values: {exc}", key) from exc
-            write(("\n" if index == 0 else ",\n") + json.dumps(key) + ": " + text)
+                text = _entry_text(record, key)
+            except DatasetFormatError as error:
+                if on_unwritable is None:
+                    raise
+                on_unwritable(record, error)
+                continue
+            write(("\n" if not seen else ",\n") + json.dumps(key) + ": " + text)
+            seen.add(key)
         write("\n}\n")
     return len(seen)
+
+
+def _entry_text(record: StructureRecord, key: str) -> str:
+    entry = record_to_entry(record, key)
+    try:
+        return json.dumps(entry, allow_nan=False)
+    except ValueError as exc:
+        raise DatasetFormatError(f"cannot write non-finite values: {exc}", key) from exc
 
 
 def record_to_entry(record: StructureRecord, key: str) -> dict[str, Any]:

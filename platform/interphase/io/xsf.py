@@ -21,7 +21,8 @@ change the last bit, so a round trip is exact to ~2 ulp (relative 1e-15).
 
 What XSF cannot hold: charge, multiplicity, key, dipole, charges, other
 levels. The writer names each file after ``record.key`` (characters outside
-``[A-Za-z0-9._-]`` replaced by ``_``) or the running index; the reader sets
+``[A-Za-z0-9._-]`` replaced by ``_``, a leading ``.`` or an empty key
+prefixed with ``_``, cut to 200 characters) or the running index; the reader sets
 ``key`` to the file stem, ``charge`` 0 and the lowest multiplicity that fits
 the electron count of a neutral molecule (1 or 2; 1 for periodic cells).
 A structure without an energy is written without the comment and read back
@@ -40,10 +41,10 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 from ase.units import Hartree
 
-from interphase.io.errors import DatasetFormatError
+from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
 from interphase.records import LabelRecord, StructureRecord
 
-__all__ = ["format_xsf", "iter_xsf", "parse_xsf", "write_xsf"]
+__all__ = ["format_xsf", "iter_xsf", "iter_xsf_entries", "parse_xsf", "write_xsf", "xsf_file_stem"]
 
 _ENERGY_COMMENT = re.compile(r"total\s+energy\s*=\s*(\S+)\s*(\S*)", re.IGNORECASE)
 _PERIODIC_KEYWORDS = {
@@ -62,12 +63,20 @@ _KEYWORDS = {
 }
 _KEYWORD_OF_PBC = {pbc: keyword for keyword, pbc in _PERIODIC_KEYWORDS.items()}
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+#: Longest file stem written (file names are limited to 255 bytes).
+MAX_STEM_CHARS = 200
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def write_xsf(records: Iterable[StructureRecord], directory: str | Path, level: str) -> int:
+def write_xsf(
+    records: Iterable[StructureRecord],
+    directory: str | Path,
+    level: str,
+    *,
+    on_unwritable: OnUnwritable | None = None,
+) -> int:
     """Write one ``<key>.xsf`` file per record with the energy and forces of ``level``.
 
     Parameters
@@ -78,6 +87,9 @@ def write_xsf(records: Iterable[StructureRecord], directory: str | Path, level: 
         Output folder, created if needed.
     level
         Level of theory whose energy and gradient are written.
+    on_unwritable
+        When given, a record that cannot be written is passed to it and left
+        out instead of raising.
 
     Returns
     -------
@@ -87,19 +99,36 @@ def write_xsf(records: Iterable[StructureRecord], directory: str | Path, level: 
     Raises
     ------
     DatasetFormatError
-        A record without a label at ``level``, a partly periodic cell XSF
-        cannot express, or two records mapping to the same file name.
+        Two records mapping to the same file name, or (without
+        ``on_unwritable``) a record without a label at ``level`` or a partly
+        periodic cell XSF cannot express.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
     for index, record in enumerate(records):
-        name = _SAFE_FILENAME.sub("_", record.key) if record.key is not None else str(index)
+        name = xsf_file_stem(record.key) if record.key is not None else str(index)
         if name in written:
             raise DatasetFormatError(f"file name {name}.xsf is already used", record.key)
+        try:
+            text = format_xsf(record, level)
+        except DatasetFormatError as error:
+            if on_unwritable is None:
+                raise
+            on_unwritable(record, error)
+            continue
         written.add(name)
-        (directory / f"{name}.xsf").write_text(format_xsf(record, level), encoding="utf-8")
+        (directory / f"{name}.xsf").write_text(text, encoding="utf-8")
     return len(written)
+
+
+def xsf_file_stem(key: str) -> str:
+    """The file stem of an entry key: characters outside ``[A-Za-z0-9._-]`` become ``_``.
+
+    Stems are cut to 200 characters (file names have a limit of 255 bytes).
+    """
+    stem = _SAFE_FILENAME.sub("_", key)[:MAX_STEM_CHARS]
+    return "_" + stem if stem.startswith(".") or not stem else stem
 
 
 def format_xsf(record: StructureRecord, level: str) -> str:
@@ -166,16 +195,50 @@ def iter_xsf(paths: str | Path | Iterable[str | Path], level: str) -> Iterator[S
     DatasetFormatError
         Naming the file (as ``key``) and the line at fault.
     """
+    for entry in iter_xsf_entries(paths, level):
+        if isinstance(entry, EntryProblem):
+            raise entry.error()
+        yield entry
+
+
+def iter_xsf_entries(
+    paths: str | Path | Iterable[str | Path], level: str
+) -> Iterator[StructureRecord | EntryProblem]:
+    """Like :func:`iter_xsf`, but a file that cannot be parsed is yielded as a problem.
+
+    Each file is one entry: binary or non-UTF-8 content and every parse error
+    are problems of that file. A directory without ``.xsf`` files raises
+    :class:`DatasetFormatError`; a file that cannot be opened raises ``OSError``.
+    """
     for path in _expand(paths):
-        yield parse_xsf(path.read_text(encoding="utf-8"), level, key=path.stem)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            yield EntryProblem(
+                path.stem,
+                f"file {path.name} is not a text XSF file (byte 0x{data[exc.start]:02x} on line"
+                f" {line} is not UTF-8)",
+                path.stem,
+            )
+            continue
+        try:
+            yield parse_xsf(text, level, key=path.stem)
+        except DatasetFormatError as error:
+            yield EntryProblem(path.stem, f"file {path.name}: {error.problem}", path.stem)
 
 
 def _expand(paths: str | Path | Iterable[str | Path]) -> Iterator[Path]:
     if isinstance(paths, str | Path):
         path = Path(paths)
         if path.is_dir():
-            files = path.glob("*.xsf")
-            yield from sorted(files, key=lambda p: (not p.stem.isdigit(), _natural(p.stem)))
+            files = sorted(
+                path.glob("*.xsf"), key=lambda p: (not p.stem.isdigit(), _natural(p.stem))
+            )
+            if not files:
+                raise DatasetFormatError(f"directory {path} holds no .xsf files")
+            yield from files
         else:
             yield path
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from interphase.labeling.engine import Calculation
 from interphase.labeling.engines import get_engine
@@ -17,6 +18,10 @@ class CalcRequestError(ValueError):
     """The calculation request is incomplete or contradictory."""
 
 
+class StructureFileError(ValueError):
+    """A structure file cannot be read: empty, truncated, a directory, an unknown element …"""
+
+
 def read_structure(
     path: str | Path, *, charge: int = 0, multiplicity: int | None = None
 ) -> StructureRecord:
@@ -24,15 +29,18 @@ def read_structure(
 
     The multiplicity defaults to the lowest one the electron count allows
     (singlet for even, doublet for odd electron counts).
-    """
-    from ase import Atoms
-    from ase.io import read
 
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    StructureFileError
+        ``path`` is a directory, empty, or not a structure ASE can read.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"structure file {path} does not exist")
-    atoms = read(path, index=0)
-    assert isinstance(atoms, Atoms)  # index=0 reads one structure
+    atoms = _first_structure(path)
     periodic = bool(atoms.pbc.any())
     n_electrons = int(atoms.numbers.sum()) - charge
     record = StructureRecord(
@@ -46,6 +54,32 @@ def read_structure(
     )
     validate_structure(record)
     return record
+
+
+def _first_structure(path: Path) -> Atoms:
+    from ase.io import read
+    from ase.io.formats import UnknownFileTypeError
+
+    if path.is_dir():
+        raise StructureFileError(f"{path} is a directory; give one structure file (xyz, cif, …)")
+    if path.stat().st_size == 0:
+        raise StructureFileError(f"structure file {path} is empty")
+    try:
+        atoms = read(path, index=0)
+    except KeyError as exc:
+        raise StructureFileError(
+            f"structure file {path} names an unknown element {exc.args[0]!r}"
+            " (expected a symbol such as H, Li, C, O)"
+        ) from None
+    except UnicodeDecodeError:
+        raise StructureFileError(f"structure file {path} is not a text file ASE can read") from None
+    except (UnknownFileTypeError, ValueError, IndexError, OSError, RuntimeError) as exc:
+        raise StructureFileError(
+            f"cannot read structure file {path} (truncated, or not a format ASE knows?): {exc}"
+        ) from None
+    if not isinstance(atoms, Atoms) or len(atoms) == 0:
+        raise StructureFileError(f"structure file {path} holds no atoms")
+    return atoms
 
 
 def resolve_calculation(
