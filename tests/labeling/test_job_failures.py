@@ -160,5 +160,5 @@ def test_memory_limit_fails_only_that_job(db_url: str, tmp_path: Path) -> None:
     report = run_pending_jobs(db_url, options=NO_RETRY)
     assert (report.succeeded, report.failed) == (1, 1)
     job, _ = job_and_attempts(db_url, hog)
-    assert job.error_class == "EngineCrashed" and "out of memory" in (job.error_message or "")
+    assert job.error_class == "OutOfMemory" and "out of memory" in (job.error_message or "")
     assert job_and_attempts(db_url, fine[0])[0].state == JobState.succeeded

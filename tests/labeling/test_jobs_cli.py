@@ -46,7 +46,7 @@ def test_jobs_run_list_and_resubmit_from_the_cli(local_env: str) -> None:
     )
     assert again.exit_code == 0 and "resubmitted 1 job" in again.output
     refused = runner.invoke(app, ["jobs", "resubmit", "1"])
-    assert refused.exit_code == 2 and "only failed or cancelled" in refused.output
+    assert refused.exit_code == 2 and "labels are never overwritten" in refused.output
     bad = runner.invoke(app, ["jobs", "resubmit", "7", "--set", "novalue"])
     assert bad.exit_code == 2 and "key=value" in bad.output
 
