@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import select
 
 from interphase.db.api import create_jobs, get_or_create_level, store_structures
-from interphase.db.models import JobAttempt, LabelingJob
+from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
 from interphase.records import StructureRecord
 
@@ -138,3 +138,32 @@ def attempt_pid(url: str, job_id: int) -> int | None:
                 JobAttempt.pid.is_not(None),
             )
         )
+
+
+#: A worker process that knows the fake engines (``python -c WORKER URL LEASE_S``).
+WORKER = """
+import sys
+from tests.labeling import fake_engines
+from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+fake_engines.register()
+options = WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=float(sys.argv[2]) / 5)
+report = run_pending_jobs(sys.argv[1], options=options)
+print(report.succeeded, report.already_labeled, report.failed)
+"""
+
+
+def start_worker(url: str, lease_s: float = 60.0, script: str = WORKER) -> subprocess.Popen[str]:
+    """A worker subprocess (fake engines registered) on ``url``, in its own session."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, url, str(lease_s)],
+        cwd=ROOT,
+        env=worker_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def job_state(url: str, job_id: int) -> JobState:
+    return job_and_attempts(url, job_id)[0].state
