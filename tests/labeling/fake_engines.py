@@ -32,18 +32,24 @@ class HoldingSettings(TBLiteSettings):
 
 
 class HoldingEngine(TBLiteEngine):
-    """GFN2-xTB that waits (up to ``HOLD_LIMIT_S``) while ``settings['hold_file']`` exists."""
+    """GFN2-xTB that waits (up to ``HOLD_LIMIT_S``) while ``settings['hold_file']`` exists.
+
+    Once holding it prints a line (for the log tail) and creates ``<hold_file>.started``.
+    """
 
     name = "holding"
     settings_model = HoldingSettings
 
     def compute(self, structure: StructureRecord, calculation: Calculation) -> LabelRecord:
         settings = dict(calculation.settings)
-        hold = Path(settings.pop("hold_file", None) or "/nonexistent")
-        deadline = time.monotonic() + HOLD_LIMIT_S
-        print(f"holding while {hold} exists", flush=True)  # something for the log tail
-        while hold.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        hold_file = settings.pop("hold_file", None)
+        if hold_file is not None:
+            hold = Path(hold_file)
+            print(f"holding while {hold} exists", flush=True)  # something for the log tail
+            Path(f"{hold}.started").touch()  # the test may now kill or time it out
+            deadline = time.monotonic() + HOLD_LIMIT_S
+            while hold.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
         return super().compute(structure, Calculation("GFN2-xTB", None, settings))
 
 

@@ -268,7 +268,6 @@ def run(
     try:
         options = WorkerOptions(
             lease_s=lease_s,
-            heartbeat_s=min(lease_s / 4.0, 30.0),
             time_limit_s=time_limit_s,
             memory_limit_mb=memory_limit_mb,
             retry=RetryPolicy() if retry else RetryPolicy.no_retries(),

@@ -31,7 +31,8 @@ class WorkerOptions:
         Lease length (s); a job whose worker has not renewed it for this long
         is requeued. At least :data:`MIN_LEASE_S` and 3 heartbeats.
     heartbeat_s
-        Interval between lease renewals (s).
+        Interval between lease renewals (s); default a quarter of the lease,
+        at most 30 s.
     time_limit_s, memory_limit_mb
         Defaults for isolated jobs; a job's own ``time_limit_s`` /
         ``memory_limit_mb`` settings win (and isolate the job).
@@ -47,7 +48,7 @@ class WorkerOptions:
     """
 
     lease_s: float = 300.0
-    heartbeat_s: float = 30.0
+    heartbeat_s: float | None = None
     time_limit_s: float | None = 24 * 3600.0
     memory_limit_mb: float | None = None
     isolate: bool | None = None
@@ -55,7 +56,10 @@ class WorkerOptions:
     database_retry_s: float = 600.0
 
     def __post_init__(self) -> None:
-        for name in ("lease_s", "heartbeat_s", "database_retry_s"):
+        _positive("lease_s", self.lease_s)
+        if self.heartbeat_s is None:
+            object.__setattr__(self, "heartbeat_s", min(self.lease_s / 4.0, 30.0))
+        for name in ("heartbeat_s", "database_retry_s"):
             _positive(name, getattr(self, name))
         for name in ("time_limit_s", "memory_limit_mb"):
             if getattr(self, name) is not None:
@@ -65,11 +69,16 @@ class WorkerOptions:
                 f"lease_s={self.lease_s:g}: a lease must last at least {MIN_LEASE_S:g} s, or "
                 "healthy workers lose their jobs to others"
             )
-        if self.lease_s < MIN_HEARTBEATS_PER_LEASE * self.heartbeat_s:
+        if self.lease_s < MIN_HEARTBEATS_PER_LEASE * self.renewal_s:
             raise WorkerOptionsError(
-                f"lease_s={self.lease_s:g} with heartbeat_s={self.heartbeat_s:g}: a lease must "
+                f"lease_s={self.lease_s:g} with heartbeat_s={self.renewal_s:g}: a lease must "
                 f"span at least {MIN_HEARTBEATS_PER_LEASE} heartbeats"
             )
+
+    @property
+    def renewal_s(self) -> float:
+        """The heartbeat interval (s), filled in from the lease when not given."""
+        return float(self.heartbeat_s or min(self.lease_s / 4.0, 30.0))
 
 
 def _positive(name: str, value: float) -> None:

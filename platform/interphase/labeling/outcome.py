@@ -99,6 +99,7 @@ def record_label(
     if job is None:
         return Outcome.abandoned
     attempt = _close_attempt(session, claimed, end)
+    attempt.log_tail = end.report.log_tail  # an isolated run's log, kept for every outcome
     job.lease_expires_at = None
     job.state = attempt.state = JobState.succeeded
     job.error_class = job.error_message = None

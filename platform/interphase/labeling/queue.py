@@ -229,7 +229,7 @@ def execute_job(
         claimed.attempt,
         worker,
         lease_s=options.lease_s,
-        interval_s=options.heartbeat_s,
+        interval_s=options.renewal_s,
     )
     try:
         with heartbeat:
