@@ -10,8 +10,10 @@ are terminated under it.
 from __future__ import annotations
 
 import sqlite3
-import time
+import subprocess
+import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -47,7 +49,26 @@ if sys.argv[1].startswith("sqlite"):
     + WORKER
 )
 
-LOCK_HELD_S = 3.0
+
+class StderrLines:
+    """Collects a process's stderr lines as they come (to wait on what it logs)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stderr is not None
+        self._thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def text_now(self) -> str:
+        return "".join(self.lines)
+
+    def text(self) -> str:
+        self._thread.join(timeout=60)
+        return "".join(self.lines)
 
 
 def _held_then_quick_jobs(url: str, hold: Path) -> list[int]:
@@ -94,17 +115,22 @@ def test_a_sqlite_lock_held_past_the_busy_timeout_does_not_kill_the_worker(
     hold = tmp_path / "hold"
     ids = _held_then_quick_jobs(url, hold)
     worker = start_worker(url, lease_s=10.0, script=IMPATIENT_WORKER)
+    stderr = StderrLines(worker)
     wait_for(Path(f"{hold}.started").exists, "the first job to be running")
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # no other writer gets in until COMMIT
     try:
         hold.unlink()  # the worker now wants to record its label, and cannot
-        time.sleep(LOCK_HELD_S)
-        assert worker.poll() is None, worker.communicate()  # still alive, waiting
+        # Held until the worker has met the lock (past its 0.2 s busy timeout) twice.
+        wait_for(lambda: stderr.text_now().count("database is locked") >= 2, "lock retries")
+        assert worker.poll() is None  # still alive, waiting
     finally:
         blocker.execute("COMMIT")
         blocker.close()
-    out, err = worker.communicate(timeout=120)
+    assert worker.stdout is not None
+    out = worker.stdout.read()  # not communicate(): the reader thread owns stderr
+    worker.wait(timeout=120)
+    err = stderr.text()
     assert worker.returncode == 0, err
     assert "transient database error (database is locked)" in err and "Traceback" not in err
     assert out.splitlines()[-1].split() == ["6", "0", "0"]
@@ -117,6 +143,7 @@ def test_a_postgresql_outage_does_not_kill_the_worker(db_url: str, tmp_path: Pat
     hold = tmp_path / "hold"
     ids = _held_then_quick_jobs(db_url, hold)
     worker = start_worker(db_url, lease_s=10.0)
+    stderr = StderrLines(worker)
     wait_for(Path(f"{hold}.started").exists, "the first job to be running")
     name = make_url(db_url).database
     assert POSTGRES_ADMIN_URL is not None
@@ -129,12 +156,15 @@ def test_a_postgresql_outage_does_not_kill_the_worker(db_url: str, tmp_path: Pat
                 {"n": name},
             )
             hold.unlink()  # the worker now wants to record its label, and cannot
-            time.sleep(LOCK_HELD_S)
-            assert worker.poll() is None, worker.communicate()
+            wait_for(lambda: "transient database error" in stderr.text_now(), "a retry")
+            assert worker.poll() is None
             connection.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
     finally:
         admin.dispose()
-    out, err = worker.communicate(timeout=120)
+    assert worker.stdout is not None
+    out = worker.stdout.read()  # not communicate(): the reader thread owns stderr
+    worker.wait(timeout=120)
+    err = stderr.text()
     assert worker.returncode == 0, err
     assert "transient database error" in err and "Traceback" not in err
     assert out.splitlines()[-1].split() == ["6", "0", "0"]
