@@ -68,8 +68,9 @@ def _calculation_started(url: str, job_id: int) -> int:
     return int(pid)
 
 
-def _run(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return start_cli(url, "jobs", "run", "--lease-s", "10", *args, data_dir=tmp_path / "data")
+def _run(url: str, tmp_path: Path, *args: str, lease_s: float = 5) -> subprocess.Popen[str]:
+    command = ("jobs", "run", "--lease-s", str(lease_s), *args)
+    return start_cli(url, *command, data_dir=tmp_path / "data")
 
 
 @pytest.mark.slow
@@ -163,7 +164,9 @@ def test_ctrl_c_of_a_multi_worker_run_releases_every_job(local_env: str, tmp_pat
 @pytest.mark.usefixtures("pyscf_available")
 def test_a_crashed_worker_is_one_line_and_a_failed_run(local_env: str, tmp_path: Path) -> None:
     ids = _queue_long(local_env, 2)
-    parent = _run(local_env, tmp_path, "--workers", "2", "--engine", "pyscf")
+    # A long lease: the surviving worker finishes its own job and exits rather than
+    # waiting to rerun the dead one's.
+    parent = _run(local_env, tmp_path, "--workers", "2", "--engine", "pyscf", lease_s=120)
     children = [_calculation_started(local_env, job_id) for job_id in ids]
     workers = _worker_pids(parent.pid)
     os.kill(min(workers), signal.SIGKILL)

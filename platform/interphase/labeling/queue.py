@@ -178,8 +178,8 @@ def _usable_settings(
     job_id: int, engine: str, stored: Any
 ) -> tuple[InvalidInput | None, dict[str, Any]]:
     """(why the stored settings cannot be used, the settings to run with)."""
-    if engine not in ENGINES:  # the run says EngineUnavailable
-        return None, dict(stored) if isinstance(stored, dict) else {}
+    if engine not in ENGINES:  # nothing to check them against; the run says EngineUnavailable
+        return None, {}
     try:
         return None, validate_job_settings(engine, stored)
     except JobSettingsError as error:
