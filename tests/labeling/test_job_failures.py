@@ -22,6 +22,7 @@ from interphase.cli import app
 from interphase.db.models import JobState, Label
 from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
+from interphase.labeling.jobs import JobFilter, resubmit_jobs
 from interphase.labeling.queue import WorkerOptions, run_pending_jobs
 from interphase.labeling.retry import RetryPolicy
 from tests.labeling import fake_engines
@@ -141,15 +142,12 @@ def test_timeout_keeps_exit_code_and_log_then_resubmit_with_a_longer_limit(
 
 @pytest.mark.slow
 def test_a_resubmit_starts_a_fresh_retry_budget(db_url: str, tmp_path: Path) -> None:
-    from interphase.db.session import transaction as tx
-    from interphase.labeling.jobs import JobFilter, resubmit_jobs
-
     job_id = _queue_held(db_url, tmp_path / "hold", {"time_limit_s": 0.5})
     options = WorkerOptions(heartbeat_s=0.5, lease_s=30)  # Timeout: 2 attempts per budget
     run_pending_jobs(db_url, options=options)
     job, attempts = job_and_attempts(db_url, job_id)
     assert job.state == JobState.failed and len(attempts) == 2
-    with tx(db_url) as session:
+    with transaction(db_url) as session:
         resubmit_jobs(session, JobFilter(ids=(job_id,)))
     run_pending_jobs(db_url, options=options)
     job, attempts = job_and_attempts(db_url, job_id)

@@ -34,6 +34,21 @@ from interphase.db.models import (
 )
 from interphase.labeling.engines import get_engine
 from interphase.labeling.settings import JobSettingsError, changed_settings
+from interphase.labeling.workers import count_open, run_workers
+
+#: ``run_workers`` and ``count_open`` live in :mod:`interphase.labeling.workers`;
+#: they stay importable from here, where they used to be.
+__all__ = [
+    "JobFilter",
+    "JobSelectionError",
+    "cancel_jobs",
+    "count_matching",
+    "count_open",
+    "parse_assignments",
+    "queue_labeling_jobs",
+    "resubmit_jobs",
+    "run_workers",
+]
 
 #: States a job may be resubmitted from; a pending job only to change its settings.
 RESUBMITTABLE = (JobState.failed, JobState.cancelled)
