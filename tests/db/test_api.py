@@ -151,3 +151,53 @@ def test_upgrade_is_idempotent_and_missing_schema_is_reported(db_url: str, tmp_p
     require_schema(db_url)
     with pytest.raises(DatabaseNotInitialisedError, match="interphase db upgrade"):
         require_schema(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+
+
+def test_create_jobs_returns_only_what_it_created_and_validates_first(db_url: str) -> None:
+    from interphase.labeling.settings import JobSettingsError
+
+    bare = [water(float(i)) for i in range(3)]
+    for record in bare:
+        record.labels = {}
+    with transaction(db_url) as session:
+        ids = store_structures(session, bare, generator="test").ids
+        level = get_or_create_level(session, "GFN2-xTB")
+        first = create_jobs(session, ids[:2], level, campaign_id=None)
+        assert [job.structure_id for job in first] == ids[:2]
+        assert all(job.settings == {} and job.state.value == "pending" for job in first)
+        second = create_jobs(session, ids, level)  # the first two are open already
+        assert [job.structure_id for job in second] == ids[2:]
+        level.settings = {"max_iterations": -1}
+        with pytest.raises(JobSettingsError, match="max_iterations=-1"):
+            create_jobs(session, ids, level)
+    assert count(db_url, LabelingJob) == 3
+
+
+def test_get_or_create_level_creates_once_from_the_defaults(db_url: str) -> None:
+    from interphase.db.models import LevelOfTheory
+
+    with transaction(db_url) as session:
+        made = get_or_create_level(session, "PBE-D3")
+        again = get_or_create_level(session, "PBE-D3")
+        assert made.id == again.id and made.engine == "gpaw" and made.periodic
+        assert made.settings["kpts_slab"] == [3, 3, 1]
+        bare = get_or_create_level(session, "from-a-file")
+        assert bare.engine is None and bare.settings == {}
+    assert count(db_url, LevelOfTheory) == 2
+
+
+def test_insert_label_once_keeps_the_first_label(db_url: str) -> None:
+    from interphase.db.api import insert_label_once, label_row
+
+    with transaction(db_url) as session:
+        (structure_id,) = store_structures(session, [water()], generator="test").ids
+        level_id = get_or_create_level(session, "GFN2-xTB").id  # water() has a label there
+        label = LabelRecord(level="GFN2-xTB", total_energy_hartree=-1.0)
+        existing, created = insert_label_once(session, label_row(structure_id, level_id, label))
+        assert not created
+        other = get_or_create_level(session, "other").id
+        new, created = insert_label_once(session, label_row(structure_id, other, label))
+        assert created and new != existing
+    with transaction(db_url) as session:
+        energies = sorted(session.scalars(select(Label.total_energy_hartree)))
+    assert energies == [-5.0703698218662331, -1.0]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
 from interphase.db.api import create_jobs, get_or_create_level, store_structures
-from interphase.db.models import JobAttempt, LabelingJob
+from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
 from interphase.records import StructureRecord
 
@@ -57,3 +63,107 @@ def job_and_attempts(url: str, job_id: int) -> tuple[LabelingJob, list[JobAttemp
         )
         session.expunge_all()
         return job, attempts
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Generous: waits end as soon as the state is observed; the deadline only stops a hang.
+DEADLINE_S = 120.0
+
+
+def wait_for(predicate: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def worker_env(url: str, **extra: str) -> dict[str, str]:
+    """Environment of a worker subprocess on ``url`` (one OpenMP thread: 2 shared cores)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "INTERPHASE_DATABASE_URL": url,
+        **extra,
+    }
+
+
+def start_cli(url: str, *args: str, data_dir: Path) -> subprocess.Popen[str]:
+    """``interphase ARGS`` in its own session (so its whole process tree can be found)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "interphase.cli", *args],
+        cwd=ROOT,
+        env=worker_env(url, INTERPHASE_DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def session_processes(session_id: int) -> list[int]:
+    """Pids of the live (non-zombie) processes in a session."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        state, sid = fields[0], int(fields[3])
+        if sid == session_id and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (zombies count as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def attempt_pid(url: str, job_id: int) -> int | None:
+    """The pid recorded on the job's running attempt, once its calculation started."""
+    with transaction(url) as session:
+        return session.scalar(
+            select(JobAttempt.pid).where(
+                JobAttempt.job_id == job_id,
+                JobAttempt.finished_at.is_(None),
+                JobAttempt.pid.is_not(None),
+            )
+        )
+
+
+#: A worker process that knows the fake engines (``python -c WORKER URL LEASE_S``).
+WORKER = """
+import sys
+from tests.labeling import fake_engines
+from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+fake_engines.register()
+options = WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=float(sys.argv[2]) / 5)
+report = run_pending_jobs(sys.argv[1], options=options)
+print(report.succeeded, report.already_labeled, report.failed)
+"""
+
+
+def start_worker(url: str, lease_s: float = 60.0, script: str = WORKER) -> subprocess.Popen[str]:
+    """A worker subprocess (fake engines registered) on ``url``, in its own session."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, url, str(lease_s)],
+        cwd=ROOT,
+        env=worker_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def job_state(url: str, job_id: int) -> JobState:
+    return job_and_attempts(url, job_id)[0].state

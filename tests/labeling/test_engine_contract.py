@@ -185,5 +185,5 @@ def test_engines_refuse_what_they_cannot_do() -> None:
     if get_engine("pyscf").available().ok:
         with pytest.raises(InvalidInput, match="periodic"):
             get_engine("pyscf").compute(LI_BCC, Calculation("PBE", "sto-3g"))
-        with pytest.raises(InvalidInput, match="does not know the settings"):
+        with pytest.raises(InvalidInput, match="not a pyscf setting; known: auxbasis"):
             get_engine("pyscf").compute(WATER, Calculation("HF", "sto-3g", {"typo": 1}))

@@ -46,7 +46,7 @@ def test_jobs_run_list_and_resubmit_from_the_cli(local_env: str) -> None:
     )
     assert again.exit_code == 0 and "resubmitted 1 job" in again.output
     refused = runner.invoke(app, ["jobs", "resubmit", "1"])
-    assert refused.exit_code == 2 and "only failed or cancelled" in refused.output
+    assert refused.exit_code == 2 and "labels are never overwritten" in refused.output
     bad = runner.invoke(app, ["jobs", "resubmit", "7", "--set", "novalue"])
     assert bad.exit_code == 2 and "key=value" in bad.output
 
@@ -107,3 +107,118 @@ def test_jobs_create_queues_what_each_level_treats(local_env: str) -> None:
     again = runner.invoke(app, ["jobs", "create", "--level", "GFN2-xTB", "--generator", "test"])
     assert again.exit_code == 0 and "nothing to queue" in again.output
     assert count() == 1 + 3 + 3
+
+
+def test_migration_0004_upgrades_and_downgrades(db_url: str) -> None:
+    from alembic import command
+
+    from interphase.db.session import _alembic_config
+
+    def indexes() -> set[str]:
+        return {i["name"] or "" for i in inspect(make_engine(db_url)).get_indexes("labeling_job")}
+
+    assert "uq_labeling_job_open_structure_level" in indexes()
+    command.downgrade(_alembic_config(db_url), "0003")
+    make_engine(db_url).dispose()
+    assert "uq_labeling_job_open_structure_level" not in indexes()
+    upgrade(db_url)
+    make_engine(db_url).dispose()
+    assert "uq_labeling_job_open_structure_level" in indexes()
+
+
+def _states(url: str) -> list[str]:
+    from sqlalchemy import select
+
+    from interphase.db.models import LabelingJob
+    from interphase.db.session import transaction
+
+    with transaction(url) as session:
+        return [
+            s.value for s in session.scalars(select(LabelingJob.state).order_by(LabelingJob.id))
+        ]
+
+
+def test_cancel_then_resubmit_from_the_cli(local_env: str) -> None:
+    from sqlalchemy import update
+
+    from interphase.db.models import LabelingJob
+    from interphase.db.session import transaction
+
+    ids = queue_jobs(local_env, waters(4), level="GFN2-xTB", engine="tblite", method="GFN2-xTB")
+    runner = CliRunner()
+    cancelled = runner.invoke(app, ["jobs", "cancel", str(ids[0]), str(ids[1])])
+    assert (
+        cancelled.exit_code == 0 and f"cancelled 2 job(s): {ids[0]}, {ids[1]}" in cancelled.output
+    )
+    assert runner.invoke(app, ["jobs", "run"]).exit_code == 0  # cancelled jobs are never claimed
+    assert _states(local_env) == ["cancelled", "cancelled", "succeeded", "succeeded"]
+
+    refused = runner.invoke(app, ["jobs", "cancel", str(ids[2])])
+    assert refused.exit_code == 2 and "succeeded: its label exists" in refused.output
+    with transaction(local_env) as session:
+        session.execute(update(LabelingJob).where(LabelingJob.id == ids[3]).values(state="running"))
+    running = runner.invoke(app, ["jobs", "cancel", str(ids[3])])
+    assert running.exit_code == 2 and "is running" in running.output
+    nothing = runner.invoke(app, ["jobs", "cancel", "--level", "GFN2-xTB"])
+    assert nothing.exit_code == 2 and "no pending or failed job matches" in nothing.output
+    assert _states(local_env) == ["cancelled", "cancelled", "succeeded", "running"]  # unchanged
+
+    back = runner.invoke(app, ["jobs", "resubmit", "--state", "cancelled", "--set", "accuracy=0.5"])
+    assert back.exit_code == 0 and f"resubmitted 2 job(s): {ids[0]}, {ids[1]}" in back.output
+    filtered = runner.invoke(app, ["jobs", "cancel", "--level", "GFN2-xTB"])
+    assert filtered.exit_code == 0 and "cancelled 2 job(s)" in filtered.output
+    assert "skipped 2 matching job(s)" in filtered.output  # the succeeded and the running one
+    again = runner.invoke(app, ["jobs", "resubmit", str(ids[0])])
+    assert again.exit_code == 0 and runner.invoke(app, ["jobs", "run"]).exit_code == 0
+    assert _states(local_env)[0] == "succeeded"
+    bare = runner.invoke(app, ["jobs", "cancel"])
+    assert bare.exit_code == 2 and "give job ids or select with" in bare.output
+
+
+def test_job_filter_by_message_and_iteration(db_url: str) -> None:
+    from sqlalchemy import update
+
+    from interphase.db.models import Campaign, Iteration, LabelingJob
+    from interphase.db.session import transaction
+    from interphase.labeling.jobs import JobFilter, count_matching
+
+    ids = queue_jobs(db_url, waters(3), level="GFN2-xTB", engine="tblite", method="GFN2-xTB")
+    with transaction(db_url) as session:
+        campaign = Campaign(name="c")
+        session.add(campaign)
+        session.flush()
+        iteration = Iteration(campaign_id=campaign.id, index=0)
+        session.add(iteration)
+        session.flush()
+        iteration_id = iteration.id
+        messages = ["exceeded its time limit of 5 s", "100%_done", None]
+        for job_id, message in zip(ids, messages, strict=True):
+            session.execute(
+                update(LabelingJob)
+                .where(LabelingJob.id == job_id)
+                .values(error_message=message, iteration_id=iteration_id if message else None)
+            )
+    with transaction(db_url) as session:
+        assert count_matching(session, JobFilter(message="TIME LIMIT")) == 1
+        assert count_matching(session, JobFilter(message="%_")) == 1  # literal, not a pattern
+        assert count_matching(session, JobFilter(message="0%")) == 1
+        assert count_matching(session, JobFilter(iteration_id=iteration_id)) == 2
+        matched = session.scalars(JobFilter(iteration_id=iteration_id, message="limit").query())
+        assert [job.id for job in matched] == ids[:1]
+
+
+def test_jobs_create_with_an_unknown_generator_says_so(local_env: str) -> None:
+    from interphase.db.api import store_structures
+    from interphase.db.session import transaction
+
+    with transaction(local_env) as session:
+        store_structures(session, waters(2), generator="lattice_noise")
+    refused = CliRunner().invoke(
+        app, ["jobs", "create", "--level", "GFN2-xTB", "--generator", "lattice"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert (
+        "no structures made by generator 'lattice'; generators in the database: lattice_noise"
+        in refused.output
+    )
+    assert "has a label or job" not in refused.output

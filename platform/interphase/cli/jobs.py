@@ -1,4 +1,4 @@
-"""``interphase jobs``: list, inspect, resubmit and run labeling jobs."""
+"""``interphase jobs``: create, list, inspect, cancel, resubmit and run labeling jobs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from rich.table import Table
 from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
+    from interphase.db.models import JobAttempt
     from interphase.labeling.jobs import JobFilter
 
-app = typer.Typer(help="Labeling jobs: create, list, show, resubmit, run.", no_args_is_help=True)
+app = typer.Typer(
+    help="Labeling jobs: create, list, show, cancel, resubmit, run.", no_args_is_help=True
+)
 
 StateOption = Annotated[
     str | None, typer.Option(help="pending, running, succeeded, failed or cancelled.")
@@ -24,6 +27,10 @@ ErrorClassOption = Annotated[
 CampaignOption = Annotated[str | None, typer.Option(help="Campaign name or id.")]
 LevelOption = Annotated[str | None, typer.Option(help="Level of theory, e.g. GFN2-xTB.")]
 EngineOption = Annotated[str | None, typer.Option(help="Engine: tblite, psi4, pyscf, gpaw.")]
+MessageOption = Annotated[
+    str | None, typer.Option(help="Only jobs whose last error message contains this text.")
+]
+IdsArgument = Annotated[list[int] | None, typer.Argument(help="Job ids (or select by options).")]
 
 
 def _filter(
@@ -33,6 +40,7 @@ def _filter(
     campaign: str | None,
     level: str | None,
     engine: str | None,
+    message: str | None = None,
 ) -> JobFilter:
     from interphase.db.models import JobState
     from interphase.labeling.jobs import JobFilter, JobSelectionError
@@ -50,7 +58,12 @@ def _filter(
         campaign=campaign,
         level=level,
         engine=engine,
+        message=message,
     )
+
+
+def _shown(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:20])) + (" …" if len(ids) > 20 else "")
 
 
 @app.command("list")
@@ -60,6 +73,7 @@ def list_jobs(
     campaign: CampaignOption = None,
     level: LevelOption = None,
     engine: EngineOption = None,
+    message: MessageOption = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.")] = 100,
 ) -> None:
     """Jobs with their state, attempts and last error, oldest first."""
@@ -67,7 +81,7 @@ def list_jobs(
 
     try:
         open_database()
-        selection = _filter(None, state, error_class, campaign, level, engine)
+        selection = _filter(None, state, error_class, campaign, level, engine, message)
         with transaction() as session:
             jobs = session.scalars(selection.query().limit(limit)).all()
             table = Table("id", "state", "level", "engine", "attempts", "error class", "worker")
@@ -88,7 +102,7 @@ def list_jobs(
 
 @app.command()
 def show(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:
-    """One job: settings, every attempt with its outcome, and the last log tail."""
+    """One job: settings, and every attempt with its outcome and its own log tail."""
     from interphase.db.models import LabelingJob
     from interphase.db.session import transaction
 
@@ -102,70 +116,123 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:
                 f"job {job.id}: [bold]{job.state.value}[/] · level {job.level.name} "
                 f"({job.level.engine}) · structure {job.structure_id} · reason {job.reason.value}"
             )
-            console.print(f"settings: {json.dumps(job.settings, sort_keys=True)}")
+            console.print(f"settings: {json.dumps(job.settings, sort_keys=True)}", markup=False)
             if job.error_class:
-                console.print(f"last error: {job.error_class}: {job.error_message}")
-            tail = None
+                console.print(f"last error: {job.error_class}: {job.error_message}", markup=False)
             for attempt in job.attempts:
-                wall = "" if attempt.wall_time_s is None else f" · {attempt.wall_time_s:.2f} s"
-                console.print(
-                    f"attempt {attempt.number}: [bold]{attempt.state.value}[/] · "
-                    f"trigger {attempt.trigger or '?'} · {attempt.engine} "
-                    f"{attempt.engine_version or ''} · worker {attempt.worker or attempt.host} · "
-                    f"pid {attempt.pid} · exit {attempt.exit_code}{wall}",
-                    soft_wrap=True,
-                )
-                console.print(
-                    f"  settings: {json.dumps(attempt.settings, sort_keys=True)}",
-                    soft_wrap=True,
-                    markup=False,
-                )
-                if attempt.error_class:
-                    console.print(
-                        f"  error: {attempt.error_class}: {attempt.error_message}",
-                        soft_wrap=True,
-                        markup=False,
-                    )
-                tail = attempt.log_tail or tail
+                _print_attempt(attempt)
     except USER_ERRORS as error:
         fail(error)
-    if tail:
-        console.rule("log tail (last failed attempt)")
-        console.print(tail, markup=False, highlight=False)
+
+
+def _print_attempt(attempt: JobAttempt) -> None:
+    wall = "" if attempt.wall_time_s is None else f" · {attempt.wall_time_s:.2f} s"
+    console.print(
+        f"attempt {attempt.number}: [bold]{attempt.state.value}[/] · "
+        f"trigger {attempt.trigger or '?'} · {attempt.engine} "
+        f"{attempt.engine_version or ''} · worker {attempt.worker or attempt.host} · "
+        f"pid {attempt.pid} · exit {attempt.exit_code}{wall}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  settings: {json.dumps(attempt.settings, sort_keys=True)}",
+        soft_wrap=True,
+        markup=False,
+    )
+    if attempt.error_class:
+        console.print(
+            f"  error: {attempt.error_class}: {attempt.error_message}",
+            soft_wrap=True,
+            markup=False,
+        )
+    elif attempt.error_message:
+        console.print(f"  note: {attempt.error_message}", soft_wrap=True, markup=False)
+    if attempt.log_tail:
+        console.rule(f"log tail of attempt {attempt.number}")
+        console.print(attempt.log_tail, markup=False, highlight=False)
+        console.rule()
 
 
 @app.command()
 def resubmit(
-    ids: Annotated[list[int] | None, typer.Argument(help="Job ids (or select by options).")] = None,
+    ids: IdsArgument = None,
     state: StateOption = None,
     error_class: ErrorClassOption = None,
     campaign: CampaignOption = None,
     level: LevelOption = None,
     engine: EngineOption = None,
+    message: MessageOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Setting to change, key=value (JSON value); repeatable."),
     ] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", help="Setting to remove; repeatable.")
+    ] = None,
 ) -> None:
-    """Put failed jobs back to pending, optionally with changed settings; history is kept."""
+    """Put failed or cancelled jobs back to pending (pending ones: change settings only).
+
+    Each resubmitted job starts a fresh retry budget; its history is kept.
+    """
     from interphase.db.session import transaction
-    from interphase.labeling.jobs import JobSelectionError, parse_assignments
+    from interphase.labeling.jobs import JobSelectionError, count_matching, parse_assignments
     from interphase.labeling.jobs import resubmit_jobs as resubmit_selected
 
     try:
         open_database()
-        if not ids and state is None and error_class is None and campaign is None:
-            raise JobSelectionError("give job ids or select with --state/--error-class/--campaign")
-        selection = _filter(ids, state, error_class, campaign, level, engine)
+        selection = _filter(ids, state, error_class, campaign, level, engine, message)
+        if selection.is_empty():
+            raise JobSelectionError(
+                "give job ids or select with --state/--error-class/--campaign/--level/--engine"
+            )
         changes = parse_assignments(set_ or [])
         with transaction() as session:
-            resubmitted = resubmit_selected(session, selection, changes)
+            resubmitted = resubmit_selected(session, selection, changes, unset or ())
+            skipped = count_matching(session, selection) - len(resubmitted)
     except USER_ERRORS as error:
         fail(error)
-    shown = ", ".join(map(str, resubmitted[:20])) + (" …" if len(resubmitted) > 20 else "")
-    console.print(f"resubmitted {len(resubmitted)} job(s): {shown}")
-    if changes:
-        console.print(f"with settings {json.dumps(changes, sort_keys=True)}")
+    console.print(f"resubmitted {len(resubmitted)} job(s): {_shown(resubmitted)}")
+    if skipped:
+        console.print(f"skipped {skipped} matching job(s) that are running, succeeded or pending")
+    if changes or unset:
+        console.print(
+            f"with settings {json.dumps(changes, sort_keys=True)}"
+            + (f", unset {', '.join(unset or [])}" if unset else ""),
+            markup=False,
+        )
+
+
+@app.command()
+def cancel(
+    ids: IdsArgument = None,
+    state: StateOption = None,
+    error_class: ErrorClassOption = None,
+    campaign: CampaignOption = None,
+    level: LevelOption = None,
+    engine: EngineOption = None,
+    message: MessageOption = None,
+) -> None:
+    """Cancel pending (or failed) jobs so no worker takes them; `resubmit` brings them back."""
+    from interphase.db.session import transaction
+    from interphase.labeling.jobs import JobSelectionError, cancel_jobs, count_matching
+
+    try:
+        open_database()
+        selection = _filter(ids, state, error_class, campaign, level, engine, message)
+        if selection.is_empty():
+            raise JobSelectionError(
+                "give job ids or select with --state/--error-class/--campaign/--level/--engine"
+            )
+        with transaction() as session:
+            cancelled = cancel_jobs(session, selection)
+            skipped = count_matching(session, selection) - len(cancelled)
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(f"cancelled {len(cancelled)} job(s): {_shown(cancelled)}")
+    if skipped:
+        console.print(
+            f"skipped {skipped} matching job(s) that are running, succeeded or cancelled already"
+        )
 
 
 @app.command()
@@ -173,7 +240,9 @@ def run(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     engine: EngineOption = None,
     level: LevelOption = None,
-    lease_s: Annotated[float, typer.Option(help="Lease length (s).")] = 300.0,
+    lease_s: Annotated[
+        float, typer.Option(help="Lease length (s); at least 5, renewed every quarter.")
+    ] = 300.0,
     time_limit_s: Annotated[
         float | None, typer.Option(help="Default wall-time limit per isolated job (s).")
     ] = 24 * 3600.0,
@@ -182,23 +251,27 @@ def run(
     ] = None,
     retry: Annotated[bool, typer.Option(help="Apply the automatic retry policy.")] = True,
 ) -> None:
-    """Drain the pending jobs with a progress bar."""
+    """Drain the pending jobs with a progress bar.
+
+    Ctrl-C or SIGTERM stops the running calculations and puts their jobs back to
+    pending at once (exit status 130 or 143).
+    """
     from sqlalchemy.exc import NoResultFound
 
     from interphase.campaign import level_id as find_level_id
     from interphase.cli.common import progress
-    from interphase.labeling.jobs import run_workers
-    from interphase.labeling.queue import WorkerOptions
+    from interphase.labeling.options import WorkerOptions
     from interphase.labeling.retry import RetryPolicy
+    from interphase.labeling.signals import WorkerInterrupted
+    from interphase.labeling.workers import WorkersFailedError, run_workers
 
-    options = WorkerOptions(
-        lease_s=lease_s,
-        heartbeat_s=max(min(lease_s / 4.0, 30.0), 0.2),
-        time_limit_s=time_limit_s,
-        memory_limit_mb=memory_limit_mb,
-        retry=RetryPolicy() if retry else RetryPolicy.no_retries(),
-    )
     try:
+        options = WorkerOptions(
+            lease_s=lease_s,
+            time_limit_s=time_limit_s,
+            memory_limit_mb=memory_limit_mb,
+            retry=RetryPolicy() if retry else RetryPolicy.no_retries(),
+        )
         open_database()
         try:
             level_id = find_level_id(None, level) if level is not None else None
@@ -215,10 +288,16 @@ def run(
             )
     except USER_ERRORS as error:
         fail(error)
+    except WorkerInterrupted as stop:
+        err_console.print(f"{stop}", soft_wrap=True, markup=False)
+        raise typer.Exit(code=stop.exit_status) from None
+    except WorkersFailedError as error:
+        err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
     if report is not None:
         err_console.print(
-            f"succeeded {report.succeeded}, failed {report.failed}, "
-            f"retried {report.retried}, abandoned {report.abandoned}"
+            f"succeeded {report.succeeded}, already labeled {report.already_labeled}, "
+            f"failed {report.failed}, retried {report.retried}, abandoned {report.abandoned}"
         )
     else:
         err_console.print("workers finished; see `interphase jobs list`")

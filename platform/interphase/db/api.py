@@ -15,16 +15,17 @@ from typing import Any, cast
 import numpy as np
 import orjson
 from sqlalchemy import JSON, Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from interphase.db.models import (
-    JobState,
     Label,
     LabelingJob,
     LevelOfTheory,
     Structure,
 )
 from interphase.labeling.levels import DEFAULT_LEVELS
+from interphase.labeling.settings import validate_job_settings
 from interphase.records import LabelRecord, StructureRecord, formula, subset_key_of
 
 #: Positions and cells are rounded to this many decimals (Å) before hashing, so
@@ -123,18 +124,65 @@ class LevelCache:
 
 
 def get_or_create_level(session: Session, name: str) -> LevelOfTheory:
-    """The level named ``name``; created from the defaults (or bare) when missing."""
+    """The level named ``name``; created from the defaults (or bare) when missing.
+
+    Race-free: concurrent first-time creation of one level inserts it once
+    (``ON CONFLICT (name) DO NOTHING``) and every caller gets that row.
+    """
     level = session.scalar(select(LevelOfTheory).where(LevelOfTheory.name == name))
-    if level is None:
-        spec = DEFAULT_LEVELS.get(name)
-        level = LevelOfTheory(name=name)
-        if spec is not None:
-            level.engine, level.method, level.basis = spec.engine, spec.method, spec.basis
-            level.periodic, level.settings = spec.periodic, dict(spec.settings)
-            level.reference_energies_hartree = dict(spec.reference_energies_hartree)
-        session.add(level)
-        session.flush()
-    return level
+    if level is not None:
+        return level
+    values: dict[str, Any] = {"name": name}
+    spec = DEFAULT_LEVELS.get(name)
+    if spec is not None:
+        values.update(
+            engine=spec.engine,
+            method=spec.method,
+            basis=spec.basis,
+            periodic=spec.periodic,
+            settings=dict(spec.settings),
+            reference_energies_hartree=dict(spec.reference_energies_hartree),
+        )
+    table = cast(Table, LevelOfTheory.__table__)
+    insert_level = upsert_insert(session, table).values(**values)
+    session.execute(insert_level.on_conflict_do_nothing(index_elements=["name"]))
+    return session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == name)).one()
+
+
+def upsert_insert(session: Session, table: Table) -> Any:
+    """An INSERT of ``table`` that supports ``on_conflict_do_nothing`` (SQLite, PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"interphase supports SQLite and PostgreSQL, not {dialect}")
+
+
+def insert_label_once(session: Session, row: dict[str, Any]) -> tuple[int, bool]:
+    """Insert a label row unless the structure has one at that level already.
+
+    Returns
+    -------
+    label_id, created
+        The id of the new label, or of the one already there (``created`` False).
+    """
+    table = cast(Table, Label.__table__)
+    statement = (
+        upsert_insert(session, table)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["structure_id", "level_id"])
+        .returning(table.c.id)
+    )
+    created = session.scalar(statement)
+    if created is not None:
+        return int(created), True
+    existing = session.scalar(
+        select(Label.id).where(
+            Label.structure_id == row["structure_id"], Label.level_id == row["level_id"]
+        )
+    )
+    return int(existing or 0), False
 
 
 @dataclass
@@ -456,35 +504,56 @@ def unlabeled_structure_ids(
     return [int(i) for i in session.scalars(query).all()]
 
 
+#: Rows per INSERT of :func:`create_jobs` (well under SQLite's bound-parameter limit).
+JOB_INSERT_BATCH = 500
+
+
 def create_jobs(
     session: Session,
     structure_ids: Iterable[int],
     level: LevelOfTheory,
     **fields: Any,
 ) -> list[LabelingJob]:
-    """Pending labeling jobs for structures that have no label or open job at ``level``."""
+    """Pending labeling jobs for structures that have no label or open job at ``level``.
+
+    Idempotent under concurrency: the partial unique index on open jobs makes a
+    job that another transaction created meanwhile a no-op (``ON CONFLICT DO
+    NOTHING``). Returns only the jobs this call created, oldest first.
+
+    Raises
+    ------
+    JobSettingsError
+        When the level's settings are not valid for its engine (nothing is stored).
+    """
+    settings = validate_job_settings(level.engine, level.settings or {})
     wanted = list(dict.fromkeys(structure_ids))
-    done = set(
-        session.scalars(
-            select(Label.structure_id).where(
-                Label.level_id == level.id, Label.structure_id.in_(wanted)
+    done: set[int] = set()
+    for chunk in _batches(wanted, JOB_INSERT_BATCH):
+        done.update(
+            session.scalars(
+                select(Label.structure_id).where(
+                    Label.level_id == level.id, Label.structure_id.in_(chunk)
+                )
             )
         )
-    )
-    open_ = set(
-        session.scalars(
-            select(LabelingJob.structure_id).where(
-                LabelingJob.level_id == level.id,
-                LabelingJob.structure_id.in_(wanted),
-                LabelingJob.state.in_([JobState.pending, JobState.running]),
-            )
-        )
-    )
-    jobs = [
-        LabelingJob(structure_id=sid, level_id=level.id, settings=dict(level.settings), **fields)
+    rows = [
+        {"structure_id": sid, "level_id": level.id, "settings": settings, **fields}
         for sid in wanted
-        if sid not in done and sid not in open_
+        if sid not in done
     ]
-    session.add_all(jobs)
-    session.flush()
-    return jobs
+    table = cast(Table, LabelingJob.__table__)
+    jobs: list[LabelingJob] = []
+    for chunk in _batches(rows, JOB_INSERT_BATCH):
+        statement = upsert_insert(session, table).values(chunk)
+        statement = statement.on_conflict_do_nothing().returning(table.c.id)
+        ids = list(session.scalars(statement))
+        if ids:
+            jobs += session.scalars(
+                select(LabelingJob).where(LabelingJob.id.in_(ids)).order_by(LabelingJob.id)
+            )
+    return sorted(jobs, key=lambda job: job.id)
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -151,13 +152,30 @@ class LevelOfTheory(Base):
     reference_energies_hartree: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+#: States of a job still in play; at most one such job per structure and level.
+OPEN_JOB_STATES = ("pending", "running")
+_OPEN_JOB = text("state IN ('pending', 'running')")
+
+
 class LabelingJob(Base):
-    """A request to label one structure at one level; its attempts are the history."""
+    """A request to label one structure at one level; its attempts are the history.
+
+    At most one open (pending or running) job per structure and level, enforced
+    by a partial unique index (migration 0004).
+    """
 
     __tablename__ = "labeling_job"
     __table_args__ = (
         Index("ix_labeling_job_state_level", "state", "level_id"),
         Index("ix_labeling_job_state_lease", "state", "lease_expires_at"),
+        Index(
+            "uq_labeling_job_open_structure_level",
+            "structure_id",
+            "level_id",
+            unique=True,
+            sqlite_where=_OPEN_JOB,
+            postgresql_where=_OPEN_JOB,
+        ),
         # The dashboard's filters and pages (migration 0004d).
         Index("ix_labeling_job_state_id", "state", "id"),
         Index("ix_labeling_job_error_class_id", "error_class", "id"),
@@ -191,8 +209,11 @@ class LabelingJob(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     #: Last lease renewal by the running worker (migration 0002).
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
-    #: Why a job went back to pending: retry, resubmit or lease-expired (0002).
+    #: Why a job went back to pending: retry, resubmit, lease-expired or interrupted (0002).
     requeued_by: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: Attempts before the current retry budget (migration 0004): the retry policy
+    #: counts ``attempt - budget_start_attempt``; a resubmit moves it to ``attempt``.
+    budget_start_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -10,9 +10,13 @@ subclasses whose ``error_class`` is what the job table records.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
+from interphase.labeling.engine_settings import EngineSettings, first_problem
 from interphase.records import LabelRecord, StructureRecord
 
 
@@ -37,11 +41,17 @@ class Availability:
 
 @dataclass(frozen=True)
 class Calculation:
-    """What to compute: method, basis and engine settings."""
+    """What to compute: method, basis and engine settings.
+
+    ``log_path`` is a file the engine appends its program's output to (the
+    isolated runner passes its own log, whose tail every attempt keeps, even
+    when the calculation is killed); None lets the engine use a scratch file.
+    """
 
     method: str
     basis: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    log_path: str | None = None
 
 
 class EngineError(RuntimeError):
@@ -74,6 +84,26 @@ class EngineUnavailable(EngineError):
     error_class = "EngineUnavailable"
 
 
+class OutOfMemory(EngineError):
+    """The calculation ran out of memory (allocation failed, or killed under a memory limit)."""
+
+    error_class = "OutOfMemory"
+
+
+#: Every engine error class by the name the job table records.
+ERROR_CLASSES: dict[str, type[EngineError]] = {
+    cls.error_class: cls
+    for cls in (
+        SCFNotConverged,
+        EngineTimeout,
+        EngineCrashed,
+        InvalidInput,
+        EngineUnavailable,
+        OutOfMemory,
+    )
+}
+
+
 class LabelingEngine(ABC):
     """Base class of the engine harnesses (one module per engine)."""
 
@@ -85,6 +115,39 @@ class LabelingEngine(ABC):
     #: Settings that help a stubborn SCF, applied one step per automatic retry
     #: (see :mod:`interphase.labeling.retry`); keys are the engine's own settings.
     scf_rescue_steps: ClassVar[tuple[dict[str, Any], ...]] = ()
+    #: The engine's settings (pydantic, ``extra="forbid"``, units in the names).
+    settings_model: ClassVar[type[EngineSettings]] = EngineSettings
+
+    def parse_settings(self, settings: Mapping[str, Any]) -> Any:
+        """``settings`` as an instance of :attr:`settings_model`.
+
+        Raises
+        ------
+        InvalidInput
+            Naming the first unknown key or bad value and what is allowed.
+        """
+        try:
+            return self.settings_model.model_validate(dict(settings))
+        except ValidationError as error:
+            raise InvalidInput(
+                first_problem(self.settings_model, settings, error, self.name)
+            ) from None
+
+    def preload(self) -> None:
+        """Import the program's modules (the isolated runner calls this before it caps memory).
+
+        The default imports nothing: engines that drive an external program have
+        nothing to load into the Python process.
+        """
+        return None
+
+    def fit_memory(self, calculation: Calculation, available_mb: float) -> Calculation:
+        """``calculation`` with the engine's own memory setting fitted to ``available_mb``.
+
+        ``available_mb`` is what the memory limit leaves once the engine is
+        loaded. Engines without a memory setting return ``calculation`` as is.
+        """
+        return calculation
 
     @abstractmethod
     def available(self) -> Availability:

@@ -1,15 +1,26 @@
 """Run one engine calculation in its own process, with a time and a memory limit.
 
 A segfault, an out-of-memory kill or a hang then ends only that process: the
-worker sees the exit and records the job as failed (``EngineCrashed`` or
-``Timeout``) with the tail of the child's output, and goes on with the next
-job. Children come from a fork server that has the engine modules preloaded,
-so starting one costs milliseconds, and they never inherit the worker's
-threads or database connections in use.
+worker sees the exit and records the job as failed (``EngineCrashed``,
+``OutOfMemory`` or ``Timeout``) with the exit code and the tail of the
+child's log, and goes on with the next job. Children come from a fork server
+that has the engine modules preloaded, so starting one costs milliseconds, and
+they never inherit the worker's threads or database connections in use.
 
-Each child runs in its own process group (so a program it starts, like the
-``psi4`` executable, dies with it), dies with its parent (``PR_SET_PDEATHSIG``),
-and has its address space capped with ``RLIMIT_AS`` when a memory limit is set.
+A calculation never outlives its worker. The child's parent is the fork
+server, not the worker, so "die with the parent" (``PR_SET_PDEATHSIG``) does
+not see the worker die. Instead each child runs in its own process group and
+first forks a tiny watchdog into that group, which waits on a pidfd of the
+worker and kills the whole group (the child, any program it started such as
+``psi4``, and itself) the moment the worker dies, however busy the child is in
+C code.
+
+Under a memory limit the child first imports the engine's modules
+(:meth:`~interphase.labeling.engine.LabelingEngine.preload`), then fits the
+engine's own memory setting to what the limit leaves
+(:meth:`~interphase.labeling.engine.LabelingEngine.fit_memory`), and only then
+caps its address space with ``RLIMIT_AS``: an import under the cap would fail
+as if the engine were not installed.
 """
 
 from __future__ import annotations
@@ -18,36 +29,42 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import re
 import resource
+import select
 import signal
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from interphase.labeling.engine import (
+    ERROR_CLASSES,
     Calculation,
     EngineCrashed,
     EngineError,
     EngineTimeout,
-    EngineUnavailable,
-    InvalidInput,
     LabelingEngine,
-    SCFNotConverged,
+    OutOfMemory,
 )
+from interphase.labeling.logtail import tail_of_file
 from interphase.records import LabelRecord, StructureRecord
 
-LOG_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
-ERROR_CLASSES: dict[str, type[EngineError]] = {
-    cls.error_class: cls
-    for cls in (SCFNotConverged, EngineTimeout, EngineCrashed, InvalidInput, EngineUnavailable)
-}
+#: How long a child that has sent its result may take to exit by itself before
+#: its process group is killed (it normally exits within milliseconds).
+EXIT_GRACE_S = 30.0
+#: Log lines that mean an allocation failed (C, C++, numpy, Fortran runtimes).
+ALLOCATION_FAILURE = re.compile(
+    r"cannot allocate memory|bad_alloc|out of memory|memoryerror|unable to allocate|"
+    r"failed to allocate|allocation fail",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,19 @@ class ProcessReport:
 
     pid: int | None = None
     exit_code: int | None = None
+    peak_memory_mb: float | None = None
+    #: The end of the child's log, read however it ended (killed ones included).
+    log_tail: str | None = None
+
+
+@dataclass(frozen=True)
+class ChildReply:
+    """What the child sends back: a label, or the error class, message and log tail."""
+
+    label: LabelRecord | None
+    error_class: str | None = None
+    message: str = ""
+    log_tail: str | None = None
     peak_memory_mb: float | None = None
 
 
@@ -85,7 +115,7 @@ def run_isolated(
     report: ProcessReport,
     *,
     on_start: Callable[[int], None] | None = None,
-    keep_going: Callable[[], bool] | None = None,
+    check_in: Callable[[], None] | None = None,
     poll_s: float = 0.5,
 ) -> LabelRecord:
     """``engine.compute(structure, calculation)`` in a child process.
@@ -95,90 +125,112 @@ def run_isolated(
     limits
         Wall-time (s) and address-space (MB) limits of the child.
     report
-        Filled in with the child's pid, exit code and peak resident memory.
+        Filled in with the child's pid, exit code and peak resident memory,
+        however the calculation ends.
     on_start
         Called with the child's pid once it runs.
-    keep_going
-        Polled every ``poll_s``; when it returns False the child is killed and
-        :class:`LeaseLost` raised.
+    check_in
+        Called every ``poll_s`` while the child runs; whatever it raises
+        (:class:`LeaseLost`, an interruption) stops the child and propagates.
 
     Raises
     ------
     EngineError
-        The engine's own error, ``EngineTimeout`` past the time limit, or
-        ``EngineCrashed`` when the child died (signal, out of memory, exit).
+        The engine's own error, ``EngineTimeout`` past the time limit,
+        ``OutOfMemory``, or ``EngineCrashed`` when the child died otherwise.
     """
     with tempfile.TemporaryDirectory(prefix="interphase-job-") as scratch:
         log_path = Path(scratch) / "child.log"
+        calculation = replace(calculation, log_path=str(log_path))
         receiver, sender = _context().Pipe(duplex=False)
         process = _context().Process(
             target=_child_main,
-            args=(sender, engine, structure, calculation, limits.memory_limit_mb, str(log_path)),
+            args=(sender, engine, structure, calculation, limits.memory_limit_mb, os.getpid()),
             name=f"interphase-{engine.name}",
         )
         process.start()
         sender.close()
         report.pid = process.pid
-        if on_start is not None:
-            on_start(process.pid)
         try:
-            message = _wait(process, receiver, limits, keep_going, poll_s, log_path)
+            if on_start is not None:
+                on_start(process.pid)
+            reply = _wait(process, receiver, limits, check_in, poll_s, log_path)
+            process.join(EXIT_GRACE_S)  # its own exit code, not the -9 of the reaping below
         finally:
             _kill_group(process.pid)
             process.join(5)
             receiver.close()
-        report.exit_code = process.exitcode
-        return _result(message, report, process.exitcode, limits, log_path)
+            report.exit_code = process.exitcode
+            report.log_tail = tail_of_file(log_path)
+        return _result(reply, report, limits, log_path)
 
 
 def _wait(
     process: Any,
     receiver: Connection,
     limits: Limits,
-    keep_going: Callable[[], bool] | None,
+    check_in: Callable[[], None] | None,
     poll_s: float,
     log_path: Path,
-) -> Any:
+) -> ChildReply | None:
     deadline = None if limits.time_limit_s is None else time.monotonic() + limits.time_limit_s
     while True:
         ready = wait([receiver, process.sentinel], timeout=poll_s)
         if receiver in ready:
             try:
-                return receiver.recv()
+                reply: ChildReply = receiver.recv()
+                return reply
             except EOFError:
                 return None  # died after closing its end: treated as a crash below
         if process.sentinel in ready:
             return receiver.recv() if receiver.poll() else None
-        if keep_going is not None and not keep_going():
-            raise LeaseLost("the job's lease was lost; its calculation was stopped")
+        if check_in is not None:
+            check_in()
         if deadline is not None and time.monotonic() > deadline:
             raise EngineTimeout(
-                f"calculation exceeded its time limit of {limits.time_limit_s:g} s and was killed",
-                log_tail=_tail(log_path),
+                f"calculation exceeded its time limit of {limits.time_limit_s:g} s and was "
+                "killed (SIGKILL)",
+                log_tail=tail_of_file(log_path),
             )
 
 
 def _result(
-    message: Any, report: ProcessReport, exit_code: int | None, limits: Limits, log_path: Path
+    reply: ChildReply | None, report: ProcessReport, limits: Limits, log_path: Path
 ) -> LabelRecord:
-    if message is None:
-        how = (
-            f"killed by signal {signal.Signals(-exit_code).name}"
-            if exit_code is not None and exit_code < 0
-            else f"exited with status {exit_code}"
+    if reply is None:
+        raise _death(report.exit_code, limits, tail_of_file(log_path))
+    report.peak_memory_mb = reply.peak_memory_mb
+    if reply.label is not None:
+        return reply.label
+    cls = ERROR_CLASSES.get(reply.error_class or "", EngineCrashed)
+    tail = reply.log_tail or tail_of_file(log_path)
+    if (
+        cls is EngineCrashed
+        and limits.memory_limit_mb is not None
+        and _allocation_failed(reply.message, tail)
+    ):
+        cls = OutOfMemory
+    raise cls(reply.message, log_tail=tail)
+
+
+def _death(exit_code: int | None, limits: Limits, tail: str | None) -> EngineError:
+    """The error of a child that died without replying."""
+    how = (
+        f"killed by signal {signal.Signals(-exit_code).name}"
+        if exit_code is not None and exit_code < 0
+        else f"exited with status {exit_code}"
+    )
+    limit = limits.memory_limit_mb
+    if limit is not None and (exit_code == -signal.SIGKILL or _allocation_failed("", tail)):
+        return OutOfMemory(
+            f"engine process {how} under its memory limit of {limit:g} MB (out of memory)",
+            log_tail=tail,
         )
-        hint = ""
-        if exit_code == -signal.SIGKILL and limits.memory_limit_mb is not None:
-            hint = f" (out of memory? limit {limits.memory_limit_mb:g} MB)"
-        raise EngineCrashed(f"engine process {how}{hint}", log_tail=_tail(log_path))
-    kind, payload, peak_mb = message
-    report.peak_memory_mb = peak_mb
-    if kind == "ok":
-        assert isinstance(payload, LabelRecord)
-        return payload
-    error_class, text, log_tail = payload
-    cls = ERROR_CLASSES.get(error_class, EngineCrashed)
-    raise cls(text, log_tail=log_tail or _tail(log_path))
+    return EngineCrashed(f"engine process {how}", log_tail=tail)
+
+
+def _allocation_failed(message: str, tail: str | None) -> bool:
+    return bool(ALLOCATION_FAILURE.search(message) or ALLOCATION_FAILURE.search(tail or ""))
 
 
 def _child_main(
@@ -187,32 +239,118 @@ def _child_main(
     structure: StructureRecord,
     calculation: Calculation,
     memory_limit_mb: float | None,
-    log_path: str,
+    worker_pid: int,
 ) -> None:
     os.setpgrp()
-    with contextlib.suppress(OSError, AttributeError):
+    _start_watchdog(worker_pid, keep_open=sender.fileno())
+    with contextlib.suppress(OSError, AttributeError):  # a second line of defence only
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    assert calculation.log_path is not None  # run_isolated always gives one
+    log = os.open(calculation.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    if memory_limit_mb is not None:
-        limit = int(memory_limit_mb * 1024 * 1024)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    try:
-        label = engine.compute(structure, calculation)
-        message: tuple[str, Any, float] = ("ok", label, _peak_mb())
-    except EngineError as error:
-        message = ("error", (error.error_class, str(error), error.log_tail), _peak_mb())
-    except MemoryError:
-        text = f"out of memory (limit {memory_limit_mb} MB)"
-        message = ("error", ("EngineCrashed", text, traceback.format_exc()), _peak_mb())
-    except Exception as error:  # an engine bug still ends as a recorded failure
-        text = f"{type(error).__name__}: {error}"
-        message = ("error", ("EngineCrashed", text, traceback.format_exc()), _peak_mb())
+    reply = _compute(engine, structure, calculation, memory_limit_mb)
     sys.stdout.flush()
     sys.stderr.flush()
-    sender.send(message)
+    sender.send(reply)
     sender.close()
+
+
+def _compute(
+    engine: LabelingEngine,
+    structure: StructureRecord,
+    calculation: Calculation,
+    memory_limit_mb: float | None,
+) -> ChildReply:
+    try:
+        if memory_limit_mb is not None:
+            calculation = _cap_memory(engine, calculation, memory_limit_mb)
+        return ChildReply(engine.compute(structure, calculation), peak_memory_mb=_peak_mb())
+    except EngineError as error:
+        return ChildReply(None, error.error_class, str(error), error.log_tail, _peak_mb())
+    except MemoryError:
+        text = f"out of memory (limit {memory_limit_mb:g} MB)" if memory_limit_mb else "MemoryError"
+        return ChildReply(None, OutOfMemory.error_class, text, traceback.format_exc(), _peak_mb())
+    except Exception as error:  # an engine bug still ends as a recorded failure
+        text = f"{type(error).__name__}: {error}"
+        return ChildReply(None, EngineCrashed.error_class, text, traceback.format_exc(), _peak_mb())
+
+
+def _cap_memory(
+    engine: LabelingEngine, calculation: Calculation, memory_limit_mb: float
+) -> Calculation:
+    """Load the engine, fit its memory setting to the limit, then cap the address space."""
+    with contextlib.suppress(ImportError):  # compute() then says what to install
+        engine.preload()
+    in_use_mb = address_space_mb()
+    if in_use_mb >= memory_limit_mb:
+        raise OutOfMemory(
+            f"the memory limit of {memory_limit_mb:g} MB is below the {in_use_mb:.0f} MB of "
+            f"address space the {engine.name} process takes once loaded: give the job a "
+            "larger memory_limit_mb"
+        )
+    calculation = engine.fit_memory(calculation, memory_limit_mb - in_use_mb)
+    limit = int(memory_limit_mb * 1024 * 1024)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return calculation
+
+
+def address_space_mb() -> float:
+    """This process's virtual memory size (MB), what ``RLIMIT_AS`` counts."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return float(line.split()[1]) / 1024.0  # kB
+    return 0.0
+
+
+def _start_watchdog(worker_pid: int, *, keep_open: int) -> None:
+    """Fork a process into this process group that kills the group when the worker dies.
+
+    It also exits, doing nothing, when this process ends (the pipe it holds
+    closes). ``keep_open`` is the child's result pipe, which the watchdog closes.
+    """
+    ended_r, ended_w = os.pipe()  # not inherited by programs the engine starts
+    if os.fork() != 0:
+        os.close(ended_r)
+        return  # ended_w stays open for the child's lifetime
+    try:
+        os.close(ended_w)
+        os.close(keep_open)
+        _watch(worker_pid, ended_r)
+    finally:
+        os._exit(0)
+
+
+def _watch(worker_pid: int, ended_r: int) -> None:
+    try:
+        pidfd: int | None = os.pidfd_open(worker_pid)
+    except ProcessLookupError:
+        _kill_own_group()  # the worker died before we could watch it
+        return
+    except (OSError, AttributeError):  # no pidfd (kernel < 5.3): poll the pid instead
+        pidfd = None
+    while True:
+        watched = [ended_r] if pidfd is None else [ended_r, pidfd]
+        ready, _, _ = select.select(watched, [], [], 0.5 if pidfd is None else None)
+        if ended_r in ready:
+            return
+        if (pidfd is not None and pidfd in ready) or (pidfd is None and not _alive(worker_pid)):
+            _kill_own_group()
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_own_group() -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _peak_mb() -> float:
@@ -224,10 +362,3 @@ def _kill_group(pid: int | None) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _tail(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    text = path.read_text(errors="replace")
-    return text[-LOG_TAIL_CHARS:] or None

@@ -1,22 +1,20 @@
-"""Finding, resubmitting and draining labeling jobs (what ``interphase jobs`` calls).
+"""Finding, cancelling, resubmitting and queueing labeling jobs (what ``interphase jobs`` calls).
 
 Resubmission never rewrites history: a resubmitted job goes back to pending
-with its changed settings, and its next claim adds a new
-:class:`~interphase.db.models.JobAttempt`; every earlier attempt keeps its own
-settings, outcome, error class and log tail.
+with its changed (validated) settings and a fresh retry budget, and its next
+claim adds a new :class:`~interphase.db.models.JobAttempt`; every earlier
+attempt keeps its own settings, outcome, error class and log tail. A succeeded
+job is never resubmitted (its label exists, and labels are never overwritten).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from interphase.db.api import (
@@ -29,16 +27,34 @@ from interphase.db.models import (
     Campaign,
     JobReason,
     JobState,
+    Label,
     LabelingJob,
     LevelOfTheory,
     Structure,
 )
-from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
-from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
+from interphase.labeling.settings import JobSettingsError, changed_settings
+from interphase.labeling.workers import count_open, run_workers
 
-#: States a job may be resubmitted from (pending/running jobs are still in play).
+#: ``run_workers`` and ``count_open`` live in :mod:`interphase.labeling.workers`;
+#: they stay importable from here, where they used to be.
+__all__ = [
+    "JobFilter",
+    "JobSelectionError",
+    "cancel_jobs",
+    "count_matching",
+    "count_open",
+    "parse_assignments",
+    "queue_labeling_jobs",
+    "resubmit_jobs",
+    "run_workers",
+]
+
+#: States a job may be resubmitted from; a pending job only to change its settings.
 RESUBMITTABLE = (JobState.failed, JobState.cancelled)
+#: States a job may be cancelled from.
+CANCELLABLE = (JobState.pending, JobState.failed)
+OPEN = (JobState.pending, JobState.running)
 
 
 class JobSelectionError(ValueError):
@@ -55,6 +71,9 @@ class JobFilter:
     campaign: str | None = None
     level: str | None = None
     engine: str | None = None
+    iteration_id: int | None = None
+    #: Case-insensitive substring of the job's last error message.
+    message: str | None = None
 
     def query(self) -> Select[LabelingJob]:
         """The SELECT of matching jobs, oldest first."""
@@ -72,14 +91,28 @@ class JobFilter:
         if self.campaign is not None:
             by = _campaign_match(self.campaign)
             query = query.where(LabelingJob.campaign_id.in_(select(Campaign.id).where(by)))
+        if self.iteration_id is not None:
+            query = query.where(LabelingJob.iteration_id == self.iteration_id)
+        if self.message is not None:
+            query = query.where(LabelingJob.error_message.icontains(self.message, autoescape=True))
         return query.order_by(LabelingJob.id)
+
+    def is_empty(self) -> bool:
+        """True when no criterion is given (it would match every job)."""
+        return self == JobFilter()
+
+
+def count_matching(session: Session, selection: JobFilter) -> int:
+    """How many jobs ``selection`` matches."""
+    return int(session.scalar(select(func.count()).select_from(selection.query().subquery())) or 0)
 
 
 def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     """``["max_iterations=200", "density_fit=false"]`` → settings changes.
 
     Values are read as JSON when they parse (numbers, true/false, null, lists,
-    objects) and kept as strings otherwise.
+    objects) and kept as strings otherwise; the engine's settings model then
+    decides whether they are allowed.
     """
     changes: dict[str, Any] = {}
     for assignment in assignments:
@@ -93,36 +126,147 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     return changes
 
 
+def _matching(session: Session, selection: JobFilter) -> list[LabelingJob]:
+    """The matching jobs, locked; every explicit id must exist and match."""
+    jobs = list(session.scalars(selection.query().with_for_update()))
+    missing = set(selection.ids) - {job.id for job in jobs}
+    if missing:
+        raise JobSelectionError(f"no jobs with ids {sorted(missing)} match the selection")
+    return jobs
+
+
+def _refuse_named(selection: JobFilter, refusals: list[str]) -> None:
+    """Jobs named by id that cannot be acted on are an error (matched by filter: skipped)."""
+    if selection.ids and refusals:
+        shown = "; ".join(refusals[:5]) + (
+            f"; and {len(refusals) - 5} more" if len(refusals) > 5 else ""
+        )
+        raise JobSelectionError(shown)
+
+
+def _label_id(session: Session, job: LabelingJob) -> int | None:
+    return session.scalar(
+        select(Label.id).where(
+            Label.structure_id == job.structure_id, Label.level_id == job.level_id
+        )
+    )
+
+
+def _why_not_resubmittable(session: Session, job: LabelingJob, edit: bool) -> str | None:
+    if job.state == JobState.succeeded:
+        return (
+            f"job {job.id} succeeded: its label exists (label {_label_id(session, job)}) and "
+            "labels are never overwritten"
+        )
+    if job.state == JobState.running:
+        return f"job {job.id} is running; only failed, cancelled or pending jobs can be resubmitted"
+    if job.state == JobState.pending and not edit:
+        return f"job {job.id} is pending already; give --set/--unset to change its settings"
+    return None
+
+
 def resubmit_jobs(
-    session: Session, selection: JobFilter, changes: dict[str, Any] | None = None
+    session: Session,
+    selection: JobFilter,
+    changes: Mapping[str, Any] | None = None,
+    unset: Sequence[str] = (),
 ) -> list[int]:
-    """Put matching failed/cancelled jobs back to pending with ``changes`` merged in.
+    """Put matching failed/cancelled jobs back to pending with ``changes`` and ``unset`` applied.
+
+    Pending jobs get the setting changes only. Each resubmitted job starts a
+    fresh retry budget; its history is kept.
 
     Raises
     ------
     JobSelectionError
-        When explicit ids include a job that is not failed or cancelled, or
-        when nothing matches.
+        When explicit ids include a job that cannot be resubmitted (succeeded,
+        running, pending without changes, or another job of its structure and
+        level is open), or when nothing matches. Nothing is changed.
+    JobSettingsError
+        When a resulting setting is unknown or invalid for the job's engine.
     """
-    jobs = session.scalars(selection.query().with_for_update()).all()
-    if selection.ids:
-        missing = set(selection.ids) - {job.id for job in jobs}
-        if missing:
-            raise JobSelectionError(f"no jobs with ids {sorted(missing)} match the selection")
-        busy = [f"{job.id} ({job.state})" for job in jobs if job.state not in RESUBMITTABLE]
-        if busy:
-            raise JobSelectionError(
-                f"only failed or cancelled jobs can be resubmitted; not: {', '.join(busy)}"
-            )
-    jobs = [job for job in jobs if job.state in RESUBMITTABLE]
-    if not jobs:
+    changes, unset = dict(changes or {}), tuple(unset)
+    jobs = _matching(session, selection)
+    reasons = {job.id: _why_not_resubmittable(session, job, bool(changes or unset)) for job in jobs}
+    _refuse_named(selection, [reason for reason in reasons.values() if reason])
+    eligible = [job for job in jobs if reasons[job.id] is None]
+    eligible, conflicts = _without_open_twins(session, eligible)
+    _refuse_named(selection, conflicts)
+    if not eligible:
         raise JobSelectionError("no failed or cancelled job matches the selection")
+    settings = {}
+    for job in eligible:
+        try:
+            settings[job.id] = changed_settings(job.settings, changes, unset, job.level.engine)
+        except JobSettingsError as error:
+            raise JobSettingsError(f"job {job.id}: {error}") from None
+    for job in eligible:
+        job.settings = settings[job.id]
+        job.budget_start_attempt = job.attempt
+        if job.state != JobState.pending:
+            job.state, job.requeued_by, job.lease_expires_at = JobState.pending, "resubmit", None
+    return [job.id for job in eligible]
+
+
+def _without_open_twins(
+    session: Session, jobs: list[LabelingJob]
+) -> tuple[list[LabelingJob], list[str]]:
+    """Jobs that may become open (no other open job of their structure and level), and why not."""
+    closed = [job for job in jobs if job.state not in OPEN]
+    pairs = {(job.structure_id, job.level_id) for job in closed}
+    open_by_pair: dict[tuple[int, int], int] = {}
+    if pairs:
+        rows = session.execute(
+            select(LabelingJob.structure_id, LabelingJob.level_id, LabelingJob.id).where(
+                LabelingJob.state.in_(OPEN),
+                tuple_(LabelingJob.structure_id, LabelingJob.level_id).in_(list(pairs)),
+            )
+        )
+        open_by_pair = {(sid, lid): jid for sid, lid, jid in rows}
+    kept, conflicts = [], []
     for job in jobs:
-        job.settings = {**job.settings, **(changes or {})}
-        job.state = JobState.pending
-        job.requeued_by = "resubmit"
-        job.lease_expires_at = None
-    return [job.id for job in jobs]
+        pair = (job.structure_id, job.level_id)
+        if job.state not in OPEN and pair in open_by_pair:
+            conflicts.append(
+                f"job {job.id}: job {open_by_pair[pair]} is already open for structure "
+                f"{job.structure_id} at this level"
+            )
+            continue
+        open_by_pair.setdefault(pair, job.id)
+        kept.append(job)
+    return kept, conflicts
+
+
+def _why_not_cancellable(job: LabelingJob) -> str | None:
+    if job.state == JobState.running:
+        return f"job {job.id} is running; it can be cancelled once it is pending or failed"
+    if job.state == JobState.succeeded:
+        return f"job {job.id} succeeded: its label exists and stays"
+    return None
+
+
+def cancel_jobs(session: Session, selection: JobFilter) -> list[int]:
+    """Cancel matching pending (and failed) jobs; returns the ids cancelled.
+
+    A cancelled job is never claimed; ``resubmit`` brings it back. Running and
+    succeeded jobs named by id are refused; matched by a filter they are
+    skipped (see :func:`count_matching` for how many matched), like jobs
+    already cancelled.
+
+    Raises
+    ------
+    JobSelectionError
+        For explicit ids that are missing, running or succeeded, or when
+        nothing matching can be cancelled. Nothing is changed.
+    """
+    jobs = _matching(session, selection)
+    _refuse_named(selection, [r for job in jobs if (r := _why_not_cancellable(job))])
+    cancellable = [job for job in jobs if job.state in CANCELLABLE]
+    if not cancellable:
+        raise JobSelectionError("no pending or failed job matches the selection")
+    for job in cancellable:
+        job.state, job.lease_expires_at, job.requeued_by = JobState.cancelled, None, None
+    return [job.id for job in cancellable]
 
 
 @dataclass(frozen=True)
@@ -153,6 +297,8 @@ def queue_labeling_jobs(
     is refused.
     """
     known_level_id(session, level)  # refuses an unknown, non-default level
+    if generator is not None:
+        _require_generator(session, generator)
     if structure_ids:
         found = set(session.scalars(select(Structure.id).where(Structure.id.in_(structure_ids))))
         unknown = sorted(set(structure_ids) - found)
@@ -192,69 +338,11 @@ def _campaign_id(session: Session, campaign: str) -> int:
     return int(found)
 
 
-def count_open(url: str | None, *, engine: str | None = None, level_id: int | None = None) -> int:
-    """Pending plus running jobs (optionally of one engine or level)."""
-    with transaction(url) as session:
-        query = (
-            select(func.count())
-            .select_from(LabelingJob)
-            .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
-            .where(LabelingJob.state.in_([JobState.pending, JobState.running]))
-        )
-        if engine is not None:
-            query = query.where(LevelOfTheory.engine == engine)
-        if level_id is not None:
-            query = query.where(LabelingJob.level_id == level_id)
-        return int(session.scalar(query) or 0)
-
-
-def _worker_main(
-    url: str | None, engine: str | None, level_id: int | None, options: WorkerOptions
-) -> None:
-    run_pending_jobs(url, engine=engine, level_id=level_id, options=options)
-
-
-def run_workers(
-    url: str | None,
-    n_workers: int,
-    *,
-    engine: str | None = None,
-    level_id: int | None = None,
-    options: WorkerOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    poll_s: float = 0.5,
-) -> DrainReport | None:
-    """Drain the queue with ``n_workers`` worker processes (or this process when 1).
-
-    ``progress(done, total)`` is called as jobs finish. Returns the drain report
-    for a single in-process worker; with several workers the outcome is in the
-    database (``interphase status`` / ``jobs list``).
-    """
-    options = options or WorkerOptions()
-    total = count_open(url, engine=engine, level_id=level_id)
-    if n_workers <= 1:
-
-        def report_progress(report: DrainReport) -> None:
-            if progress is not None:
-                progress(report.succeeded + report.failed, total)
-
-        return run_pending_jobs(
-            url, engine=engine, level_id=level_id, options=options, progress=report_progress
-        )
-    # Share the cores among the workers unless the caller chose a thread count;
-    # oversubscribed OpenMP threads spin against each other.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // n_workers, 1)))
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker_main, args=(url, engine, level_id, options))
-        for _ in range(n_workers)
-    ]
-    for worker in workers:
-        worker.start()
-    while any(worker.is_alive() for worker in workers):
-        time.sleep(poll_s)
-        if progress is not None:
-            progress(max(total - count_open(url, engine=engine, level_id=level_id), 0), total)
-    for worker in workers:
-        worker.join()
-    return None
+def _require_generator(session: Session, generator: str) -> None:
+    if session.scalar(select(Structure.id).where(Structure.generator == generator).limit(1)):
+        return
+    known = sorted(session.scalars(select(Structure.generator).distinct()))
+    raise JobSelectionError(
+        f"no structures made by generator {generator!r}; generators in the database: "
+        f"{', '.join(known) or 'none (generate or import structures first)'}"
+    )

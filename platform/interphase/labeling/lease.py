@@ -15,11 +15,14 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from interphase.db.models import JobAttempt, JobState, LabelingJob, utcnow
 from interphase.db.session import transaction
+from interphase.labeling.dbretry import is_transient, logger
 from interphase.labeling.engines import UnknownEngineError, get_engine
 from interphase.labeling.retry import LEASE_EXPIRED, RetryPolicy
+from interphase.labeling.settings import JobSettingsError, validate_job_settings
 
 
 def renew_lease(url: str | None, job_id: int, attempt: int, worker: str, lease_s: float) -> bool:
@@ -52,7 +55,9 @@ class Heartbeat:
     """Renews a job's lease from a background thread while the job runs.
 
     Use as a context manager; :attr:`alive` turns False as soon as a renewal
-    finds the job taken away (requeued after an expired lease).
+    finds the job taken away (requeued after an expired lease). A renewal that
+    fails on a transient database error is logged and tried again at the next
+    beat; the lease spans several beats, so one missed renewal costs nothing.
     """
 
     def __init__(
@@ -77,7 +82,18 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval_s):
-            if not renew_lease(self.url, self.job_id, self.attempt, self.worker, self.lease_s):
+            try:
+                renewed = renew_lease(
+                    self.url, self.job_id, self.attempt, self.worker, self.lease_s
+                )
+            except DBAPIError as error:
+                if not is_transient(error):
+                    raise
+                logger.warning(
+                    "job %d: lease renewal failed (%s); next beat retries", self.job_id, error.orig
+                )
+                continue
+            if not renewed:
                 self._lost.set()
                 return
 
@@ -126,11 +142,7 @@ def requeue_expired(url: str | None, retry: RetryPolicy | None = None) -> list[i
                 attempt.error_class = LEASE_EXPIRED
                 attempt.error_message = message
                 attempt.finished_at = now
-            try:
-                engine = get_engine(job.level.engine or "")
-            except UnknownEngineError:
-                engine = None
-            settings = retry.next_settings(LEASE_EXPIRED, job.attempt, dict(job.settings), engine)
+            settings = _retry_settings(job, retry)
             job.error_class, job.error_message = LEASE_EXPIRED, message
             job.lease_expires_at = None
             if settings is None:
@@ -142,3 +154,19 @@ def requeue_expired(url: str | None, retry: RetryPolicy | None = None) -> list[i
                     "lease-expired",
                 )
         return [job.id for job in jobs]
+
+
+def _retry_settings(job: LabelingJob, retry: RetryPolicy) -> dict[str, Any] | None:
+    """Settings of the job's next attempt after a lost lease; None: it stays failed."""
+    try:
+        engine = get_engine(job.level.engine or "")
+    except UnknownEngineError:
+        engine = None
+    budget_used = job.attempt - job.budget_start_attempt
+    settings = retry.next_settings(LEASE_EXPIRED, budget_used, dict(job.settings), engine)
+    if settings is None or engine is None:
+        return settings  # an engine unknown here: the claiming worker checks
+    try:
+        return validate_job_settings(job.level.engine, settings)
+    except JobSettingsError:
+        return None  # never requeue settings the next claim would refuse

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from interphase.labeling.settings import validate_job_settings
 
 
 class LevelSpec(BaseModel):
@@ -31,6 +33,12 @@ class LevelSpec(BaseModel):
         description="Per-element reference energies (Hartree) subtracted from the total "
         "energy to give the atomization energy; elements missing here leave it unset.",
     )
+
+    @model_validator(mode="after")
+    def _settings_fit_the_engine(self) -> LevelSpec:
+        """The level's settings are job settings of its engine (refused here, not at run time)."""
+        object.__setattr__(self, "settings", validate_job_settings(self.engine, self.settings))
+        return self
 
 
 def atomization_energy(

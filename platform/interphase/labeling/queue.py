@@ -7,12 +7,16 @@ two workers never run the same job. The claim gives the worker a lease that a
 whose worker died goes back to pending once its lease expires
 (:func:`~interphase.labeling.lease.requeue_expired`, called before each claim).
 
-DFT engines (``engine.isolate``) run each job in its own process with a time
-and memory limit (:mod:`interphase.labeling.isolated`). Every execution is a
-:class:`~interphase.db.models.JobAttempt` holding its settings, worker, pid,
-exit code, timing, error class, message and log tail; the
-:class:`~interphase.labeling.retry.RetryPolicy` decides whether a failure is
-retried, and with which settings.
+At the claim the job's stored settings are validated (invalid ones fail the
+job as ``InvalidInput``, never the worker) and a label the structure already
+has at the level is noticed (the job succeeds without computing). DFT engines
+(``engine.isolate``), and any job that sets ``time_limit_s`` or
+``memory_limit_mb``, run in their own process with those limits
+(:mod:`interphase.labeling.isolated`). SIGINT and SIGTERM stop the calculation
+and put the job back to pending at once (:mod:`interphase.labeling.signals`);
+a transient database error is retried (:mod:`interphase.labeling.dbretry`).
+Every execution is a :class:`~interphase.db.models.JobAttempt` holding its
+settings, worker, pid, exit code, timing, error class, message and log tail.
 """
 
 from __future__ import annotations
@@ -23,61 +27,49 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from interphase.db.api import label_row, record_from_row
+from interphase.db.api import record_from_row
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob, LevelOfTheory, utcnow
 from interphase.db.session import transaction
+from interphase.labeling.dbretry import with_retries
 from interphase.labeling.engine import (
     Calculation,
     EngineCrashed,
     EngineError,
     EngineUnavailable,
+    InvalidInput,
     LabelingEngine,
 )
-from interphase.labeling.engines import UnknownEngineError, get_engine
+from interphase.labeling.engines import ENGINES, UnknownEngineError, get_engine
 from interphase.labeling.isolated import LeaseLost, Limits, ProcessReport, run_isolated
 from interphase.labeling.lease import Heartbeat, requeue_expired
-from interphase.labeling.levels import atomization_energy
-from interphase.labeling.retry import RetryPolicy
-from interphase.records import LabelRecord, StructureRecord
+from interphase.labeling.options import WorkerOptions
+from interphase.labeling.outcome import (
+    AttemptEnd,
+    ClaimedJob,
+    Outcome,
+    record_already_labeled,
+    record_failure,
+    record_interrupted,
+    record_label,
+)
+from interphase.labeling.settings import (
+    CONTROL_KEYS,
+    JobSettingsError,
+    split_settings,
+    validate_job_settings,
+)
+from interphase.labeling.signals import StopGuard, WorkerInterrupted, stop_signals
+from interphase.records import LabelRecord
 
-#: Job settings read by the queue itself, never passed to an engine.
-JOB_CONTROL_KEYS = frozenset({"time_limit_s", "memory_limit_mb"})
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How a worker runs jobs.
-
-    Parameters
-    ----------
-    lease_s
-        Lease length; a job whose worker has not renewed it for this long is
-        requeued.
-    heartbeat_s
-        Interval between lease renewals (well under ``lease_s``).
-    time_limit_s, memory_limit_mb
-        Defaults for isolated jobs; a job's own ``time_limit_s`` /
-        ``memory_limit_mb`` settings win.
-    isolate
-        Run every job in its own process (True), none (False), or as each
-        engine declares (None: the DFT engines are isolated, tblite is not).
-    retry
-        The automatic retry policy.
-    """
-
-    lease_s: float = 300.0
-    heartbeat_s: float = 30.0
-    time_limit_s: float | None = 24 * 3600.0
-    memory_limit_mb: float | None = None
-    isolate: bool | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+__all__ = ["CONTROL_KEYS", "ClaimedJob", "DrainReport", "Outcome", "WorkerOptions"]
 
 
 @dataclass
@@ -85,25 +77,21 @@ class DrainReport:
     """Outcome counts of one :func:`run_pending_jobs` call."""
 
     succeeded: int = 0
+    #: Succeeded without computing: the label was there already.
+    already_labeled: int = 0
     failed: int = 0
     #: Failures that went back to pending under the retry policy.
     retried: int = 0
     #: Jobs whose lease was lost mid-run (another worker requeued them).
     abandoned: int = 0
 
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    """What a worker needs to run a claimed job."""
-
-    job_id: int
-    attempt: int
-    engine: str
-    level_name: str
-    structure: StructureRecord
-    calculation: Calculation
-    limits: Limits
-    reference_energies_hartree: dict[str, float]
+    @property
+    def done(self) -> int:
+        """Jobs finished for good (succeeded, already labeled or failed)."""
+        return self.succeeded + self.already_labeled + self.failed
 
 
 def new_worker_name() -> str:
@@ -133,89 +121,175 @@ def claim_job(
         )
         if job is None:
             return None
-        level = session.get_one(LevelOfTheory, job.level_id)
-        now = utcnow()
-        job.state = JobState.running
-        job.attempt += 1
-        job.worker = worker
-        job.lease_expires_at = now + timedelta(seconds=options.lease_s)
-        job.heartbeat_at = now
-        trigger = job.requeued_by or "initial"
-        job.requeued_by = None
-        settings = dict(job.settings)
-        session.add(
-            JobAttempt(
-                job_id=job.id,
-                number=job.attempt,
-                engine=level.engine or "",
-                engine_version=_engine_version(level.engine),
-                settings=settings,
-                host=socket.gethostname(),
-                worker=worker,
-                trigger=trigger,
-                heartbeat_at=now,
-            )
-        )
-        return ClaimedJob(
+        return _claim(session, job, worker, options)
+
+
+def _claim(session: Session, job: LabelingJob, worker: str, options: WorkerOptions) -> ClaimedJob:
+    level = session.get_one(LevelOfTheory, job.level_id)
+    engine_name = level.engine or ""
+    now = utcnow()
+    job.state = JobState.running
+    job.attempt += 1
+    job.worker = worker
+    job.lease_expires_at = now + timedelta(seconds=options.lease_s)
+    job.heartbeat_at = now
+    trigger = job.requeued_by or "initial"
+    job.requeued_by = None
+    stored: Any = job.settings
+    session.add(
+        JobAttempt(
             job_id=job.id,
-            attempt=job.attempt,
-            engine=level.engine or "",
-            level_name=level.name,
-            structure=record_from_row(job.structure),
-            calculation=Calculation(
-                level.method or "",
-                level.basis,
-                {k: v for k, v in settings.items() if k not in JOB_CONTROL_KEYS},
-            ),
-            limits=Limits(
-                time_limit_s=_float_or(settings.get("time_limit_s"), options.time_limit_s),
-                memory_limit_mb=_float_or(settings.get("memory_limit_mb"), options.memory_limit_mb),
-            ),
-            reference_energies_hartree=dict(level.reference_energies_hartree or {}),
+            number=job.attempt,
+            engine=engine_name,
+            engine_version=_engine_version(engine_name),
+            settings=stored,
+            host=socket.gethostname(),
+            worker=worker,
+            trigger=trigger,
+            heartbeat_at=now,
         )
+    )
+    existing = session.scalar(
+        select(Label.id).where(Label.structure_id == job.structure_id, Label.level_id == level.id)
+    )
+    refusal, settings = _usable_settings(job.id, engine_name, stored)
+    control, engine_settings = split_settings(settings)
+    limits = Limits(
+        time_limit_s=control.time_limit_s or options.time_limit_s,
+        memory_limit_mb=control.memory_limit_mb or options.memory_limit_mb,
+    )
+    own_limit = control.time_limit_s is not None or control.memory_limit_mb is not None
+    return ClaimedJob(
+        job_id=job.id,
+        attempt=job.attempt,
+        engine=engine_name,
+        level_name=level.name,
+        structure=record_from_row(job.structure),
+        calculation=Calculation(level.method or "", level.basis, engine_settings),
+        limits=limits,
+        reference_energies_hartree=dict(level.reference_energies_hartree or {}),
+        isolate=own_limit or bool(options.isolate) or _engine_isolates(engine_name),
+        refusal=refusal,
+        existing_label_id=None if existing is None else int(existing),
+    )
+
+
+def _usable_settings(
+    job_id: int, engine: str, stored: Any
+) -> tuple[InvalidInput | None, dict[str, Any]]:
+    """(why the stored settings cannot be used, the settings to run with)."""
+    if engine not in ENGINES:  # nothing to check them against; the run says EngineUnavailable
+        return None, {}
+    try:
+        return None, validate_job_settings(engine, stored)
+    except JobSettingsError as error:
+        return InvalidInput(
+            f"stored settings cannot be used: {error}; fix them with "
+            f"`interphase jobs resubmit {job_id} --set KEY=VALUE` or `--unset KEY`"
+        ), {}
+
+
+def _engine_isolates(name: str) -> bool:
+    return name in ENGINES and ENGINES[name].isolate
 
 
 def execute_job(
-    url: str | None, claimed: ClaimedJob, *, worker: str, options: WorkerOptions | None = None
-) -> str:
+    url: str | None,
+    claimed: ClaimedJob,
+    *,
+    worker: str,
+    options: WorkerOptions | None = None,
+    guard: StopGuard | None = None,
+) -> Outcome:
     """Run a claimed job and record its outcome.
 
-    Returns
-    -------
-    str
-        ``succeeded``, ``failed``, ``retried`` (failed, back to pending) or
-        ``abandoned`` (the lease was lost; nothing recorded by this worker).
+    Raises
+    ------
+    WorkerInterrupted
+        After a stop signal: the calculation was stopped, the attempt recorded
+        as ``Interrupted`` and the job put back to pending.
     """
     options = options or WorkerOptions()
+    guard = guard or StopGuard()
     report = ProcessReport(pid=os.getpid())
     started = time.perf_counter()
+
+    def end() -> AttemptEnd:
+        return AttemptEnd(time.perf_counter() - started, report)
+
+    if claimed.existing_label_id is not None:
+        return _record(url, options, lambda s: record_already_labeled(s, claimed, worker, end()))
+    if claimed.refusal is not None:
+        return _failed(url, claimed, worker, end(), claimed.refusal, options)
     label: LabelRecord | None = None
     error: EngineError | None = None
-    with Heartbeat(
+    heartbeat = Heartbeat(
         url,
         claimed.job_id,
         claimed.attempt,
         worker,
         lease_s=options.lease_s,
-        interval_s=options.heartbeat_s,
-    ) as heartbeat:
-        try:
-            label = _compute(url, claimed, options, report, heartbeat)
-        except LeaseLost:
-            return "abandoned"
-        except EngineError as failure:
-            error = failure
-        except Exception as bug:  # an engine bug must still end as a recorded failure
-            error = EngineCrashed(f"{type(bug).__name__}: {bug}", log_tail=traceback.format_exc())
-    return _finish(
-        url,
-        claimed,
-        worker,
-        time.perf_counter() - started,
-        report,
-        label=label,
-        error=error,
-        retry=options.retry,
+        interval_s=options.renewal_s,
+    )
+    try:
+        with heartbeat:
+            label = _compute(url, claimed, options, report, heartbeat, guard)
+    except LeaseLost:
+        return Outcome.abandoned
+    except WorkerInterrupted as stop:
+        release_interrupted(url, claimed, worker, end(), stop, options)
+        raise WorkerInterrupted(stop.signum, claimed.job_id) from None
+    except EngineError as failure:
+        error = failure
+    except Exception as bug:  # an engine bug must still end as a recorded failure
+        error = EngineCrashed(f"{type(bug).__name__}: {bug}", log_tail=traceback.format_exc())
+    if label is not None:
+        done = end()
+        return _record(url, options, lambda s: record_label(s, claimed, worker, done, label))
+    return _failed(url, claimed, worker, end(), error or EngineCrashed("no result"), options)
+
+
+def _failed(
+    url: str | None,
+    claimed: ClaimedJob,
+    worker: str,
+    end: AttemptEnd,
+    error: EngineError,
+    options: WorkerOptions,
+) -> Outcome:
+    return _record(
+        url, options, lambda s: record_failure(s, claimed, worker, end, error, options.retry)
+    )
+
+
+def _record(
+    url: str | None, options: WorkerOptions, record: Callable[[Session], Outcome]
+) -> Outcome:
+    def attempt() -> Outcome:
+        with transaction(url) as session:
+            return record(session)
+
+    return with_retries(
+        attempt, what="record a job outcome", give_up_after_s=options.database_retry_s
+    )
+
+
+def release_interrupted(
+    url: str | None,
+    claimed: ClaimedJob,
+    worker: str,
+    end: AttemptEnd,
+    stop: WorkerInterrupted,
+    options: WorkerOptions,
+) -> None:
+    """Record the attempt as ``Interrupted`` and put the job back to pending now."""
+
+    def attempt() -> bool:
+        with transaction(url) as session:
+            return record_interrupted(session, claimed, worker, end, stop.signal_name)
+
+    with_retries(
+        attempt, what="release an interrupted job", give_up_after_s=options.database_retry_s
     )
 
 
@@ -225,30 +299,40 @@ def _compute(
     options: WorkerOptions,
     report: ProcessReport,
     heartbeat: Heartbeat,
+    guard: StopGuard,
 ) -> LabelRecord:
     engine = _engine(claimed.engine)
-    isolate = engine.isolate if options.isolate is None else options.isolate
-    if not isolate:
-        return engine.compute(claimed.structure, claimed.calculation)
+    if not claimed.isolate:
+        with guard.raising():
+            return engine.compute(claimed.structure, claimed.calculation)
+
+    def check_in() -> None:
+        guard.check()
+        if not heartbeat.alive:
+            raise LeaseLost("the job's lease was lost; its calculation was stopped")
+
     return run_isolated(
         engine,
         claimed.structure,
         claimed.calculation,
         claimed.limits,
         report,
-        on_start=lambda pid: _record_pid(url, claimed, pid),
-        keep_going=lambda: heartbeat.alive,
+        on_start=lambda pid: _record_pid(url, claimed, pid, options),
+        check_in=check_in,
     )
 
 
-def _record_pid(url: str | None, claimed: ClaimedJob, pid: int) -> None:
-    with transaction(url) as session:
-        session.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == claimed.job_id, JobAttempt.number == claimed.attempt)
-            .values(pid=pid)
-            .execution_options(synchronize_session=False)
-        )
+def _record_pid(url: str | None, claimed: ClaimedJob, pid: int, options: WorkerOptions) -> None:
+    def attempt() -> None:
+        with transaction(url) as session:
+            session.execute(
+                update(JobAttempt)
+                .where(JobAttempt.job_id == claimed.job_id, JobAttempt.number == claimed.attempt)
+                .values(pid=pid)
+                .execution_options(synchronize_session=False)
+            )
+
+    with_retries(attempt, what="record a pid", give_up_after_s=options.database_retry_s)
 
 
 def _engine(name: str) -> LabelingEngine:
@@ -265,82 +349,6 @@ def _engine_version(name: str | None) -> str | None:
         return None
 
 
-def _float_or(value: Any, default: float | None) -> float | None:
-    return default if value is None else float(value)
-
-
-def _finish(
-    url: str | None,
-    claimed: ClaimedJob,
-    worker: str,
-    wall_time_s: float,
-    report: ProcessReport,
-    *,
-    label: LabelRecord | None,
-    error: EngineError | None,
-    retry: RetryPolicy,
-) -> str:
-    with transaction(url) as session:
-        job = session.get_one(LabelingJob, claimed.job_id, with_for_update=True)
-        if job.state != JobState.running or job.worker != worker or job.attempt != claimed.attempt:
-            return "abandoned"  # requeued after an expired lease; the new owner records
-        attempt = session.scalars(
-            select(JobAttempt).where(
-                JobAttempt.job_id == job.id, JobAttempt.number == claimed.attempt
-            )
-        ).one()
-        attempt.finished_at = utcnow()
-        attempt.wall_time_s = wall_time_s
-        attempt.pid, attempt.exit_code = attempt.pid or report.pid, report.exit_code
-        attempt.peak_memory_mb = report.peak_memory_mb
-        job.lease_expires_at = None
-        if error is None and label is not None:
-            _store_label(session, job, attempt, claimed, label)
-            return "succeeded"
-        assert error is not None  # compute either returns a label or raises
-        attempt.state = JobState.failed
-        job.error_class = attempt.error_class = error.error_class
-        job.error_message = attempt.error_message = str(error)
-        attempt.log_tail = error.log_tail
-        settings = retry.next_settings(
-            error.error_class, job.attempt, dict(job.settings), _engine_or_none(claimed.engine)
-        )
-        if settings is None:
-            job.state = JobState.failed
-            return "failed"
-        job.state, job.settings, job.requeued_by = JobState.pending, settings, "retry"
-        return "retried"
-
-
-def _store_label(
-    session: Any, job: LabelingJob, attempt: JobAttempt, claimed: ClaimedJob, label: LabelRecord
-) -> None:
-    job.state = attempt.state = JobState.succeeded
-    job.error_class = job.error_message = None
-    label.level = claimed.level_name
-    if label.total_energy_hartree is not None and label.atomization_energy_hartree is None:
-        label.atomization_energy_hartree = atomization_energy(
-            label.total_energy_hartree,
-            claimed.structure.symbols,
-            claimed.reference_energies_hartree,
-        )
-    row = label_row(job.structure_id, job.level_id, label, job_id=job.id)
-    row["provenance"] = {
-        **row["provenance"],
-        "host": attempt.host,
-        "worker": attempt.worker,
-        "attempt": attempt.number,
-    }
-    session.add(Label(**row))
-
-
-def _engine_or_none(name: str) -> LabelingEngine | None:
-    try:
-        return get_engine(name)
-    except UnknownEngineError:
-        return None
-
-
 def run_pending_jobs(
     url: str | None = None,
     *,
@@ -349,21 +357,36 @@ def run_pending_jobs(
     progress: Callable[[DrainReport], None] | None = None,
     options: WorkerOptions | None = None,
     worker: str | None = None,
+    handle_signals: bool = True,
 ) -> DrainReport:
     """Claim and run pending jobs until none is left (one worker, this process).
 
     Expired leases of other workers are requeued before each claim, so a job
-    left behind by a dead worker is picked up here too.
+    left behind by a dead worker is picked up here too. With
+    ``handle_signals`` (and in the main thread) SIGINT and SIGTERM stop the
+    running calculation, put its job back to pending and raise
+    :class:`~interphase.labeling.signals.WorkerInterrupted`.
     """
     options = options or WorkerOptions()
     worker = worker or new_worker_name()
     report = DrainReport()
-    while True:
+    retrying = options.database_retry_s
+
+    def claim() -> ClaimedJob | None:
         requeue_expired(url, options.retry)
-        claimed = claim_job(url, worker=worker, level_id=level_id, engine=engine, options=options)
-        if claimed is None:
-            return report
-        outcome = execute_job(url, claimed, worker=worker, options=options)
-        setattr(report, outcome, getattr(report, outcome) + 1)
-        if progress is not None:
-            progress(report)
+        return claim_job(url, worker=worker, level_id=level_id, engine=engine, options=options)
+
+    with stop_signals(handle_signals) as guard:
+        while True:
+            guard.check()
+            claimed = with_retries(claim, what="claim a job", give_up_after_s=retrying)
+            if claimed is None:
+                return report
+            if guard.received is not None:  # arrived during the claim: hand the job back
+                stop = WorkerInterrupted(guard.received, claimed.job_id)
+                end = AttemptEnd(0.0, ProcessReport(pid=os.getpid()))
+                release_interrupted(url, claimed, worker, end, stop, options)
+                raise stop
+            report.add(execute_job(url, claimed, worker=worker, options=options, guard=guard))
+            if progress is not None:
+                progress(report)

@@ -2,30 +2,49 @@
 
 After a failed attempt the queue asks the policy whether to try again and with
 which settings: SCF non-convergence retries with the engine's own rescue steps
-(damping, level shift, more iterations); crashes, timeouts and dead workers
-retry a limited number of times; invalid input and a missing engine never
-retry, since running them again cannot help.
+(damping, level shift, more iterations); a timeout retries with a longer time
+limit and an out-of-memory death with a larger memory limit (each by a growth
+factor, the memory capped at the machine's RAM); crashes and dead workers retry
+a limited number of times; invalid input and a missing engine never retry,
+since running them again cannot help.
+
+Attempts are counted from the job's retry budget start: a resubmit starts a
+fresh budget, and an attempt stopped by SIGINT/SIGTERM (``Interrupted``) is not
+counted at all.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from interphase.labeling.engine import LabelingEngine
+from interphase.labeling.isolated import Limits
 
 #: Error class of an attempt whose worker stopped renewing its lease.
 LEASE_EXPIRED = "LeaseExpired"
+#: Error class of an attempt stopped because its worker got SIGINT or SIGTERM.
+INTERRUPTED = "Interrupted"
 
-#: Attempts allowed in total (first try included), by error class.
+#: Attempts allowed in total (first try included) per retry budget, by error class.
 DEFAULT_MAX_ATTEMPTS: dict[str, int] = {
     "SCFNotConverged": 3,
     "Timeout": 2,
     "EngineCrashed": 2,
+    "OutOfMemory": 3,
     LEASE_EXPIRED: 3,
     "InvalidInput": 1,
     "EngineUnavailable": 1,
 }
+
+
+def physical_memory_mb() -> float | None:
+    """RAM of this machine (MB), or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1024.0**2
+    except (ValueError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -38,13 +57,20 @@ class RetryPolicy:
         Total attempts (first one included) per error class; classes not listed
         get ``default_max_attempts``.
     timeout_growth
-        Factor applied to a job's ``time_limit_s`` when it is retried after a
-        timeout.
+        Factor applied to the time limit when a job is retried after a timeout.
+    memory_growth
+        Factor applied to the memory limit when a job is retried after running
+        out of memory.
+    max_memory_limit_mb
+        Largest memory limit a retry asks for; None: this machine's RAM. A job
+        that ran out of memory at the cap stays failed.
     """
 
     max_attempts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_ATTEMPTS))
     default_max_attempts: int = 1
     timeout_growth: float = 2.0
+    memory_growth: float = 2.0
+    max_memory_limit_mb: float | None = None
 
     @classmethod
     def no_retries(cls) -> RetryPolicy:
@@ -57,6 +83,7 @@ class RetryPolicy:
         attempt: int,
         settings: dict[str, Any],
         engine: LabelingEngine | None,
+        limits: Limits | None = None,
     ) -> dict[str, Any] | None:
         """Settings for the next attempt, or None when the job should stay failed.
 
@@ -65,12 +92,15 @@ class RetryPolicy:
         error_class
             The class of the failure just recorded.
         attempt
-            How many attempts the job has had so far (1 after the first).
+            Attempts counted in the job's retry budget so far (1 after the first).
         settings
             The settings the failed attempt ran with.
         engine
             The job's engine (its ``scf_rescue_steps`` drive SCF retries), or
             None when it is unknown.
+        limits
+            The limits the failed attempt ran under (a worker default when the
+            job set none); the base of the longer time or larger memory limit.
         """
         if attempt >= self.max_attempts.get(error_class, self.default_max_attempts):
             return None
@@ -82,6 +112,25 @@ class RetryPolicy:
             if index < 0:
                 return None
             new.update(steps[index])
-        elif error_class == "Timeout" and "time_limit_s" in new:
-            new["time_limit_s"] = float(new["time_limit_s"]) * self.timeout_growth
+        elif error_class == "Timeout":
+            time_limit = new.get("time_limit_s", limits.time_limit_s if limits else None)
+            if time_limit is not None:
+                new["time_limit_s"] = float(time_limit) * self.timeout_growth
+        elif error_class == "OutOfMemory":
+            return self._more_memory(new, limits)
         return new
+
+    def _more_memory(
+        self, settings: dict[str, Any], limits: Limits | None
+    ) -> dict[str, Any] | None:
+        """``settings`` with a grown memory limit; None without a limit or at the cap."""
+        current = settings.get("memory_limit_mb", limits.memory_limit_mb if limits else None)
+        if current is None:
+            return None  # the machine itself ran out: more attempts cannot help
+        cap = self.max_memory_limit_mb or physical_memory_mb()
+        grown = float(current) * self.memory_growth
+        if cap is not None:
+            if float(current) >= cap:
+                return None
+            grown = min(grown, cap)
+        return {**settings, "memory_limit_mb": grown}

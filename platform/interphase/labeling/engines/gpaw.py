@@ -11,11 +11,7 @@ energy (both parts are kept in the provenance). D3 energy, gradient and virial
 come from simple-dftd3 (``dftd3`` on PyPI) in atomic units and are added to the
 GPAW energy, forces and stress.
 
-Settings (all optional): ``ecut_ry`` (40) or ``ecut_ev``, ``kpts`` (explicit
-mesh), ``kpts_bulk`` ([3, 3, 3]), ``kpts_slab`` ([3, 3, 1]), ``slab``
-(default: the cell is non-periodic along z), ``smearing_width_ev`` (0.1),
-``max_iterations`` (333), ``mixer_beta``, ``d3_damping`` ("zero" or "bj"),
-``stress`` (False).
+Settings: :class:`GPAWSettings`.
 """
 
 from __future__ import annotations
@@ -23,10 +19,11 @@ from __future__ import annotations
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from ase.units import Bohr, Hartree  # Å per Bohr, eV per Hartree
+from pydantic import Field
 
 from interphase.labeling.engine import (
     Availability,
@@ -36,35 +33,51 @@ from interphase.labeling.engine import (
     EngineUnavailable,
     InvalidInput,
     LabelingEngine,
+    OutOfMemory,
     SCFNotConverged,
 )
+from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.logtail import tail_of_file
 from interphase.records import LabelRecord, StructureRecord
 
 EXTRA_HINT = "pip install 'interphase[gpaw]' (needs libxc-dev, libopenblas-dev and CC=g++)"
 RYDBERG_EV = Hartree / 2.0
-LOG_TAIL_CHARS = 4000
 METHODS = {"PBE-D3": ("PBE", "zero"), "PBE-D3BJ": ("PBE", "bj"), "PBE": ("PBE", None)}
-KNOWN_SETTINGS = frozenset(
-    {
-        "ecut_ry",
-        "ecut_ev",
-        "kpts",
-        "kpts_bulk",
-        "kpts_slab",
-        "slab",
-        "smearing_width_ev",
-        "max_iterations",
-        "mixer_beta",
-        "d3_damping",
-        "stress",
-    }
-)
+
+KMesh = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+
+
+class GPAWSettings(EngineSettings):
+    """Settings of the gpaw engine (all optional)."""
+
+    ecut_ry: float = Field(default=40.0, gt=0, description="Plane-wave cutoff (Rydberg).")
+    ecut_ev: float | None = Field(
+        default=None, gt=0, description="Plane-wave cutoff (eV); wins over ecut_ry when given."
+    )
+    kpts: KMesh | None = Field(default=None, description="Explicit k-point mesh (3 integers).")
+    kpts_bulk: KMesh = Field(default=[3, 3, 3], description="k-mesh of bulk cells.")
+    kpts_slab: KMesh = Field(default=[3, 3, 1], description="k-mesh of slabs.")
+    slab: bool | None = Field(
+        default=None, description="Treat the cell as a slab (default: non-periodic along z)."
+    )
+    smearing_width_ev: float = Field(
+        default=0.1, ge=0, description="Fermi-Dirac smearing width (eV)."
+    )
+    max_iterations: int = Field(default=333, ge=1, description="Maximum SCF iterations.")
+    mixer_beta: float | None = Field(
+        default=None, gt=0, le=1, description="Density mixing fraction (default GPAW's)."
+    )
+    d3_damping: Literal["zero", "bj"] | None = Field(
+        default=None, description="D3 damping (default: the method's; null with PBE: none)."
+    )
+    stress: bool = Field(default=False, description="Also compute the stress tensor.")
 
 
 class GPAWEngine(LabelingEngine):
     """Plane-wave PAW DFT for periodic metals and slabs, with D3 dispersion."""
 
     name = "gpaw"
+    settings_model = GPAWSettings
     capabilities = Capabilities(periodic=True, gradients=True, charges=False, dipole=False)
     isolate = True
     scf_rescue_steps = ({"mixer_beta": 0.02, "max_iterations": 600},)
@@ -87,19 +100,16 @@ class GPAWEngine(LabelingEngine):
 
     def compute(self, structure: StructureRecord, calculation: Calculation) -> LabelRecord:
         self.check(structure)
+        self.parse_settings(calculation.settings)
         settings = dict(calculation.settings)
-        if unknown := set(settings) - KNOWN_SETTINGS:
-            raise InvalidInput(
-                f"gpaw does not know the settings {sorted(unknown)}; "
-                f"known: {', '.join(sorted(KNOWN_SETTINGS))}"
-            )
         if calculation.method not in METHODS:
             raise InvalidInput(
                 f"gpaw engine has no method {calculation.method!r}; choose {', '.join(METHODS)}"
             )
+        if calculation.log_path is not None:
+            return self._run(structure, calculation, settings, Path(calculation.log_path))
         with tempfile.TemporaryDirectory(prefix="interphase-gpaw-") as scratch:
-            log_path = Path(scratch) / "gpaw.txt"
-            return self._run(structure, calculation, settings, log_path)
+            return self._run(structure, calculation, settings, Path(scratch) / "gpaw.txt")
 
     def _run(
         self,
@@ -108,27 +118,14 @@ class GPAWEngine(LabelingEngine):
         settings: dict[str, Any],
         log_path: Path,
     ) -> LabelRecord:
-        from gpaw import KohnShamConvergenceError
-
         xc, default_damping = METHODS[calculation.method]
         damping = settings.get("d3_damping", default_damping)
         atoms, kpts = _atoms_and_kpts(structure, settings)
-        atoms.calc = _calculator(xc, kpts, settings, structure.multiplicity, log_path)
-        try:
-            free_energy_ev = float(atoms.get_potential_energy(force_consistent=True))
-            forces_ev_per_angstrom = np.asarray(atoms.get_forces(), dtype=float)
-            stress_ev = atoms.get_stress(voigt=False) if settings.get("stress") else None
-            reference_ev = float(atoms.calc.get_reference_energy())
-        except KohnShamConvergenceError as error:
-            raise SCFNotConverged(
-                f"gpaw SCF did not converge: {error}; retry with more max_iterations "
-                "or a smaller mixer_beta",
-                log_tail=_tail(log_path),
-            ) from error
-        except (RuntimeError, ValueError, MemoryError) as error:
-            raise EngineCrashed(
-                f"gpaw failed: {type(error).__name__}: {error}", log_tail=_tail(log_path)
-            ) from error
+        with open(log_path, "a", buffering=1) as log:
+            atoms.calc = _calculator(xc, kpts, settings, structure.multiplicity, log)
+            free_energy_ev, forces_ev_per_angstrom, stress_ev, reference_ev = _single_point(
+                atoms, bool(settings.get("stress")), log, log_path
+            )
         energy_hartree = (free_energy_ev + reference_ev) / Hartree
         gradient = -forces_ev_per_angstrom / Hartree
         provenance: dict[str, Any] = {
@@ -212,9 +209,7 @@ def _atoms_and_kpts(structure: StructureRecord, settings: dict[str, Any]) -> tup
     return atoms, kpts
 
 
-def _calculator(
-    xc: str, kpts: tuple, settings: dict[str, Any], multiplicity: int, log_path: Path
-) -> Any:
+def _calculator(xc: str, kpts: tuple, settings: dict[str, Any], multiplicity: int, log: Any) -> Any:
     from gpaw import GPAW, PW, FermiDirac, Mixer
 
     parameters: dict[str, Any] = {
@@ -223,7 +218,7 @@ def _calculator(
         "kpts": kpts,
         "occupations": FermiDirac(float(settings.get("smearing_width_ev", 0.1))),
         "maxiter": int(settings.get("max_iterations", 333)),
-        "txt": str(log_path),
+        "txt": log,
     }
     if multiplicity > 1:
         parameters["spinpol"] = True
@@ -232,5 +227,32 @@ def _calculator(
     return GPAW(**parameters)
 
 
-def _tail(path: Path) -> str | None:
-    return path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if path.exists() else None
+def _single_point(
+    atoms: Any, stress: bool, log: Any, log_path: Path
+) -> tuple[float, np.ndarray, Any, float]:
+    """Free energy (eV), forces (eV/Å), stress (eV/Å³ or None), setups' reference energy (eV)."""
+    from gpaw import KohnShamConvergenceError
+
+    try:
+        free_energy_ev = float(atoms.get_potential_energy(force_consistent=True))
+        forces_ev_per_angstrom = np.asarray(atoms.get_forces(), dtype=float)
+        stress_ev = atoms.get_stress(voigt=False) if stress else None
+        reference_ev = float(atoms.calc.get_reference_energy())
+    except KohnShamConvergenceError as error:
+        log.flush()
+        raise SCFNotConverged(
+            f"gpaw SCF did not converge: {error}; retry with more max_iterations "
+            "or a smaller mixer_beta",
+            log_tail=tail_of_file(log_path),
+        ) from error
+    except MemoryError as error:
+        log.flush()
+        raise OutOfMemory(
+            f"gpaw ran out of memory: {error}", log_tail=tail_of_file(log_path)
+        ) from error
+    except (RuntimeError, ValueError) as error:
+        log.flush()
+        raise EngineCrashed(
+            f"gpaw failed: {type(error).__name__}: {error}", log_tail=tail_of_file(log_path)
+        ) from error
+    return free_energy_ev, forces_ev_per_angstrom, stress_ev, reference_ev

@@ -13,11 +13,8 @@ Units: QCSchema geometry is in Bohr and gradients in Hartree/Bohr; dipoles are
 in Debye before Psi4 1.4 and in e·Bohr from 1.4 on. All are converted to Å,
 Hartree/Å and e·Å here.
 
-Settings (all optional): ``density_fit`` (default True), ``conv_tol_hartree``
-(1e-8), ``density_convergence`` (1e-8), ``max_iterations``, ``damping``
-(0..1, as Psi4's damping percentage), ``level_shift_hartree`` (≥ 1.4),
-``threads`` (1), ``memory_mb`` (2000), ``time_limit_s``, and any raw Psi4
-keyword under ``keywords``.
+Settings: :class:`Psi4Settings`. The program's output goes to the calculation's
+log (the isolated runner's), so a killed run keeps its tail too.
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from ase.units import Bohr  # Å per Bohr
+from pydantic import Field
 
 from interphase.labeling.engine import (
     Availability,
@@ -41,16 +39,16 @@ from interphase.labeling.engine import (
     Capabilities,
     EngineCrashed,
     EngineError,
-    EngineTimeout,
     EngineUnavailable,
     InvalidInput,
     LabelingEngine,
     SCFNotConverged,
 )
+from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.logtail import tail_of_file, tail_of_text
 from interphase.records import LabelRecord, StructureRecord
 
 DEBYE_E_ANGSTROM = 0.20819433622621247  # 1 D in e·Å
-LOG_TAIL_CHARS = 4000
 INSTALL_HINT = "install Psi4 (Debian: apt-get install psi4; or conda install psi4 -c conda-forge)"
 
 #: The paper's hybrid-level keywords and the first Psi4 version that has each.
@@ -61,6 +59,31 @@ PAPER_KEYWORDS: dict[str, tuple[Any, tuple[int, int]]] = {
     "s_orthogonalization": ("partialcholesky", (1, 4)),
     "s_cholesky_tolerance": (1e-6, (1, 4)),
 }
+
+
+class Psi4Settings(EngineSettings):
+    """Settings of the psi4 engine (all optional)."""
+
+    density_fit: bool = Field(default=True, description="Density fitting (scf_type df, else pk).")
+    conv_tol_hartree: float = Field(
+        default=1e-8, gt=0, description="SCF energy convergence (Hartree; e_convergence)."
+    )
+    density_convergence: float = Field(
+        default=1e-8, gt=0, description="SCF density convergence (d_convergence)."
+    )
+    max_iterations: int | None = Field(
+        default=None, ge=1, description="Maximum SCF iterations (maxiter; default Psi4's)."
+    )
+    damping: float | None = Field(
+        default=None, ge=0, lt=1, description="SCF damping as a fraction (Psi4 takes percent)."
+    )
+    level_shift_hartree: float | None = Field(
+        default=None, ge=0, description="Level shift (Hartree; Psi4 >= 1.4)."
+    )
+    threads: int = Field(default=1, ge=1, description="Threads of the psi4 process (-n).")
+    keywords: dict[str, Any] = Field(
+        default_factory=dict, description="Raw Psi4 keywords, applied last."
+    )
 
 
 @cache
@@ -95,6 +118,7 @@ class Psi4Engine(LabelingEngine):
     """Gaussian-basis HF/DFT with Psi4 in its own process (QCSchema in, QCSchema out)."""
 
     name = "psi4"
+    settings_model = Psi4Settings
     capabilities = Capabilities(periodic=False, gradients=True, charges=False, dipole=True)
     isolate = True
     scf_rescue_steps = (
@@ -121,55 +145,39 @@ class Psi4Engine(LabelingEngine):
 
     def compute(self, structure: StructureRecord, calculation: Calculation) -> LabelRecord:
         self.check(structure)
+        settings = self.parse_settings(calculation.settings)
         if not calculation.basis:
             raise InvalidInput("psi4 needs a basis set (e.g. def2-SVP)")
         version = self.version()
         keywords, not_applied = psi4_keywords(calculation.settings, version_tuple(version))
         schema = qcschema_input(structure, calculation, keywords)
         with tempfile.TemporaryDirectory(prefix="interphase-psi4-") as scratch:
-            output = self._execute(schema, Path(scratch), version, calculation.settings)
+            log_path = Path(calculation.log_path or Path(scratch) / "psi4.log")
+            output = self._execute(schema, Path(scratch), version, settings.threads, log_path)
         return self._parse(output, structure, calculation, version, keywords, not_applied)
 
     def _execute(
-        self, schema: dict[str, Any], scratch: Path, version: str, settings: dict[str, Any]
+        self, schema: dict[str, Any], scratch: Path, version: str, threads: int, log_path: Path
     ) -> dict[str, Any]:
         path = scratch / "input.json"
         path.write_text(json.dumps(schema))
         flag = "--json" if version_tuple(version) < (1, 4) else "--qcschema"
-        command = [
-            self.executable_path(),
-            flag,
-            str(path),
-            "-n",
-            str(int(settings.get("threads", 1))),
-        ]
-        timeout = settings.get("time_limit_s")
+        command = [self.executable_path(), flag, str(path), "-n", str(threads)]
         env = {**os.environ, "PSI_SCRATCH": str(scratch)}
-        try:
+        # Output straight into the log: a run killed for its time limit keeps its tail.
+        with open(log_path, "ab") as log_file:
             result = subprocess.run(
-                command,
-                cwd=scratch,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=None if timeout is None else float(timeout),
-                check=False,
+                command, cwd=scratch, env=env, stdout=log_file, stderr=log_file, check=False
             )
-        except subprocess.TimeoutExpired as error:
-            raise EngineTimeout(
-                f"psi4 exceeded its time limit of {timeout} s", log_tail=_text_tail(error.stdout)
-            ) from error
-        log = (result.stdout or "") + (result.stderr or "")
+        log = tail_of_file(log_path) or ""
         if result.returncode < 0:
-            raise EngineCrashed(
-                f"psi4 was killed by signal {-result.returncode}", log_tail=log[-LOG_TAIL_CHARS:]
-            )
+            raise EngineCrashed(f"psi4 was killed by signal {-result.returncode}", log_tail=log)
         try:
             output: dict[str, Any] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise EngineCrashed(
                 f"psi4 exited with {result.returncode} and left no readable result: {error}",
-                log_tail=log[-LOG_TAIL_CHARS:],
+                log_tail=log,
             ) from error
         if not output.get("success"):
             raise _classify_failure(output, log)
@@ -289,9 +297,7 @@ def _classify_failure(output: dict[str, Any], log: str) -> EngineError:
     error = output.get("error") or {}
     message = str(error.get("error_message", "psi4 reported failure without a message"))
     kind = str(error.get("error_type", ""))
-    tail = (str(output.get("raw_output") or "") + log)[-LOG_TAIL_CHARS:] or message[
-        -LOG_TAIL_CHARS:
-    ]
+    tail = tail_of_text(str(output.get("raw_output") or "") + log) or tail_of_text(message)
     summary = f"psi4 {kind}: {message.strip().splitlines()[-1] if message.strip() else ''}"
     lowered = message.lower()
     if "converge" in lowered:
@@ -304,10 +310,3 @@ def _classify_failure(output: dict[str, Any], log: str) -> EngineError:
     ):
         return InvalidInput(summary, log_tail=tail)
     return EngineCrashed(summary, log_tail=tail)
-
-
-def _text_tail(value: str | bytes | None) -> str | None:
-    if value is None:
-        return None
-    text = value.decode(errors="replace") if isinstance(value, bytes) else value
-    return text[-LOG_TAIL_CHARS:]

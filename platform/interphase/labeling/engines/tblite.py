@@ -11,6 +11,7 @@ from importlib import metadata
 
 import numpy as np
 from ase.units import Bohr  # Å per Bohr
+from pydantic import Field
 
 from interphase.labeling.engine import (
     Availability,
@@ -21,16 +22,35 @@ from interphase.labeling.engine import (
     LabelingEngine,
     SCFNotConverged,
 )
+from interphase.labeling.engine_settings import EngineSettings
 from interphase.records import LabelRecord, StructureRecord
 
 METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
 KB_HARTREE_PER_K = 3.166808578545117e-6  # Boltzmann constant; tblite wants Hartree
 
 
+class TBLiteSettings(EngineSettings):
+    """Settings of the tblite engine (all optional)."""
+
+    max_iterations: int = Field(default=250, ge=1, description="Maximum SCF iterations.")
+    accuracy: float = Field(
+        default=1.0, gt=0, description="tblite accuracy factor (smaller is tighter)."
+    )
+    mixer_damping: float = Field(
+        default=0.4, gt=0, le=1, description="Damping of tblite's Broyden density mixer."
+    )
+    electronic_temperature_k: float = Field(
+        default=300.0,
+        ge=0,
+        description="Electronic temperature (K) of the Fermi smearing of the occupations.",
+    )
+
+
 class TBLiteEngine(LabelingEngine):
     """Extended tight binding; milliseconds per small molecule."""
 
     name = "tblite"
+    settings_model = TBLiteSettings
     capabilities = Capabilities(periodic=True, gradients=True, charges=True, dipole=True)
     # Retries of a non-converged SCF smear the occupations (the attempt's settings
     # record it) rather than iterate longer: tblite's Broyden history grows with
@@ -40,6 +60,9 @@ class TBLiteEngine(LabelingEngine):
         {"mixer_damping": 0.2, "electronic_temperature_k": 3000.0},
         {"mixer_damping": 0.2, "electronic_temperature_k": 5000.0},
     )
+
+    def preload(self) -> None:
+        import tblite.interface  # noqa: F401
 
     def available(self) -> Availability:
         try:
@@ -60,7 +83,7 @@ class TBLiteEngine(LabelingEngine):
             raise InvalidInput(
                 f"tblite has no method {calculation.method!r}; choose one of {', '.join(METHODS)}"
             )
-        settings = calculation.settings
+        settings = self.parse_settings(calculation.settings)
         n_unpaired = structure.multiplicity - 1
         try:
             calculator = Calculator(
@@ -75,13 +98,10 @@ class TBLiteEngine(LabelingEngine):
                 periodic=np.asarray(structure.pbc) if structure.is_periodic else None,
             )
             calculator.set("verbosity", 0)
-            calculator.set("max-iter", int(settings.get("max_iterations", 250)))
-            calculator.set("accuracy", float(settings.get("accuracy", 1.0)))
-            calculator.set("mixer-damping", float(settings.get("mixer_damping", 0.4)))
-            calculator.set(
-                "temperature",
-                float(settings.get("electronic_temperature_k", 300.0)) * KB_HARTREE_PER_K,
-            )
+            calculator.set("max-iter", settings.max_iterations)
+            calculator.set("accuracy", settings.accuracy)
+            calculator.set("mixer-damping", settings.mixer_damping)
+            calculator.set("temperature", settings.electronic_temperature_k * KB_HARTREE_PER_K)
             result = calculator.singlepoint()
         except (TBLiteValueError, TBLiteTypeError) as error:
             raise InvalidInput(f"tblite refused the input: {error}") from error
@@ -100,6 +120,6 @@ class TBLiteEngine(LabelingEngine):
                 "engine": self.name,
                 "engine_version": self.version(),
                 "method": calculation.method,
-                "settings": dict(settings),
+                "settings": dict(calculation.settings),
             },
         )

@@ -1,7 +1,7 @@
 """dashboard indexes: jobs by state, error class, iteration, campaign activity and structure
 
 Revision ID: 0004d
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 09:00:00
 
 Each jobs filter of the dashboard is an equality that, with the job id second,
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '0004d'
-down_revision: Union[str, Sequence[str], None] = '0003'
+down_revision: Union[str, Sequence[str], None] = '0004'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
