@@ -20,6 +20,7 @@ from interphase.db.models import JobState
 from interphase.db.session import transaction
 from interphase.labeling.queue import run_pending_jobs
 from tests.dashboard.campaign_data import NO_RETRY, failed_waters, queue_waters
+from tests.labeling import fake_engines
 from tests.labeling.job_helpers import job_and_attempts, queue_jobs, waters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ import sys
 from tests.labeling import fake_engines
 from interphase.labeling.queue import WorkerOptions, run_pending_jobs
 fake_engines.register()
-run_pending_jobs(sys.argv[1], options=WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=0.2))
+run_pending_jobs(sys.argv[1], options=WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=1.0))
 """
 
 
@@ -101,6 +102,7 @@ run_pending_jobs(sys.argv[1], options=WorkerOptions(lease_s=float(sys.argv[2]), 
 def test_a_killed_workers_job_shows_as_stuck(
     client: TestClient, local_env: str, tmp_path: Path
 ) -> None:
+    fake_engines.register()  # the holding engine's settings are validated here too
     hold = tmp_path / "hold"
     hold.touch()
     (job_id,) = queue_jobs(
@@ -111,7 +113,7 @@ def test_a_killed_workers_job_shows_as_stuck(
         method="GFN2-xTB",
         settings={"hold_file": str(hold)},
     )
-    lease_s = 4.0
+    lease_s = 5.0  # the shortest lease a worker accepts
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, local_env, str(lease_s)],
         cwd=ROOT,

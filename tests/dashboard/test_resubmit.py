@@ -110,12 +110,12 @@ def test_refusals_are_the_librarys_one_line_and_change_nothing(
     before = snapshot(local_env)
     cases = [
         ({"scope": "selected", "ids": failed, "set": "=5"}, "--set expects key=value, got &#39;"),
-        ({"scope": "selected", "ids": pending}, "only failed or cancelled jobs can be resubmitted"),
+        ({"scope": "selected", "ids": pending}, "is pending already; give --set/--unset"),
         ({"scope": "selected", "ids": [999]}, "no jobs with ids [999]"),
         ({"scope": "selected"}, "no job is ticked"),
         ({"scope": "everything"}, "unknown scope"),
         ({"scope": "matching", "state": "pending"}, "no failed or cancelled job matches"),
-        ({"scope": "matching", "message": "no such text"}, "no job matches the filter"),
+        ({"scope": "matching", "message": "no such text"}, "no failed or cancelled job matches"),
     ]
     for form, message in cases:
         for path in ("/jobs/resubmit/preview", "/jobs/resubmit"):

@@ -31,7 +31,9 @@ def test_scaled_down_soak_with_random_kills(db_url: str) -> None:
         "lease_expired_matches_kills": True,
         "no_orphans": True,
     }, report
-    assert done.returncode == 0 and report["kills"] == 3
+    # Up to 3 kills, one every 2 s while jobs remain: on a fast machine the queue can
+    # empty before the last one; the checks above hold for however many there were.
+    assert done.returncode == 0 and 1 <= report["kills"] <= 3
     assert report["attempts_by_outcome"]["succeeded"] == 200
     assert (
         report["attempts_by_outcome"].get("LeaseExpired", 0)
