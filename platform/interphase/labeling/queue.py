@@ -105,12 +105,18 @@ def claim_job(
     worker: str,
     level_id: int | None = None,
     engine: str | None = None,
+    campaign_id: int | None = None,
     options: WorkerOptions | None = None,
 ) -> ClaimedJob | None:
-    """Atomically move one pending job to running under a lease; None when none is left."""
+    """Atomically move one pending job to running under a lease; None when none is left.
+
+    ``level_id``, ``engine`` and ``campaign_id`` restrict the claim to those jobs.
+    """
     options = options or WorkerOptions()
     with transaction(url) as session:
         query = select(LabelingJob).where(LabelingJob.state == JobState.pending)
+        if campaign_id is not None:
+            query = query.where(LabelingJob.campaign_id == campaign_id)
         if level_id is not None:
             query = query.where(LabelingJob.level_id == level_id)
         if engine is not None:
@@ -354,6 +360,7 @@ def run_pending_jobs(
     *,
     level_id: int | None = None,
     engine: str | None = None,
+    campaign_id: int | None = None,
     progress: Callable[[DrainReport], None] | None = None,
     options: WorkerOptions | None = None,
     worker: str | None = None,
@@ -374,7 +381,14 @@ def run_pending_jobs(
 
     def claim() -> ClaimedJob | None:
         requeue_expired(url, options.retry)
-        return claim_job(url, worker=worker, level_id=level_id, engine=engine, options=options)
+        return claim_job(
+            url,
+            worker=worker,
+            level_id=level_id,
+            engine=engine,
+            campaign_id=campaign_id,
+            options=options,
+        )
 
     with stop_signals(handle_signals) as guard:
         while True:

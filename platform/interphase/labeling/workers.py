@@ -35,8 +35,14 @@ class WorkersFailedError(RuntimeError):
     """One or more worker processes exited with an error."""
 
 
-def count_open(url: str | None, *, engine: str | None = None, level_id: int | None = None) -> int:
-    """Pending plus running jobs (optionally of one engine or level)."""
+def count_open(
+    url: str | None,
+    *,
+    engine: str | None = None,
+    level_id: int | None = None,
+    campaign_id: int | None = None,
+) -> int:
+    """Pending plus running jobs (optionally of one engine, level or campaign)."""
     with transaction(url) as session:
         query = (
             select(func.count())
@@ -48,15 +54,23 @@ def count_open(url: str | None, *, engine: str | None = None, level_id: int | No
             query = query.where(LevelOfTheory.engine == engine)
         if level_id is not None:
             query = query.where(LabelingJob.level_id == level_id)
+        if campaign_id is not None:
+            query = query.where(LabelingJob.campaign_id == campaign_id)
         return int(session.scalar(query) or 0)
 
 
 def worker_main(
-    url: str | None, engine: str | None, level_id: int | None, options: WorkerOptions
+    url: str | None,
+    engine: str | None,
+    level_id: int | None,
+    options: WorkerOptions,
+    campaign_id: int | None = None,
 ) -> None:
     """Body of one worker process: drain the queue; exit 130/143 on a stop signal."""
     try:
-        run_pending_jobs(url, engine=engine, level_id=level_id, options=options)
+        run_pending_jobs(
+            url, engine=engine, level_id=level_id, campaign_id=campaign_id, options=options
+        )
     except WorkerInterrupted as stop:
         sys.exit(stop.exit_status)
     except Exception as error:  # one line per failed worker; the parent reports the count
@@ -75,6 +89,7 @@ def run_workers(
     *,
     engine: str | None = None,
     level_id: int | None = None,
+    campaign_id: int | None = None,
     options: WorkerOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
     poll_s: float = 0.5,
@@ -93,7 +108,11 @@ def run_workers(
         When a worker process exited with an error or was killed.
     """
     options = options or WorkerOptions()
-    total = count_open(url, engine=engine, level_id=level_id)
+
+    def still_open() -> int:
+        return count_open(url, engine=engine, level_id=level_id, campaign_id=campaign_id)
+
+    total = still_open()
     if n_workers <= 1:
 
         def report_progress(report: DrainReport) -> None:
@@ -101,14 +120,19 @@ def run_workers(
                 progress(report.done, total)
 
         return run_pending_jobs(
-            url, engine=engine, level_id=level_id, options=options, progress=report_progress
+            url,
+            engine=engine,
+            level_id=level_id,
+            campaign_id=campaign_id,
+            options=options,
+            progress=report_progress,
         )
     # Share the cores among the workers unless the caller chose a thread count;
     # oversubscribed OpenMP threads spin against each other.
     os.environ.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // n_workers, 1)))
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=worker_main, args=(url, engine, level_id, options))
+        context.Process(target=worker_main, args=(url, engine, level_id, options, campaign_id))
         for _ in range(n_workers)
     ]
     with _noting_stop_signals() as received:
@@ -120,7 +144,7 @@ def run_workers(
             if received:  # every round: a worker may have been starting up, ignoring it
                 _forward(workers, received[0])
             if progress is not None:
-                progress(max(total - count_open(url, engine=engine, level_id=level_id), 0), total)
+                progress(max(total - still_open(), 0), total)
         for worker in workers:
             worker.join()
     if received:
