@@ -24,13 +24,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import dask
 import distributed
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import unmapped
 from prefect_dask import DaskTaskRunner
 
@@ -52,23 +53,18 @@ STOP_KEY = "interphase-stop"
 class RemoteStopGuard(StopGuard):
     """A :class:`StopGuard` that also fires when the run's stop key is set on the scheduler.
 
-    Parameters
-    ----------
-    run_id
-        The labeling run whose stop key is watched.
-    poll_s
-        Shortest interval between two looks at the scheduler (s).
+    It looks at the key on every check (one scheduler round trip, well under the
+    cost of a job's database writes): before each claim, before an in-process
+    calculation and every half second while an isolated one runs. So no drain
+    claims a job after the stop, not even one another drain just put back.
     """
 
-    def __init__(self, run_id: str, poll_s: float = 1.0) -> None:
+    def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
-        self.poll_s = poll_s
-        self._next_look = 0.0
 
     def check(self) -> None:
-        if self.received is None and time.monotonic() >= self._next_look:
-            self._next_look = time.monotonic() + self.poll_s
+        if self.received is None:
             try:
                 signum = distributed.get_client().get_metadata([STOP_KEY, self.run_id], None)
             except OSError:  # scheduler briefly unreachable: look again next time
@@ -125,13 +121,13 @@ def _add(total: DrainReport, report: DrainReport) -> None:
         setattr(total, name, getattr(total, name) + getattr(report, name))
 
 
-def apply_one(fn: Callable[[T], R], item: T) -> R:
+def apply_one(fn: Callable[[Any], Any], item: Any) -> Any:
     """``fn(item)``: the body of one :meth:`DaskExecutor.map` task."""
     return fn(item)
 
 
-drain_task = task(drain_campaign, name="drain-labeling-queue", cache_policy=NO_CACHE)
-apply_task = task(apply_one, name="apply", cache_policy=NO_CACHE)
+drain_task = task(name="drain-labeling-queue", cache_policy=NO_CACHE)(drain_campaign)
+apply_task = task(name="apply", cache_policy=NO_CACHE)(apply_one)
 
 
 @dataclass
@@ -154,29 +150,35 @@ def _labeling(
     url: str, campaign_id: int | None, workers: int, options: WorkerOptions, run_id: str
 ) -> list[DrainResult]:
     control = _RUNS[run_id]
-    futures = drain_task.map(
-        url=unmapped(url),
-        campaign_id=unmapped(campaign_id),
-        options=unmapped(options),
-        run_id=unmapped(run_id),
-        poll_s=[1.0] * workers,
-    )
-    stop_sent = False
-    while True:
-        done = wait(futures, timeout=1.0)
-        if control.guard.received is not None and not stop_sent:
-            control.client.set_metadata([STOP_KEY, run_id], control.guard.received)
-            stop_sent = True
-        if control.progress is not None:
-            left = count_open(url, campaign_id=campaign_id)
-            control.progress(max(control.total - left, 0), control.total)
-        if not done.not_done:
-            break
+    # Here, not around the flow call: Prefect's flow engine installs a SIGTERM
+    # handler of its own for the flow run, which would cut the run short.
+    with stop_signals(guard=control.guard):
+        futures = drain_task.map(
+            url=unmapped(url),
+            campaign_id=unmapped(campaign_id),
+            options=unmapped(options),
+            run_id=unmapped(run_id),
+            poll_s=[1.0] * workers,
+        )
+        stop_sent = False
+        while True:
+            done = wait(futures, timeout=1.0)
+            if control.guard.received is not None and not stop_sent:
+                control.client.set_metadata([STOP_KEY, run_id], control.guard.received)
+                stop_sent = True
+            if control.progress is not None:
+                left = count_open(url, campaign_id=campaign_id)
+                control.progress(max(control.total - left, 0), control.total)
+            if not done.not_done:
+                break
+    for future in futures:
+        future.wait()  # takes the final state from Dask (the API's may lag behind)
     failed = [future for future in futures if not future.state.is_completed()]
     # A drain that died with its Dask worker (killed, out of memory) is no
     # failure while the others finished its jobs: its job came back to them.
-    if failed and count_open(url, campaign_id=campaign_id) > 0:
-        message = str(failed[0].state.message or failed[0].state.name)
+    stopped = control.guard.received is not None
+    if failed and not stopped and count_open(url, campaign_id=campaign_id) > 0:
+        message = f"{failed[0].state.name}: {failed[0].state.message}"
         raise WorkersFailedError(
             f"{len(failed)} of {len(futures)} Dask labeling tasks failed ({message}); "
             "their jobs go back to pending when the lease expires"
@@ -191,8 +193,8 @@ def _map(fn: Callable[[T], R], items: list[T], gpu: bool) -> list[R]:
     return [future.result() for future in futures]
 
 
-labeling_flow = flow(_labeling, name="interphase-labeling", validate_parameters=False)
-map_flow = flow(_map, name="interphase-map", validate_parameters=False)
+labeling_flow = flow(name="interphase-labeling", validate_parameters=False)(_labeling)
+map_flow = flow(name="interphase-map", validate_parameters=False)(_map)
 
 
 class DaskExecutor:
@@ -234,9 +236,9 @@ class DaskExecutor:
             self._client = distributed.Client(self.address, set_as_default=False)
         return self._client
 
-    def task_runner(self) -> DaskTaskRunner:
+    def task_runner(self) -> TaskRunner[Any]:
         """A prefect-dask task runner on this executor's scheduler."""
-        return DaskTaskRunner(address=self.address)
+        return cast("TaskRunner[Any]", DaskTaskRunner(address=self.address))
 
     def run_labeling(
         self,
@@ -261,12 +263,12 @@ class DaskExecutor:
         run_id = uuid.uuid4().hex
         total = count_open(url, campaign_id=campaign_id)
         runner = labeling_flow.with_options(task_runner=self.task_runner())
-        with stop_signals() as guard:
-            _RUNS[run_id] = _RunControl(self.client, guard, total, progress)
-            try:
-                results = runner(url, campaign_id, workers, options, run_id)
-            finally:
-                del _RUNS[run_id]
+        guard = StopGuard()
+        _RUNS[run_id] = _RunControl(self.client, guard, total, progress)
+        try:
+            results = runner(url, campaign_id, workers, options, run_id)
+        finally:
+            del _RUNS[run_id]
         signum = guard.received or next((r.signum for r in results if r.signum), None)
         if signum is not None:
             raise WorkerInterrupted(signum)
