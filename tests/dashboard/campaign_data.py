@@ -28,6 +28,7 @@ from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clus
 from interphase.training.from_db import train_from_database
 from interphase.training.settings import TrainingSettings
 from tests.labeling.job_helpers import waters
+from tests.within import within
 
 LEVEL = "GFN2-xTB"
 #: A method tblite does not have: its jobs fail with InvalidInput, never retried.
@@ -144,7 +145,7 @@ def build_campaign(url: str, artifacts_dir: Path, name: str = "li-clusters") -> 
         iteration_id=iteration_id,
         settings=GPFitSettings(training_iterations=5),
     )
-    augment_subsets(url, LEVEL, copies=2, delta_angstrom=0.03)
+    within(url, augment_subsets, LEVEL, copies=2, delta_angstrom=0.03)
     with transaction(url) as session:
         augmented = select(Structure.id).where(Structure.generator == "gpr-augment")
         data.augmented_ids = list(session.scalars(augmented.order_by(Structure.id)))
