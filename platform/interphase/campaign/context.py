@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from interphase.campaign.config import CampaignConfig
 from interphase.campaign.records import StepName, derived_seed
 from interphase.labeling.options import WorkerOptions
+from interphase.labeling.workers import die_with
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,7 +80,12 @@ class LocalExecutor:
         if self.workers <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
         context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=die_with,  # a killed parent leaves no fit running
+            initargs=(os.getpid(),),
+        ) as pool:
             return list(pool.map(_call_in_child, [(fn, item) for item in items]))
 
 

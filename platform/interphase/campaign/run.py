@@ -10,6 +10,7 @@ step that has not succeeded.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,8 +171,9 @@ def execute_step(
     try:
         outputs = RUNNERS[step](ctx)
     except Exception as error:
+        detail = "".join(traceback.format_exception(error)[-12:])
         with transaction(url) as session:
-            fail_step(session, campaign_id, index, step, f"{type(error).__name__}: {error}")
+            fail_step(session, campaign_id, index, step, detail)
         raise StepFailedError(f"iteration {index} step {step.value} failed: {error}") from error
     reporter.step_finished(index, step, outputs, ctx.seconds)
     return outputs

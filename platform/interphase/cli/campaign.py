@@ -73,10 +73,10 @@ def _interrupted(signum: int, _frame: Any) -> None:
 
 
 def _run_flow(name: str, iterations: int | None, workers: int | None) -> dict[str, Any]:
-    from interphase_flows.runtime import prefect_api
-
+    from interphase.campaign.run import StepFailedError
     from interphase.labeling.signals import WorkerInterrupted
     from interphase.settings import get_settings
+    from interphase_flows.runtime import prefect_api
 
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
@@ -85,6 +85,13 @@ def _run_flow(name: str, iterations: int | None, workers: int | None) -> dict[st
 
             set_reporter(ConsoleReporter())
             return campaign_flow(name, iterations=iterations, workers=workers)
+    except StepFailedError as error:
+        err_console.print(
+            f"[bold red]error:[/] {error}. Fix the cause, then "
+            f"`interphase campaign resume {name}` continues with this step",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1) from None
     except (KeyboardInterrupt, WorkerInterrupted) as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
         err_console.print(

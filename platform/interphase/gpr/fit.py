@@ -11,6 +11,7 @@ prediction can be reproduced later (:func:`load_gp`).
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from interphase.gpr.descriptors import DescriptorSettings, soap_feature_count
 from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.memory import OversizePolicy, plan_for_device, plan_training_indices
 from interphase.gpr.subsets import SubsetData, aligned_inputs, load_subsets
+from interphase.labeling.workers import die_with
 
 __all__ = [
     "FittedSubset",
@@ -357,7 +359,12 @@ def _run_fits(
         yield from (fit_subset(data, settings) for data in todo)
         return
     context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=die_with,  # a killed parent leaves no fit running
+        initargs=(os.getpid(),),
+    ) as pool:
         yield from pool.map(_fit_subset_job, [(data, settings) for data in todo])
 
 
