@@ -201,10 +201,17 @@ def _augment_one(
 
 
 def _reference_structures(session: Session, model: GPRModel) -> list[Structure]:
+    """The GP's training structures in its training order.
+
+    That order (structure id, see :func:`interphase.gpr.subsets.load_subsets`)
+    fixes each reference's seed, so the copies do not depend on the order in
+    which concurrent workers happened to store the labels.
+    """
     label_ids = [int(i) for i in model.training_label_ids]
-    structure_ids = session.scalars(
-        select(Label.structure_id).where(Label.id.in_(label_ids)).order_by(Label.id)
-    ).all()
+    structure_of = dict(
+        session.execute(select(Label.id, Label.structure_id).where(Label.id.in_(label_ids))).all()
+    )
+    structure_ids = [structure_of[i] for i in label_ids]
     structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
     by_id = {s.id: s for s in structures}
     return [by_id[i] for i in structure_ids]
