@@ -19,6 +19,8 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from interphase.campaign.config import load_campaign_config
+from interphase.campaign.run import register_campaign
 from interphase.dashboard.app import create_app
 from interphase.db.models import (
     Campaign,
@@ -33,6 +35,7 @@ from interphase.db.models import (
 )
 from interphase.db.session import transaction
 from interphase.units import HARTREE_TO_MEV
+from tests.campaign.conftest import TINY
 from tests.conftest import BACKENDS
 from tests.dashboard.conftest import TOKEN, WRITE_HEADERS
 from tests.dashboard.real_campaign import HOSTILE, RealCampaign, module_database, run_tiny
@@ -311,3 +314,13 @@ def test_counts_in_the_campaign_table(client: TestClient, real: RealCampaign) ->
         assert row is not None
         numbers = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))
         assert numbers[0] == "10 / 10" and numbers[1] == str(n)
+
+
+def test_a_campaign_not_started_yet_has_its_pages(client: TestClient, real: RealCampaign) -> None:
+    config = load_campaign_config(TINY, name="not started")
+    campaign_id = register_campaign(real.url, config)
+    page = client.get(f"/campaigns/{campaign_id}")
+    assert page.status_code == 200 and "no iteration started yet" in page.text
+    assert "no candidate scored yet" in page.text and "no labeling jobs yet" in page.text
+    listing = client.get("/campaigns").text
+    assert f'<tr data-campaign="{campaign_id}" data-state="created">' in listing
