@@ -231,6 +231,8 @@ def test_iteration_page_numbers_are_the_databases(client: TestClient, real: Real
         assert len(train["x"]) == len(parity[f"train/{head}/energy_reference_hartree"])
         assert f"chart-parity-force-{run_id}-{k}" in charts
     assert "chart-select-1" in charts and "chart-pool-1" in charts
+    model = charts_of(client.get(f"/models/{run_id}").text)  # the run's own page has them too
+    assert "chart-parity-energy-0" in model and "chart-parity-force-0" in model
 
 
 def test_pages_link_to_the_filtered_jobs(client: TestClient, real: RealCampaign) -> None:

@@ -91,7 +91,10 @@ def find_iteration(session: Session, campaign_id: int, index: int) -> Iteration 
     )
 
 
-def iteration_view(session: Session, campaign_id: int, index: int) -> IterationView | None:
+def iteration_view(
+    session: Session, campaign_id: int, index: int, *, with_charts: bool = True
+) -> IterationView | None:
+    """The iteration's page data; without ``with_charts`` (the polled part) no scores or runs."""
     campaign = session.get(Campaign, campaign_id)
     iteration = None if campaign is None else find_iteration(session, campaign_id, index)
     if campaign is None or iteration is None:
@@ -101,11 +104,15 @@ def iteration_view(session: Session, campaign_id: int, index: int) -> IterationV
         .where(Iteration.campaign_id == campaign_id)
         .order_by(Iteration.index)
     ).all()
-    runs = session.scalars(
-        select(TrainingRun.id)
-        .where(TrainingRun.iteration_id == iteration.id)
-        .order_by(TrainingRun.id)
-    ).all()
+    runs = (
+        []
+        if not with_charts
+        else session.scalars(
+            select(TrainingRun.id)
+            .where(TrainingRun.iteration_id == iteration.id)
+            .order_by(TrainingRun.id)
+        ).all()
+    )
     return IterationView(
         header=campaign_header(session, campaign),
         id=iteration.id,
@@ -119,7 +126,9 @@ def iteration_view(session: Session, campaign_id: int, index: int) -> IterationV
         gps=_gps(session, iteration.id),
         picks=picks(session, iteration.id),
         synthetic_by_level=_synthetic_by_level(session, iteration.id),
-        scores=score_distribution(session, [iteration.id]),
+        scores=score_distribution(session, [iteration.id], with_median=True)
+        if with_charts
+        else ScoreDistribution(),
         training=[d for d in (run_detail(session, run_id) for run_id in runs) if d is not None],
         previous_index=max((i for i in indexes if i < index), default=None),
         next_index=min((i for i in indexes if i > index), default=None),

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.config import SelectionConfig
 from interphase.db.models import CandidateScore, LabelingJob, LevelOfTheory
-from interphase.units import HARTREE_TO_MEV
+from interphase.units import HARTREE_TO_MEV, mev_to_hartree
 
 #: Histogram bins per level.
 N_BINS = 30
@@ -77,69 +77,124 @@ def level_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(LevelOfTheory.id, LevelOfTheory.name)).all())
 
 
-def score_distribution(session: Session, iteration_ids: Sequence[int]) -> ScoreDistribution:
-    """Binned std distributions and counts per (iteration, level, stage)."""
+def score_distribution(
+    session: Session, iteration_ids: Sequence[int], *, with_median: bool = False
+) -> ScoreDistribution:
+    """Binned std distributions and counts per (iteration, level, stage).
+
+    The binning runs in the database (one grouped query per level), so 100,000
+    scores come back as a few hundred rows. ``with_median`` also reads the
+    finite values themselves for the median (meant for one iteration).
+    """
     if not iteration_ids:
         return ScoreDistribution()
-    rows = session.execute(
-        select(
-            CandidateScore.iteration_id,
-            CandidateScore.level_id,
-            CandidateScore.stage,
-            CandidateScore.std_per_atom_hartree,
-            CandidateScore.uncertain,
-            CandidateScore.picked,
-        ).where(CandidateScore.iteration_id.in_(list(iteration_ids)))
-    )
+    ids = list(iteration_ids)
     names = level_names(session)
-    values: dict[tuple[int, str, str], list[float]] = defaultdict(list)
-    tallies: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for iteration_id, level_id, stage, std, is_uncertain, is_picked in rows:
-        key = (iteration_id, names[level_id], stage)
-        tally = tallies[key]
-        tally[0] += 1
-        tally[1] += bool(is_uncertain)
-        tally[2] += std is None
-        tally[3] += bool(is_picked)
-        if std is not None:
-            values[key].append(std)
-    mev = {key: np.asarray(v, dtype=float) * HARTREE_TO_MEV for key, v in values.items()}
-    edges = {level: _edges(level, mev) for level in {key[1] for key in tallies}}
-    groups = []
-    for key in sorted(
-        tallies, key=lambda k: (k[0], k[1], STAGES.index(k[2]) if k[2] in STAGES else 9)
-    ):
-        finite = mev.get(key, np.empty(0))
-        level_edges = np.asarray(edges[key[1]])
-        n, uncertain, without, picked = tallies[key]
-        counts = np.histogram(np.clip(finite, level_edges[0], level_edges[-1]), level_edges)[0]
-        groups.append(
-            ScoreGroup(
-                iteration_id=key[0],
-                level=key[1],
-                stage=key[2],
-                n_scored=n,
-                n_uncertain=uncertain,
-                n_without_gp=without,
-                n_picked=picked,
-                median_std_mev_per_atom=float(np.median(finite)) if finite.size else None,
-                counts=[int(c) for c in counts],
-            )
-        )
-    return ScoreDistribution({k: list(v) for k, v in edges.items()}, groups)
+    std = CandidateScore.std_per_atom_hartree
+    ranges = session.execute(
+        select(CandidateScore.level_id, func.min(std), func.max(std))
+        .where(CandidateScore.iteration_id.in_(ids), std > 0)
+        .group_by(CandidateScore.level_id)
+    ).all()
+    levels = session.scalars(
+        select(CandidateScore.level_id).where(CandidateScore.iteration_id.in_(ids)).distinct()
+    ).all()
+    bounds = {level_id: (low, high) for level_id, low, high in ranges}
+    edges: dict[str, list[float]] = {}
+    groups: list[ScoreGroup] = []
+    for level_id in levels:
+        level = names[level_id]
+        low, high = bounds.get(level_id, (None, None))
+        edges[level] = log_edges(low, high)
+        groups += _level_groups(session, ids, level_id, level, edges[level], with_median)
+    groups.sort(key=lambda g: (ids.index(g.iteration_id), g.level, STAGES.index(g.stage)))
+    return ScoreDistribution(edges, groups)
 
 
-def _edges(level: str, mev: dict[tuple[int, str, str], np.ndarray]) -> list[float]:
-    """Log-spaced bin edges over the level's positive std values (meV/atom)."""
-    finite = [v[v > 0] for key, v in mev.items() if key[1] == level]
-    positive = np.concatenate(finite) if finite else np.empty(0)
-    if positive.size == 0:
+def log_edges(low_hartree: float | None, high_hartree: float | None) -> list[float]:
+    """:data:`N_BINS` log-spaced bins (meV/atom) over a level's positive std range."""
+    if low_hartree is None or high_hartree is None:
         return [float(e) for e in np.geomspace(0.01, 100.0, N_BINS + 1)]
-    high = float(positive.max())
-    low = max(float(positive.min()), high / 10**MAX_DECADES)
+    high = high_hartree * HARTREE_TO_MEV
+    low = max(low_hartree * HARTREE_TO_MEV, high / 10**MAX_DECADES)
     if high <= low * 1.01:
         low, high = low / 2, high * 2
     return [float(e) for e in np.geomspace(low, high, N_BINS + 1)]
+
+
+def _bin_of(edges_mev: list[float]) -> Any:
+    """SQL: the bin of a score (-1: no GP); values outside the edges go to the end bins."""
+    std = CandidateScore.std_per_atom_hartree
+    inner = [mev_to_hartree(e) for e in edges_mev[1:-1]]
+    whens = [(std.is_(None), -1), *((std < edge, k) for k, edge in enumerate(inner))]
+    return case(*whens, else_=len(inner)).label("bin")
+
+
+def _level_groups(
+    session: Session,
+    ids: list[int],
+    level_id: int,
+    level: str,
+    edges_mev: list[float],
+    with_median: bool,
+) -> list[ScoreGroup]:
+    bin_of = _bin_of(edges_mev)
+    rows = session.execute(
+        select(
+            CandidateScore.iteration_id,
+            CandidateScore.stage,
+            bin_of,
+            func.count(),
+            func.sum(case((CandidateScore.uncertain, 1), else_=0)),
+            func.sum(case((CandidateScore.picked, 1), else_=0)),
+        )
+        .where(CandidateScore.iteration_id.in_(ids), CandidateScore.level_id == level_id)
+        .group_by(CandidateScore.iteration_id, CandidateScore.stage, bin_of)
+    ).all()
+    tallies: dict[tuple[int, str], list[Any]] = defaultdict(
+        lambda: [0, 0, 0, 0, [0] * (len(edges_mev) - 1)]
+    )
+    for iteration_id, stage, bin_index, n, uncertain, picked in rows:
+        tally = tallies[(iteration_id, stage)]
+        tally[0] += int(n)
+        tally[1] += int(uncertain or 0)
+        tally[3] += int(picked or 0)
+        if bin_index < 0:
+            tally[2] += int(n)
+        else:
+            tally[4][bin_index] += int(n)
+    medians = _medians(session, ids, level_id) if with_median else {}
+    return [
+        ScoreGroup(
+            iteration_id=iteration_id,
+            level=level,
+            stage=stage,
+            n_scored=n,
+            n_uncertain=uncertain,
+            n_without_gp=without,
+            n_picked=picked,
+            median_std_mev_per_atom=medians.get((iteration_id, stage)),
+            counts=counts,
+        )
+        for (iteration_id, stage), (n, uncertain, without, picked, counts) in tallies.items()
+        if stage in STAGES
+    ]
+
+
+def _medians(session: Session, ids: list[int], level_id: int) -> dict[tuple[int, str], float]:
+    values: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for iteration_id, stage, std in session.execute(
+        select(
+            CandidateScore.iteration_id, CandidateScore.stage, CandidateScore.std_per_atom_hartree
+        ).where(
+            CandidateScore.iteration_id.in_(ids),
+            CandidateScore.level_id == level_id,
+            CandidateScore.std_per_atom_hartree.is_not(None),
+        )
+    ):
+        if std is not None:
+            values[(iteration_id, stage)].append(std)
+    return {key: float(np.median(v)) * HARTREE_TO_MEV for key, v in values.items()}
 
 
 @dataclass(frozen=True)

@@ -60,12 +60,15 @@ def campaign_live(request: Request, campaign_id: int) -> HTMLResponse:
     return render(request, "campaigns/_detail_live.html", _campaign_context(request, campaign_id))
 
 
-def _iteration_context(request: Request, campaign_id: int, index: int) -> dict[str, object]:
+def _iteration_context(
+    request: Request, campaign_id: int, index: int, *, with_charts: bool = True
+) -> dict[str, object]:
     with reading(request) as session:
-        view = iteration_view(session, campaign_id, index)
+        view = iteration_view(session, campaign_id, index, with_charts=with_charts)
         if view is None:
             raise NotFoundError(f"campaign {campaign_id} has no iteration {index}")
-        return {"view": view, "header": view.header, "charts": iteration_figures(view)}
+        charts = iteration_figures(view) if with_charts else {}
+        return {"view": view, "header": view.header, "charts": charts}
 
 
 def iteration_figures(view: IterationView) -> dict[str, object]:
@@ -99,7 +102,7 @@ def iteration_page(request: Request, campaign_id: int, index: int) -> HTMLRespon
 @router.get("/campaigns/{campaign_id}/iterations/{index}/live", response_class=HTMLResponse)
 def iteration_live(request: Request, campaign_id: int, index: int) -> HTMLResponse:
     """The polled part of an iteration's page: the campaign's state and the steps."""
-    context = _iteration_context(request, campaign_id, index)
+    context = _iteration_context(request, campaign_id, index, with_charts=False)
     return render(request, "campaigns/_iteration_live.html", context)
 
 
