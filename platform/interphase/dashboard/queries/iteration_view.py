@@ -59,6 +59,7 @@ class GPLine:
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
     n_synthetic: int
+    fitted_by: str  # the step that fitted it: "fit", or "refit" after the selection's labels
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def iteration_view(
         steps=step_lines(session, campaign_id, index),
         structures_by_generator=_structures_by_generator(session, iteration.id),
         jobs=_jobs_by_level(session, iteration.id),
-        gps=_gps(session, iteration.id),
+        gps=_gps(session, iteration.id, _fitted_by(session, campaign_id, index)),
         picks=picks(session, iteration.id),
         synthetic_by_level=_synthetic_by_level(session, iteration.id),
         scores=score_distribution(session, [iteration.id], with_median=True)
@@ -201,7 +202,23 @@ def _synthetic_counts(session: Session, iteration_id: int) -> dict[int, int]:
     return {model_id: int(n) for model_id, n in rows}
 
 
-def _gps(session: Session, iteration_id: int) -> list[GPLine]:
+def _fitted_by(session: Session, campaign_id: int, index: int) -> dict[int, str]:
+    """GP id -> the step (fit or refit) whose outputs list it."""
+    found: dict[int, str] = {}
+    for name, outputs in session.execute(
+        select(CampaignStep.name, CampaignStep.outputs).where(
+            CampaignStep.campaign_id == campaign_id,
+            CampaignStep.iteration_index == index,
+            CampaignStep.name.in_(["fit", "refit"]),
+        )
+    ):
+        for fits in ((outputs or {}).get("fitted") or {}).values():
+            for fit in fits:
+                found[int(fit["gpr_model_id"])] = name
+    return found
+
+
+def _gps(session: Session, iteration_id: int, fitted_by: dict[int, str]) -> list[GPLine]:
     synthetic = _synthetic_counts(session, iteration_id)
     rows = session.execute(
         select(
@@ -225,6 +242,7 @@ def _gps(session: Session, iteration_id: int) -> list[GPLine]:
             hyperparameters=dict(hyper or {}),
             metrics=dict(metrics or {}),
             n_synthetic=synthetic.get(model_id, 0),
+            fitted_by=fitted_by.get(model_id, ""),
         )
         for model_id, level, subset, n_bytes, hyper, metrics in rows
     ]
