@@ -185,6 +185,12 @@ class ExplorationConfig(_Config):
     max_atoms: int | None = Field(
         default=None, ge=1, description="Only starts with at most this many atoms."
     )
+    new_starts_each_iteration: bool = Field(
+        default=False,
+        description="Draw new starting structures every iteration; by default every "
+        "iteration explores from the same starts (of the first iteration) with a new "
+        "model, so its candidates' uncertainty shows what the model learned.",
+    )
     temperatures_k: list[float] = Field(
         default=[300.0], min_length=1, description="MD temperatures (K), cycled over the starts."
     )

@@ -17,7 +17,14 @@ from ase import Atoms
 from sqlalchemy import select
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, complete_step, held_out_ids, step_outputs
+from interphase.campaign.records import (
+    StepName,
+    complete_step,
+    derived_seed,
+    get_iteration,
+    held_out_ids,
+    step_outputs,
+)
 from interphase.db.api import record_from_row, store_structures
 from interphase.db.models import Label, Structure
 from interphase.db.session import transaction
@@ -34,21 +41,20 @@ def _starts(ctx: StepContext) -> list[int]:
     with transaction(ctx.url, read_only=True) as session:
         test_ids = held_out_ids(session, ctx.campaign_id)
         if config.start_from == "candidates":
-            generated = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.generate)
+            index = ctx.iteration if config.new_starts_each_iteration else 0
+            generated = step_outputs(session, ctx.campaign_id, index, StepName.generate)
             pool = [int(i) for i in generated["candidate_ids"]]
-            rows = session.execute(
-                select(Structure.id, Structure.n_atoms).where(Structure.id.in_(pool))
-            ).all()
+            query = select(Structure.id, Structure.n_atoms).where(Structure.id.in_(pool))
         else:
-            rows = session.execute(
-                select(Structure.id, Structure.n_atoms)
-                .where(
-                    Structure.campaign_id == ctx.campaign_id,
-                    Structure.generator != AUGMENT_GENERATOR,
-                    Structure.id.in_(select(Label.structure_id)),
-                )
-                .order_by(Structure.id)
-            ).all()
+            query = select(Structure.id, Structure.n_atoms).where(
+                Structure.campaign_id == ctx.campaign_id,
+                Structure.generator != AUGMENT_GENERATOR,
+                Structure.id.in_(select(Label.structure_id)),
+            )
+            if not config.new_starts_each_iteration:
+                first = get_iteration(session, ctx.campaign_id, 0).id
+                query = query.where(Structure.iteration_id == first)
+        rows = session.execute(query.order_by(Structure.id)).all()
     pool = sorted(
         int(i)
         for i, n in rows
@@ -56,7 +62,8 @@ def _starts(ctx: StepContext) -> list[int]:
     )
     if not pool:
         return []
-    rng = np.random.default_rng(ctx.seed("starts"))
+    key = ctx.seed("starts") if config.new_starts_each_iteration else ctx.config.seed
+    rng = np.random.default_rng(derived_seed(key, "explore-starts"))
     chosen = rng.choice(len(pool), size=min(config.starts, len(pool)), replace=False)
     return sorted(pool[int(i)] for i in chosen)
 
