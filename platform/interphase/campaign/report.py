@@ -85,9 +85,10 @@ def campaign_story(session: Session, name: str) -> list[str]:
     lines = [f"campaign {campaign.name!r}: {campaign.state}"]
     previous: IterationRow | None = None
     for row in campaign_rows(session, campaign):
-        made = ", ".join(f"{n} {g}" for g, n in row.structures.items()) or "no new structures"
+        made = ", ".join(f"{n} {g}" for g, n in row.structures.items())
         labels = ", ".join(f"{n} {lvl}" for lvl, n in row.labels.items())
-        lines.append(f"iteration {row.index} ({row.seconds:.0f} s): made {made}")
+        source = f"made {made}" if made else "candidates from the previous exploration"
+        lines.append(f"iteration {row.index} ({row.seconds:.0f} s): {source}")
         if row.explored or row.unphysical:
             lines.append(
                 f"  explored with the trained model: {row.explored} new candidates, "
