@@ -18,8 +18,10 @@ import ctypes
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -45,14 +47,10 @@ CONCURRENCY_MESSAGE = "Deployment concurrency limit reached."
 _PR_SET_PDEATHSIG = 1
 
 
-class _Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
 def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise _Interrupted(signum)
+    from interphase.labeling.signals import WorkerInterrupted
+
+    raise WorkerInterrupted(signum)
 
 
 def _die_with_serve() -> None:
@@ -63,6 +61,30 @@ def _die_with_serve() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(serve_pid):  # serve died before the prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _serve_died(wait_s: float = 2.0) -> bool:
+    """Whether the ``interphase serve`` that started this run has died (or is dying).
+
+    The kernel's death signal can arrive before the run is handed to its new
+    parent, so this looks a little while for the parent to change or turn zombie.
+    """
+    serve_pid = os.environ.get(SERVE_PID_ENV)
+    if not serve_pid or not serve_pid.isdigit():
+        return False
+    deadline = time.monotonic() + wait_s
+    while True:
+        if os.getppid() != int(serve_pid):
+            return True
+        try:
+            stat = Path(f"/proc/{serve_pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 @flow(name=FLOW_NAME, log_prints=False, validate_parameters=True)
@@ -81,6 +103,7 @@ def scheduled_campaign_flow(
     from interphase.campaign.lock import CampaignBusyError
     from interphase.campaign.records import CampaignNotFoundError
     from interphase.campaign.run import CampaignFinishedError, StepFailedError
+    from interphase.labeling.signals import WorkerInterrupted
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
@@ -91,16 +114,18 @@ def scheduled_campaign_flow(
         return Cancelled(message=f"skipped: {busy}")
     except CampaignFinishedError as done:
         return Completed(message=f"nothing to do: {done}")
-    except (_Interrupted, KeyboardInterrupt):
-        return Cancelled(message=f"interrupted; the next tick (or `campaign resume {campaign}`) continues")
+    except (WorkerInterrupted, KeyboardInterrupt) as stop:
+        if _serve_died():  # its API died with it: nobody to report to, the campaign is saved
+            os._exit(128 + int(getattr(stop, "signum", signal.SIGINT)))
+        return Cancelled(
+            message=f"interrupted; the next tick or `campaign resume {campaign}` goes on"
+        )
     except (StepFailedError, CampaignNotFoundError) as error:
-        return Failed(message=f"{error}; fix the cause, then `interphase campaign resume {campaign}`")
+        return Failed(message=f"{error}; fix the cause, then `campaign resume {campaign}`")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return Completed(
-        message=f"{outcome['state']} ({outcome['stop_reason']}): {outcome['message']}"
-    )
+    return Completed(message=f"{outcome['state']} ({outcome['stop_reason']}): {outcome['message']}")
 
 
 def prefect_schedule(spec: ScheduleSpec) -> CronSchedule | IntervalSchedule:
@@ -108,9 +133,10 @@ def prefect_schedule(spec: ScheduleSpec) -> CronSchedule | IntervalSchedule:
     if spec.cron is not None:
         return CronSchedule(cron=spec.cron, timezone=spec.timezone)
     assert spec.interval_seconds is not None  # ScheduleSpec holds exactly one
+    anchor: Any = spec.created_at or datetime.now(UTC)  # Prefect's field coerces a datetime
     return IntervalSchedule(
         interval=timedelta(seconds=spec.interval_seconds),
-        anchor_date=spec.created_at or datetime.now(UTC),
+        anchor_date=anchor,
         timezone=spec.timezone,
     )
 
@@ -123,16 +149,17 @@ def next_runs(spec: ScheduleSpec, n: int = 3, after: datetime | None = None) -> 
     ValueError
         One line naming the cron expression Prefect cannot read.
     """
-    from pydantic import ValidationError
     from prefect.server.schemas import schedules as server
+    from pydantic import ValidationError
 
+    anchor: Any = spec.created_at or datetime.now(UTC)  # Prefect's field coerces a datetime
     try:
         if spec.cron is not None:
             schedule: Any = server.CronSchedule(cron=spec.cron, timezone=spec.timezone)
         else:
             schedule = server.IntervalSchedule(
                 interval=timedelta(seconds=spec.interval_seconds or 1),
-                anchor_date=spec.created_at or datetime.now(UTC),
+                anchor_date=anchor,
                 timezone=spec.timezone,
             )
     except ValidationError:
@@ -146,7 +173,7 @@ def next_runs(spec: ScheduleSpec, n: int = 3, after: datetime | None = None) -> 
 
 def deployment_for(spec: ScheduleSpec, workers: int | None = None) -> RunnerDeployment:
     """The deployment of ``spec``: its schedule, one run at a time, new ticks cancelled."""
-    return scheduled_campaign_flow.to_deployment(
+    deployment: RunnerDeployment = scheduled_campaign_flow.to_deployment(
         name=spec.campaign,
         parameters={"campaign": spec.campaign, "iterations": spec.iterations_per_run}
         | ({"workers": workers} if workers else {}),
@@ -158,7 +185,8 @@ def deployment_for(spec: ScheduleSpec, workers: int | None = None) -> RunnerDepl
         tags=["interphase", "campaign"],
         # A module path, not a file: any worker with interphase installed can load it.
         entrypoint_type=EntrypointType.MODULE_PATH,
-    )
+    )  # type: ignore[assignment]  # sync in a sync context
+    return deployment
 
 
 def api_errors() -> tuple[type[Exception], ...]:
@@ -190,7 +218,8 @@ def apply_to_work_pool(spec: ScheduleSpec, pool: str) -> UUID:
                 f"{pool!r}: create it (`prefect work-pool create {pool} --type process`) or "
                 f"set {WORK_POOL_ENV}"
             ) from None
-    return deployment_for(spec).apply(work_pool_name=pool)
+    deployment_id: UUID = deployment_for(spec).apply(work_pool_name=pool)  # type: ignore[assignment]
+    return deployment_id
 
 
 def delete_deployment(campaign: str) -> bool:
@@ -231,16 +260,36 @@ class TickRun:
 
 
 def recent_runs(limit: int = 50) -> list[TickRun]:
-    """The latest runs of scheduled campaigns (newest first) on the current Prefect API."""
+    """The latest ticks that started or ended (newest first) on the current Prefect API.
+
+    Ticks still waiting for their time (Prefect schedules many ahead) are left out.
+    """
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
     flows = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
+    begun = FlowRunFilter(
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(
+                not_any_=[StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED]
+            )
+        )
+    )
     with get_client(sync_client=True) as client:
         names = {d.id: d.name for d in client.read_deployments(flow_filter=flows)}
         runs = client.read_flow_runs(
-            flow_filter=flows, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit
+            flow_filter=flows,
+            flow_run_filter=begun,
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=limit,
         )
     ticks = []
     for run in runs:
@@ -250,7 +299,7 @@ def recent_runs(limit: int = 50) -> list[TickRun]:
                 id=run.id,
                 campaign=names.get(run.deployment_id, "?") if run.deployment_id else "?",
                 state=state.type.value if state else "UNKNOWN",
-                state_name=state.name if state else "",
+                state_name=(state.name or "") if state else "",
                 message=(state.message or "") if state else "",
                 scheduled_at=run.expected_start_time,
             )

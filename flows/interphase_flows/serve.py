@@ -15,15 +15,15 @@ Import after :func:`interphase_flows.runtime.configure_local_prefect`.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
 
 from interphase.campaign.schedules import ScheduleSpec
 from interphase_flows.schedule import (
@@ -34,6 +34,9 @@ from interphase_flows.schedule import (
     deployment_for,
     recent_runs,
 )
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 #: Seconds between the watcher's looks at the API.
 WATCH_POLL_S = 2.0
@@ -106,15 +109,33 @@ class TickWatcher:
                 continue
 
 
-def _forward_and_stop(signum: int, _frame: FrameType | None) -> None:
-    """Stop the runs in flight (SIGTERM: they stop cleanly), then stop serving."""
-    for child in multiprocessing.active_children():
-        if child.pid is not None:
-            try:
-                os.kill(child.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    raise KeyboardInterrupt(f"signal {signum}")
+async def _serve(deployments: list[RunnerDeployment]) -> None:
+    """Run a Prefect runner until SIGINT or SIGTERM, then stop it and its runs cleanly."""
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)
+    for deployment in deployments:
+        await runner.aadd_deployment(deployment)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(runner.start())
+    # The runner's start installs a SIGTERM handler that exits at once; ours
+    # replaces it once start has begun (its first step, before any await).
+    await asyncio.sleep(0)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
+            # Prefect cancels the runs in flight: SIGTERM, on which a campaign
+            # releases its jobs and ends its run cancelled (resumable).
+            await runner.astop()
+        await serving
+    finally:
+        stopping.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def serve_schedules(
@@ -130,25 +151,18 @@ def serve_schedules(
     Deployments of the scheduled-campaign flow that no longer have a schedule
     are deleted first, so the server stops creating ticks nobody runs.
     """
-    from prefect import serve
-
     _delete_unscheduled({spec.campaign for spec in specs})
     deployments = [deployment_for(spec, workers=workers) for spec in specs]
     os.environ[SERVE_PID_ENV] = str(os.getpid())
     watcher = TickWatcher(report)
-    previous = {sig: signal.signal(sig, _forward_and_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _serve_info(data_dir, api_url):
             watcher.start()
             try:
-                serve(*deployments, print_starting_message=False)
-            except KeyboardInterrupt:
-                pass
+                asyncio.run(_serve(deployments))
             finally:
                 watcher.stop()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         os.environ.pop(SERVE_PID_ENV, None)
 
 

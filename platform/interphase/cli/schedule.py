@@ -103,6 +103,7 @@ def schedule(
         work_pool_name,
     )
 
+    refusals: tuple[type[Exception], ...] = (*_errors(), WorkPoolMissingError)
     try:
         spec = _spec(name, cron, interval, iterations_per_run, timezone)
         open_database()
@@ -113,11 +114,12 @@ def schedule(
             if os.environ.get("PREFECT_API_URL"):  # before the commit: refused → nothing stored
                 pool = work_pool_name()
                 apply_to_work_pool(stored, pool)
-    except (*_errors(), WorkPoolMissingError) as error:
+    except refusals as error:
         fail(error)
     except api_errors() as error:
         fail(ValueError(f"the Prefect server at {os.environ['PREFECT_API_URL']} failed: {error}"))
-    console.print(f"campaign {name!r} scheduled: {stored.describe()}, next {_when(next_runs(stored, 1)[0])}")
+    first = _when(next_runs(stored, 1)[0])
+    console.print(f"campaign {name!r} scheduled: {stored.describe()}, next {first}")
     if pool is not None:
         console.print(f"deployment on {os.environ['PREFECT_API_URL']} for work pool {pool!r}")
     else:
@@ -171,7 +173,9 @@ def schedules(
     console.print(table)
     with _tick_api() as url:
         if url is None:
-            console.print("[dim]no Prefect server is up: ticks show while `interphase serve` runs[/]")
+            console.print(
+                "[dim]no Prefect server is up; ticks show while `interphase serve` runs[/]"
+            )
             return
         try:
             runs = recent_runs(limit=200)
@@ -182,7 +186,8 @@ def schedules(
         skipped = [run for run in runs if run.campaign == spec.campaign and run.skipped]
         done = [run for run in runs if run.campaign == spec.campaign and run.state == "COMPLETED"]
         console.print(
-            f"{spec.campaign}: {len(done)} completed, {len(skipped)} skipped of the last {len(runs)} ticks",
+            f"{spec.campaign}: {len(done)} completed, {len(skipped)} skipped "
+            f"of the last {len(runs)} ticks",
             highlight=False,
         )
         for run in skipped[:ticks]:
