@@ -34,14 +34,10 @@ def run_step(
     )
 
 
-@flow(name="interphase-campaign", log_prints=False, validate_parameters=True)
-def campaign_flow(
-    campaign: str,
-    iterations: int | None = None,
-    workers: int | None = None,
-    url: str | None = None,
+def run_campaign_steps(
+    campaign: str, iterations: int | None, workers: int | None, url: str | None
 ) -> dict[str, Any]:
-    """Run or resume campaign ``campaign`` until a stopping rule fires (or ``iterations`` more)."""
+    """The loop with each step as a task; call inside a flow (this one or a scheduled one)."""
     from interphase.campaign.records import find_campaign
     from interphase.db.session import transaction
 
@@ -61,3 +57,14 @@ def campaign_flow(
         "message": outcome.message,
         "steps_run": outcome.steps_run,
     }
+
+
+@flow(name="interphase-campaign", log_prints=False, validate_parameters=True)
+def campaign_flow(
+    campaign: str,
+    iterations: int | None = None,
+    workers: int | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """Run or resume campaign ``campaign`` until a stopping rule fires (or ``iterations`` more)."""
+    return run_campaign_steps(campaign, iterations, workers, url)

@@ -77,7 +77,8 @@ def local_prefect_server(
     log = open(home / "server.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+            sys.executable, "-m", "uvicorn",
+            "--factory", "interphase_flows.prefect_server:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
         ],
         env=env,

@@ -166,6 +166,27 @@ def run(
     _report(config.name, outcome, started)
 
 
+@app.command("register")
+def register(
+    path: Annotated[Path, typer.Argument(help="Campaign file (YAML or TOML).")],
+    name: Annotated[str | None, typer.Option(help="Campaign name (default: the file's).")] = None,
+) -> None:
+    """Record a campaign from a file without running it (then `resume` or `schedule` it)."""
+    from interphase.campaign.config import load_campaign_config
+    from interphase.campaign.run import register_campaign
+
+    try:
+        config = load_campaign_config(path, name=name)
+        open_database()
+        register_campaign(None, config)
+    except _campaign_errors() as error:
+        fail(error)
+    console.print(
+        f"campaign {config.name!r} registered; run it with `interphase campaign resume "
+        f"{config.name}` or `interphase campaign schedule {config.name} --interval 1h`"
+    )
+
+
 @app.command("resume")
 def resume(
     name: NameArgument, iterations: IterationsOption = None, workers: WorkersOption = None

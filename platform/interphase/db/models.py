@@ -153,6 +153,31 @@ class CampaignStep(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+class CampaignSchedule(Base):
+    """When a campaign runs by itself: a cron expression or an interval, in a time zone.
+
+    Kept here, not only in Prefect, because the embedded default has no Prefect
+    server until ``interphase serve`` starts one.
+    """
+
+    __tablename__ = "campaign_schedule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), unique=True
+    )
+    #: Exactly one of ``cron`` and ``interval_seconds`` is set.
+    cron: Mapped[str | None] = mapped_column(String(200), default=None)
+    interval_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: IANA name (``Europe/Berlin``); cron fields are read in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: Each scheduled run stops after this many iterations (``None``: until a stopping rule).
+    iterations_per_run: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Also the anchor of an interval: ticks fall at ``created_at + k * interval_seconds``.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class CandidateScore(Base):
     """A candidate's GP uncertainty in one iteration, and whether it was picked."""
 
