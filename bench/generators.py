@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from ase import Atoms
 
+from interphase.dynamics import MDSettings, run_md
 from interphase.labeling.ase_calculator import EngineCalculator, xtb_calculator
 from interphase.labeling.engine import EngineError
 from interphase.records import StructureRecord
@@ -26,7 +27,6 @@ from interphase.structures.afir_start import join_fragments
 from interphase.structures.config import DriverSettings, LatticeConfig, MoleculesConfig
 from interphase.structures.interface import build_interface, extract_cluster, interface_centre
 from interphase.structures.lattice import lithium_cluster
-from interphase.structures.md import langevin_snapshots
 from interphase.structures.molecules import molecule_record
 from interphase.structures.recipes import lattice_batch, molecules_batch
 
@@ -73,16 +73,9 @@ def md_steps() -> int:
     record = ec_li20()
     atoms = Atoms(numbers=record.numbers, positions=record.positions_angstrom)
     calculator = driver(record)
-    run = langevin_snapshots(
-        atoms,
-        calculator,
-        temperature_k=300.0,
-        timestep_fs=0.5,
-        n_steps=10,
-        snapshot_every=1,
-        stop_on=(EngineError,),
-    )
-    return run.snapshots[-1].step if run.snapshots else 0
+    settings = MDSettings(steps=10, timestep_fs=0.5, temperature_k=300.0, snapshot_every=1)
+    run = run_md(atoms, calculator, settings, stop_on=(EngineError,))
+    return run.frames[-1].step if run.frames else 0
 
 
 def interface_clusters() -> int:

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from interphase.dynamics import MDSettings, run_md
 from interphase.models.calculator import InterphaseCalculator
-from interphase.models.dynamics import MDSettings, run_md
 from interphase.models.multihead import MultiHeadPotential
 from interphase.structures.interface import build_interface
 
@@ -95,7 +95,7 @@ def run_variant(
     settings = MDSettings(steps=args.steps, timestep_fs=0.5, temperature_k=300.0, seed=0)
     moving = atoms.copy()
     started = time.perf_counter()
-    result = run_md(moving, calculator, settings)
+    result = run_md(moving, calculator, settings, keep_frames=False)
     if args.device == "cuda":
         torch.cuda.synchronize()
     speed = result.speed

@@ -234,8 +234,8 @@ def main() -> None:
     args = parser.parse_args()
 
     prefect_home = Path(tempfile.mkdtemp(prefix="interphase-bench-prefect-"))
-    sys.path.insert(0, str(ROOT))
-    from flows.runtime import configure_local_prefect
+    sys.path.insert(0, str(ROOT / "flows"))
+    from interphase_flows.runtime import configure_local_prefect
 
     configure_local_prefect(prefect_home)
 

@@ -103,7 +103,7 @@ def test_the_kubernetes_template_renders_interphase_pods() -> None:
 
 @pytest.mark.slow
 def test_a_kubernetes_work_pool_is_created_from_the_template(tmp_path: Path) -> None:
-    from flows.runtime import configure_local_prefect
+    from interphase_flows.runtime import configure_local_prefect
 
     configure_local_prefect(tmp_path)
     from prefect.client.orchestration import get_client

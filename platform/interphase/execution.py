@@ -15,10 +15,8 @@ never a SQLite file.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +29,6 @@ from interphase.labeling.options import WorkerOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-PR_SET_PDEATHSIG = 1
 
 
 class ExecutorConfigError(ValueError):
@@ -168,6 +164,10 @@ class Executor(Protocol):
         """Release what the executor started (a cluster); it cannot be used after."""
         ...
 
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *_exc: object) -> None: ...
+
 
 @dataclass
 class LocalExecutor:
@@ -200,7 +200,8 @@ class LocalExecutor:
         """``[fn(item) for item in items]``, in ``workers`` spawned processes when more than 1.
 
         The processes die with this one (``PR_SET_PDEATHSIG``), so a killed
-        campaign leaves no fit running.
+        campaign leaves no fit running, and share the cores (``OMP_NUM_THREADS``
+        unless set).
         """
         if self.workers <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
@@ -208,8 +209,8 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             max_workers=min(self.workers, len(items)),
             mp_context=context,
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
+            initializer=_start_map_process,
+            initargs=(os.getpid(), max((os.cpu_count() or 1) // self.workers, 1)),
         ) as pool:
             return list(pool.map(fn, items))
 
@@ -223,15 +224,13 @@ class LocalExecutor:
         self.close()
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Make the Linux kernel kill this process when its parent exits (no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the pool's own shutdown has to do
-        return
-    if os.getppid() != parent_pid:  # the parent died before the call above
-        os._exit(1)
+def _start_map_process(parent_pid: int, threads: int) -> None:
+    """Initializer of a map process: die with the parent; share the cores among the processes."""
+    from interphase.labeling.workers import die_with
+
+    die_with(parent_pid)
+    # Read by torch, numpy's BLAS and the engines when they load, after this.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def is_sqlite(url: str) -> bool:

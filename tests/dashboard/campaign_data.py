@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase.build import bulk
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from interphase.campaign import create_campaign, finish_iteration, start_iteration
 from interphase.db.api import create_jobs, get_or_create_level, store_structures
-from interphase.db.models import LabelingJob, Structure
+from interphase.db.models import Campaign, Iteration, LabelingJob, Structure, utcnow
 from interphase.db.session import transaction
 from interphase.gpr.augment_db import augment_subsets
 from interphase.gpr.fit import GPFitSettings, fit_subset_gps
@@ -28,6 +28,7 @@ from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clus
 from interphase.training.from_db import train_from_database
 from interphase.training.settings import TrainingSettings
 from tests.labeling.job_helpers import waters
+from tests.within import within
 
 LEVEL = "GFN2-xTB"
 #: A method tblite does not have: its jobs fail with InvalidInput, never retried.
@@ -43,6 +44,39 @@ TINY_TRAINING = {
     "device": "cpu",
     "model": {"hidden_sizes": [8], "charge_hidden_sizes": [8]},
 }
+
+
+def create_campaign(url: str, name: str, config: dict[str, Any], levels: list[str]) -> int:
+    """A bare campaign row (no configuration file, never run) and its levels; returns its id.
+
+    The jobs views only need a campaign to file jobs under; the campaign views
+    are tested on a real campaign run (``tests/dashboard/real_campaign.py``).
+    """
+    with transaction(url) as session:
+        campaign = Campaign(name=name, config=config)
+        session.add(campaign)
+        for level in levels:
+            get_or_create_level(session, level)
+        session.flush()
+        return campaign.id
+
+
+def start_iteration(url: str, campaign_id: int) -> int:
+    """Open the next iteration of a bare campaign; returns its id."""
+    with transaction(url) as session:
+        last = session.scalar(
+            select(func.max(Iteration.index)).where(Iteration.campaign_id == campaign_id)
+        )
+        iteration = Iteration(campaign_id=campaign_id, index=0 if last is None else last + 1)
+        session.add(iteration)
+        session.flush()
+        return iteration.id
+
+
+def finish_iteration(url: str, iteration_id: int, summary: dict[str, Any]) -> None:
+    with transaction(url) as session:
+        iteration = session.get_one(Iteration, iteration_id)
+        iteration.status, iteration.summary, iteration.finished_at = "succeeded", summary, utcnow()
 
 
 @dataclass
@@ -144,7 +178,7 @@ def build_campaign(url: str, artifacts_dir: Path, name: str = "li-clusters") -> 
         iteration_id=iteration_id,
         settings=GPFitSettings(training_iterations=5),
     )
-    augment_subsets(url, LEVEL, copies=2, delta_angstrom=0.03)
+    within(url, augment_subsets, LEVEL, copies=2, delta_angstrom=0.03)
     with transaction(url) as session:
         augmented = select(Structure.id).where(Structure.generator == "gpr-augment")
         data.augmented_ids = list(session.scalars(augmented.order_by(Structure.id)))

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from interphase.campaign import create_campaign
 from interphase.db.models import JobState
 from interphase.labeling.queue import run_pending_jobs
 from tests.dashboard.browser import (
@@ -31,6 +30,7 @@ from tests.dashboard.browser import (
 from tests.dashboard.campaign_data import (
     NO_RETRY,
     build_campaign,
+    create_campaign,
     failed_waters,
     queue_waters,
     set_error_message,

@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from interphase.campaign import create_campaign, start_iteration
 from interphase.dashboard.queries.jobs import PAGE_SIZE, stuck_jobs
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import JobState
 from interphase.db.session import transaction
 from interphase.labeling.queue import run_pending_jobs
-from tests.dashboard.campaign_data import NO_RETRY, failed_waters, queue_waters
+from tests.dashboard.campaign_data import (
+    NO_RETRY,
+    create_campaign,
+    failed_waters,
+    queue_waters,
+    start_iteration,
+)
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import job_and_attempts, queue_jobs, waters
 

@@ -13,12 +13,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from interphase.campaign import create_campaign, start_iteration
 from interphase.dashboard.actions import cancel_function
 from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
 from interphase.labeling.queue import run_pending_jobs
-from tests.dashboard.campaign_data import NO_RETRY, failed_waters, queue_waters
+from tests.dashboard.campaign_data import (
+    NO_RETRY,
+    create_campaign,
+    failed_waters,
+    queue_waters,
+    start_iteration,
+)
 from tests.dashboard.conftest import WRITE_HEADERS
 from tests.labeling.job_helpers import job_and_attempts
 

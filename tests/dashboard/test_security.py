@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from interphase.campaign import create_campaign
 from interphase.cli import app as cli
 from interphase.dashboard.app import create_app
 from interphase.dashboard.security import (
@@ -25,7 +24,7 @@ from interphase.dashboard.security import (
     resolve_token,
     token_matches,
 )
-from tests.dashboard.campaign_data import failed_waters, set_error_message
+from tests.dashboard.campaign_data import create_campaign, failed_waters, set_error_message
 from tests.dashboard.conftest import TOKEN
 from tests.dashboard.test_resubmit import snapshot
 

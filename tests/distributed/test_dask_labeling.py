@@ -60,7 +60,7 @@ def _fake_engines() -> None:
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from flows.runtime import configure_local_prefect
+    from interphase_flows.runtime import configure_local_prefect
 
     configure_local_prefect(tmp_path_factory.mktemp("prefect"))
     from prefect.testing.utilities import prefect_test_harness
@@ -80,7 +80,7 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 STOPPED_BY_SIGTERM = """
 import sys
-from flows.runtime import configure_local_prefect
+from interphase_flows.runtime import configure_local_prefect
 from pathlib import Path
 Path(sys.argv[2]).mkdir(parents=True, exist_ok=True)
 configure_local_prefect(Path(sys.argv[2]))
@@ -206,7 +206,7 @@ def test_sigterm_puts_the_dask_workers_jobs_back_and_leaves_nothing_running(
         method="GFN2-xTB",
         settings={"hold_file": str(hold)},
     )
-    env = worker_env(db_url, PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}")
+    env = worker_env(db_url)
     process = subprocess.Popen(
         [sys.executable, "-c", STOPPED_BY_SIGTERM, db_url, str(tmp_path / "prefect")],
         cwd=ROOT,

@@ -104,7 +104,7 @@ def test_local_map_processes_die_with_a_killed_parent(tmp_path: Path) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", MAP_THEN_WAIT, str(tmp_path)],
         cwd=ROOT,
-        env=worker_env("sqlite://", PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}"),
+        env=worker_env("sqlite://"),
         start_new_session=True,
     )
 

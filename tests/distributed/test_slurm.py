@@ -73,7 +73,7 @@ def slurm() -> Iterator[None]:
 
 
 def _slurm_env(url: str) -> dict[str, str]:
-    return worker_env(url, PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}")
+    return worker_env(url)
 
 
 @pytest.mark.slow
@@ -160,7 +160,7 @@ def test_the_dask_worker_job_script_carries_the_settings() -> None:
 def test_labeling_runs_on_dask_workers_started_by_sbatch(
     slurm: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.runtime import configure_local_prefect
+    from interphase_flows.runtime import configure_local_prefect
 
     configure_local_prefect(tmp_path)
     from prefect.testing.utilities import prefect_test_harness

@@ -26,9 +26,11 @@ from interphase.gpr.fit import (
     load_subsets,
 )
 from interphase.gpr.gp import GPTooLargeError
-from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
+from interphase.gpr.score import score_candidates, unlabeled_candidates
+from interphase.labeling.uncertainty import queue_uncertainty_jobs
 from interphase.records import LabelRecord, StructureRecord
 from tests.gpr.same_prediction import assert_same_prediction
+from tests.within import within
 
 LEVEL = "LJ-test"
 TRIMER = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [1.5, 2.6, 0.0]])
@@ -80,7 +82,7 @@ def two_subsets(db_url: str) -> str:
 
 
 def test_one_gp_per_subset_with_validation_errors(two_subsets: str) -> None:
-    subsets = load_subsets(two_subsets, LEVEL)
+    subsets = within(two_subsets, load_subsets, LEVEL)
     assert [len(s.label_ids) for s in subsets] == [12, 10]
     assert {s.subset_key for s in subsets} == {"Li3|3|nnn", "Li4|4|nnn"}
     fits = fit_subset_gps(two_subsets, LEVEL, settings=FAST)
@@ -107,7 +109,7 @@ def test_atom_order_does_not_split_a_subset(db_url: str) -> None:
     ]
     with transaction(db_url) as session:
         store_structures(session, records, generator="test")
-    (subset,) = load_subsets(db_url, LEVEL)
+    (subset,) = within(db_url, load_subsets, LEVEL)
     assert subset.subset_key == "Li2Na|3|nnn" and len(subset.label_ids) == 6
     np.testing.assert_array_equal(subset.numbers, [3, 3, 11])
     for positions, gradient in zip(
@@ -127,18 +129,18 @@ def test_stored_gp_reproduces_predictions_exactly(two_subsets: str, kind: str) -
     settings = FAST.model_copy(update={"descriptor": DescriptorSettings(kind=kind, n_max=3)})
     fits = fit_subset_gps(two_subsets, LEVEL, subset_keys=["Li3|3|nnn"], settings=settings)
     probe = np.stack(rattled(TRIMER, 3, seed=9))
-    first = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe)
-    again = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe)
+    first = within(two_subsets, load_gp, fits[0].gpr_model_id).predict(probe)
+    again = within(two_subsets, load_gp, fits[0].gpr_model_id).predict(probe)
     assert_same_prediction(first, again)
     rotation = Rotation.from_euler("xyz", [40, -20, 75], degrees=True).as_matrix()
-    turned = load_gp(two_subsets, fits[0].gpr_model_id).predict(probe @ rotation.T + 5.0)
+    turned = within(two_subsets, load_gp, fits[0].gpr_model_id).predict(probe @ rotation.T + 5.0)
     np.testing.assert_allclose(turned.energy_hartree, first.energy_hartree, atol=1e-10)
     np.testing.assert_allclose(turned.energy_std_hartree, first.energy_std_hartree, atol=1e-10)
     with transaction(two_subsets) as session:
         descriptor = session.get_one(GPRModel, fits[0].gpr_model_id).descriptor
     assert descriptor["kind"] == kind and (kind == "cartesian" or descriptor["n_max"] == 3)
     with pytest.raises(GPRModelNotFoundError):
-        load_gp(two_subsets, 999)
+        within(two_subsets, load_gp, 999)
 
 
 @pytest.mark.slow
@@ -179,18 +181,24 @@ def test_selection_thresholds_caps_and_spreads(two_subsets: str) -> None:
     other = rattled(TRIMER * 0.8, 1, seed=22)
     no_gp = rattled(np.vstack([TETRAMER, [[4.0, 4.0, 4.0]]]), 1, seed=23)  # Li5: no GP
     ids = store(two_subsets, near + far + twins + other + no_gp, labeled=False)
-    assert unlabeled_candidates(two_subsets, LEVEL) == ids
-    scores = score_candidates(two_subsets, ids, LEVEL)
+    assert within(two_subsets, unlabeled_candidates, LEVEL) == ids
+    scores = within(two_subsets, score_candidates, ids, LEVEL)
     std = scores.std_per_atom_hartree
     assert np.isinf(std[-1]) and scores.gpr_model_ids[-1] is None
     assert std[1] > 10 * std[0]
     threshold = 3 * std[0]
-    capped = queue_uncertain(
-        two_subsets, scores, LEVEL, threshold_per_atom_hartree=threshold, max_count=1
+    capped = within(
+        two_subsets,
+        queue_uncertainty_jobs,
+        scores,
+        LEVEL,
+        threshold_per_atom_hartree=threshold,
+        max_count=1,
     )
     assert len(capped) == 1
-    queue_uncertain(
+    within(
         two_subsets,
+        queue_uncertainty_jobs,
         scores,
         LEVEL,
         threshold_per_atom_hartree=threshold,
@@ -210,24 +218,32 @@ def test_selection_thresholds_caps_and_spreads(two_subsets: str) -> None:
     assert detail["predicted_std_per_atom_mev"] == pytest.approx(
         detail["predicted_std_per_atom_hartree"] * Hartree * 1000
     )
-    assert unlabeled_candidates(two_subsets, LEVEL) == [i for i in ids if i not in picked_ids]
+    assert within(two_subsets, unlabeled_candidates, LEVEL) == [
+        i for i in ids if i not in picked_ids
+    ]
 
 
 def test_augmentation_stores_filtered_synthetic_labels_once(two_subsets: str) -> None:
     with pytest.raises(AugmentationError, match="gpr fit"):
-        augment_subsets(two_subsets, LEVEL)
+        within(two_subsets, augment_subsets, LEVEL)
     fits = fit_subset_gps(two_subsets, LEVEL, subset_keys=["Li3|3|nnn"], settings=FAST)
     with pytest.raises(AugmentationError, match="delta"):
-        augment_subsets(two_subsets, LEVEL, delta_angstrom=-0.1)
-    results = augment_subsets(two_subsets, LEVEL, copies=4, delta_angstrom=0.02)
+        within(two_subsets, augment_subsets, LEVEL, delta_angstrom=-0.1)
+    results = within(two_subsets, augment_subsets, LEVEL, copies=4, delta_angstrom=0.02)
     assert results[0].n_references == 12 and results[0].n_kept == 48
     assert results[0].n_new_labels == 48
-    again = augment_subsets(two_subsets, LEVEL, copies=4, delta_angstrom=0.02)
+    again = within(two_subsets, augment_subsets, LEVEL, copies=4, delta_angstrom=0.02)
     assert again[0].n_new_labels == 0
     assert count(two_subsets, Structure) == 22 + 48  # same copies: no new structures
     # A huge displacement leaves the data behind: the std filter drops the copies.
-    filtered = augment_subsets(
-        two_subsets, LEVEL, copies=4, delta_angstrom=1.0, std_filter_hartree_per_atom=1e-4, seed=5
+    filtered = within(
+        two_subsets,
+        augment_subsets,
+        LEVEL,
+        copies=4,
+        delta_angstrom=1.0,
+        std_filter_hartree_per_atom=1e-4,
+        seed=5,
     )
     assert filtered[0].n_kept < filtered[0].n_copies / 2
     with transaction(two_subsets) as session:

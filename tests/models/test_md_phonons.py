@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from interphase.cli import app
 from interphase.db.api import store_structures
 from interphase.db.session import transaction
+from interphase.dynamics import MDSettings, run_md
 from interphase.models import phonons
 from interphase.models.artifact import save_model
 from interphase.models.calculator import InterphaseCalculator
-from interphase.models.dynamics import MDSettings, run_md
 from interphase.models.multihead import MultiHeadPotential
 from interphase.records import StructureRecord
 
@@ -120,7 +120,7 @@ def test_md_command_reports_user_errors(model_file: Path, tmp_path: Path) -> Non
     base = ["md", str(structure), "--model", str(model_file), "--steps", "2"]
     langevin_at_zero = runner.invoke(app, [*base, "--head", "hybrid", "--temperature", "0"])
     assert langevin_at_zero.exit_code == 2
-    assert "Langevin thermostat needs --temperature > 0" in langevin_at_zero.output
+    assert "Langevin thermostat needs a temperature above 0 K" in langevin_at_zero.output
     unknown_head = runner.invoke(app, [*base, "--head", "CCSD"])
     assert unknown_head.exit_code == 2
     assert "'CCSD' is not one of this model's heads" in unknown_head.output

@@ -1,13 +1,11 @@
-"""MD snapshots with pluggable calculators, interfaces and interface clusters."""
+"""Interfaces and the clusters cut from them (the MD driver: tests/test_dynamics.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.calculators.lj import LennardJones
 
-from interphase.labeling.ase_calculator import xtb_calculator
 from interphase.records import formula
 from interphase.structures.connectivity import molecule_labels
 from interphase.structures.interface import (
@@ -17,8 +15,6 @@ from interphase.structures.interface import (
     extract_cluster,
     interface_centre,
 )
-from interphase.structures.md import MDParameterError, langevin_snapshots
-from interphase.structures.molecules import molecule
 from interphase.structures.validate import InvalidStructureError, validate_structure
 
 
@@ -26,53 +22,6 @@ def _interface(seed: int = 0) -> Interface:
     return build_interface(
         np.random.default_rng(seed), species=["EC"] * 3, repeats_xy=(3, 3), layers=2
     )
-
-
-def test_langevin_keeps_every_kth_step_and_is_deterministic() -> None:
-    atoms = molecule("EC").atoms.copy()
-    runs = [
-        langevin_snapshots(
-            atoms.copy(),
-            LennardJones(sigma=2.0, epsilon=0.01, rc=6.0),
-            temperature_k=300.0,
-            timestep_fs=0.5,
-            n_steps=12,
-            snapshot_every=4,
-            seed=seed,
-        )
-        for seed in (1, 1, 2)
-    ]
-    assert [s.step for s in runs[0].snapshots] == [4, 8, 12]
-    assert runs[0].snapshots[-1].time_fs == pytest.approx(6.0)
-    first, again, other = (run.snapshots[-1].atoms.positions for run in runs)
-    # Same seed, same trajectory (to tblite's threaded round-off); another seed differs.
-    np.testing.assert_allclose(first, again, rtol=0, atol=1e-9)
-    assert not np.allclose(first, other)
-
-
-def test_langevin_with_gfn2_xtb_gives_finite_energies() -> None:
-    run = langevin_snapshots(
-        molecule("EC").atoms.copy(),
-        xtb_calculator(),
-        temperature_k=300.0,
-        timestep_fs=0.5,
-        n_steps=6,
-        snapshot_every=3,
-    )
-    assert run.error is None and len(run.snapshots) == 2
-    assert np.isfinite([s.potential_energy_ev for s in run.snapshots]).all()
-
-
-def test_bad_md_parameters_are_refused() -> None:
-    with pytest.raises(MDParameterError):
-        langevin_snapshots(
-            Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]),
-            LennardJones(),
-            temperature_k=-1.0,
-            timestep_fs=0.5,
-            n_steps=1,
-            snapshot_every=1,
-        )
 
 
 def test_interface_has_li_slab_below_whole_molecules() -> None:

@@ -22,6 +22,7 @@ from interphase.training.settings import DataSettings, TrainingSettings
 from interphase.training.snapshot import load_snapshot
 from interphase.training.trainer import EpochReport, TrainingCallbacks
 from tests.training.labeled import MOLECULAR_LEVEL, SHARED_LEVEL, store_mixed_dataset
+from tests.within import within
 
 SMALL = {
     "batch_size": 4,
@@ -37,7 +38,7 @@ def mixed_db(db_url: str) -> str:
 
 
 def test_snapshot_targets_and_label_ids(mixed_db: str) -> None:
-    snapshot = load_snapshot(mixed_db)
+    snapshot = within(mixed_db, load_snapshot)
     assert snapshot.heads == [SHARED_LEVEL, MOLECULAR_LEVEL]
     with transaction(mixed_db) as session:
         all_ids = sorted(session.scalars(select(Label.id)))
@@ -52,7 +53,7 @@ def test_snapshot_targets_and_label_ids(mixed_db: str) -> None:
         assert ex.charges_e is not None and abs(ex.charges_e.sum()) < 1e-6  # GFN2-xTB, neutral
         assert set(ex.gradients_hartree_per_angstrom) == {SHARED_LEVEL, MOLECULAR_LEVEL}
     # One head only: the GFN2-xTB labels then serve only their charges.
-    only = load_snapshot(mixed_db, DataSettings(heads=[SHARED_LEVEL]))
+    only = within(mixed_db, load_snapshot, DataSettings(heads=[SHARED_LEVEL]))
     assert only.heads == [SHARED_LEVEL] and len(only.label_ids) == len(all_ids)
     assert all(set(ex.energies_hartree) == {SHARED_LEVEL} for ex in only.examples)
 
@@ -139,7 +140,7 @@ def test_energy_only_training_on_synthetic_gp_energies(mixed_db: str, tmp_path: 
         settings=GPFitSettings(training_iterations=5),
     )
     assert len(fits) == 1
-    augment_subsets(mixed_db, SHARED_LEVEL, copies=3, subset_keys=["HLi|2|nnn"])
+    within(mixed_db, augment_subsets, SHARED_LEVEL, copies=3, subset_keys=["HLi|2|nnn"])
     settings = TrainingSettings.model_validate(
         {**SMALL, "epochs": 1, "mode": "energy_only", "data": {"heads": [SHARED_LEVEL]}}
     )

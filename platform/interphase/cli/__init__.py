@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from interphase.cli import calc, campaign, dashboard, data, db, generate, gpr, jobs, train
+from interphase.cli import (
+    calc,
+    campaign,
+    dashboard,
+    data,
+    db,
+    generate,
+    gpr,
+    jobs,
+    schedule,
+    status,
+    train,
+)
 from interphase.cli import md as md_commands
 
 app = typer.Typer(
@@ -18,12 +30,16 @@ app.add_typer(generate.app, name="generate")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(gpr.app, name="gpr")
 app.add_typer(train.app, name="model")
+campaign.app.command("schedule")(schedule.schedule)
+campaign.app.command("schedules")(schedule.schedules)
+campaign.app.command("unschedule")(schedule.unschedule)
+app.add_typer(campaign.app, name="campaign")
 app.command()(calc.calc)
-app.command()(campaign.status)
-app.command()(campaign.demo)
+app.command()(status.status)
 app.command()(md_commands.md)
 app.command()(md_commands.phonons)
 app.command()(train.train)
 app.command()(dashboard.dashboard)
+app.command()(schedule.serve)
 
 __all__ = ["app"]

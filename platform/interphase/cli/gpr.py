@@ -14,6 +14,7 @@ from ase.units import Hartree
 from rich.table import Table
 
 from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
+from interphase.db.session import transaction
 from interphase.records import XTB_LEVEL
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ def fit(
             device=device,
             descriptor=DescriptorSettings(kind=descriptor.value),
         )
-        subsets = load_subsets(None, level, subset_keys=subset)
+        with transaction(read_only=True) as session:
+            subsets = load_subsets(session, level, subset_keys=subset)
         if not subsets:
             raise GPRFitError(f"no labels with energies and gradients at level {level!r}")
         total = sum(len(s.label_ids) >= MIN_SUBSET_SIZE for s in subsets)
@@ -165,13 +167,17 @@ def select_candidates(
 
     Candidates whose subset has no GP count as maximally uncertain.
     """
-    from interphase.gpr.score import queue_uncertain, score_candidates, unlabeled_candidates
+    from interphase.gpr.score import score_candidates, unlabeled_candidates
+    from interphase.labeling.uncertainty import queue_uncertainty_jobs
 
     try:
         open_database()
         if not threshold > 0:
             raise ValueError(f"--threshold must be a positive std in meV/atom; got {threshold}")
-        candidates = unlabeled_candidates(None, level, generator=generator, campaign_id=campaign)
+        with transaction(read_only=True) as session:
+            candidates = unlabeled_candidates(
+                session, level, generator=generator, campaign_id=campaign
+            )
         if not candidates:
             raise ValueError(
                 f"no unlabeled structures without a job at {level!r}"
@@ -179,16 +185,18 @@ def select_candidates(
             )
         with progress("candidates") as bar:
             bar.add_task(f"scoring {len(candidates)} candidates", total=None)
-            scores = score_candidates(None, candidates, level)
-        job_ids = queue_uncertain(
-            None,
-            scores,
-            level,
-            threshold_per_atom_hartree=threshold / HARTREE_TO_MEV,
-            max_count=max_count,
-            min_rmsd_angstrom=min_rmsd,
-            campaign_id=campaign,
-        )
+            with transaction(read_only=True) as session:
+                scores = score_candidates(session, candidates, level)
+        with transaction() as session:
+            job_ids = queue_uncertainty_jobs(
+                session,
+                scores,
+                level,
+                threshold_per_atom_hartree=threshold / HARTREE_TO_MEV,
+                max_count=max_count,
+                min_rmsd_angstrom=min_rmsd,
+                campaign_id=campaign,
+            )
     except USER_ERRORS as error:
         fail(error)
     std = scores.std_per_atom_hartree
@@ -234,18 +242,19 @@ def augment(
             raise ValueError(f"--std-filter must be positive (meV/atom); got {std_filter}")
         with progress("subsets") as bar:
             task = bar.add_task(f"augmenting at {level}", total=None)
-            results = augment_subsets(
-                None,
-                level,
-                copies=copies,
-                delta_angstrom=delta,
-                std_filter_hartree_per_atom=None
-                if std_filter is None
-                else std_filter / HARTREE_TO_MEV,
-                subset_keys=subset,
-                seed=seed,
-                progress=lambda key: bar.advance(task),
-            )
+            with transaction() as session:
+                results = augment_subsets(
+                    session,
+                    level,
+                    copies=copies,
+                    delta_angstrom=delta,
+                    std_filter_hartree_per_atom=None
+                    if std_filter is None
+                    else std_filter / HARTREE_TO_MEV,
+                    subset_keys=subset,
+                    seed=seed,
+                    progress=lambda key: bar.advance(task),
+                )
     except USER_ERRORS as error:
         fail(error)
     table = Table(title=f"GPR-ANN augmentation at {level} (M={copies}, δ={delta:g} Å)")

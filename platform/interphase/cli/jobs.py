@@ -258,8 +258,8 @@ def run(
     """
     from sqlalchemy.exc import NoResultFound
 
-    from interphase.campaign import level_id as find_level_id
     from interphase.cli.common import progress
+    from interphase.db.api import level_id as find_level_id
     from interphase.labeling.options import WorkerOptions
     from interphase.labeling.retry import RetryPolicy
     from interphase.labeling.signals import WorkerInterrupted

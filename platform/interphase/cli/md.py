@@ -82,7 +82,7 @@ def md(
     thermostat: Annotated[str, typer.Option(help="langevin (NVT) or nve.")] = "langevin",
     friction: Annotated[float, typer.Option(help="Langevin friction (1/fs).")] = 0.01,
     output: Annotated[Path, typer.Option(help="Trajectory file (extxyz).")] = Path("md.extxyz"),
-    interval: Annotated[int, typer.Option(help="Write a frame every N steps.")] = 10,
+    interval: Annotated[int, typer.Option(help="Write a frame every N steps (and step 0).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of velocities and thermostat noise.")] = 0,
     device: DeviceOption = None,
     float32: Float32Option = False,
@@ -91,7 +91,7 @@ def md(
     from pydantic import ValidationError
 
     from interphase.cli.common import progress
-    from interphase.models.dynamics import MDSettings, run_md
+    from interphase.dynamics import MDSettings, run_md
 
     try:
         settings = MDSettings(
@@ -100,7 +100,7 @@ def md(
             temperature_k=temperature,
             thermostat=thermostat,  # type: ignore[arg-type]
             friction_per_fs=friction,
-            trajectory_interval=interval,
+            snapshot_every=interval,
             seed=seed,
         )
         atoms = read_structure(structure)
@@ -112,10 +112,12 @@ def md(
                 temperature_now = moving.get_temperature()
                 bar.update(task, completed=step, description=f"MD  T={temperature_now:6.0f} K")
 
-            result = run_md(atoms, calculator, settings, trajectory=output, on_step=advance)
+            result = run_md(
+                atoms, calculator, settings, trajectory=output, keep_frames=False, on_step=advance
+            )
     except ValidationError as error:
         fail(ValueError(_first_error(error)))
-    except USER_ERRORS as error:
+    except USER_ERRORS as error:  # MDSettingsError is a ValueError
         fail(error)
     speed = result.speed
     console.print(

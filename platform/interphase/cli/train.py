@@ -172,8 +172,11 @@ def evaluate(
         for name in head or []:
             potential.head_index(name)
         if data is None:
+            from interphase.db.session import transaction
+
             open_database()
-            examples = database_examples(None, potential)
+            with transaction(read_only=True) as session:
+                examples = database_examples(session, potential)
         else:
             examples = file_examples(data, fmt)
         result = evaluate_model(potential, examples)

@@ -12,7 +12,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from interphase.dashboard.database import DashboardState
-from interphase.dashboard.errors import DashboardInputError, NotFoundError, SelectionChangedError
+from interphase.dashboard.errors import (
+    DashboardInputError,
+    NotFoundError,
+    NotRunningError,
+    SelectionChangedError,
+)
 from interphase.dashboard.routes import campaigns, jobs, models, structures
 from interphase.dashboard.routes.common import WriteForbiddenError
 from interphase.dashboard.security import TOKEN_HEADER
@@ -67,7 +72,10 @@ def create_app(
     resolved = database_url(url)
     app = FastAPI(title="interphase dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.dashboard = DashboardState(
-        sessions=session_factory(resolved), token=token, database=redacted_url(resolved)
+        sessions=session_factory(resolved),
+        token=token,
+        database=redacted_url(resolved),
+        url=resolved,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/vendor/plotly.min.js", _plotly, methods=["GET"], include_in_schema=False)
@@ -115,5 +123,6 @@ def _add_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(DashboardInputError, page(400, "cannot show that"))
     app.add_exception_handler(NotFoundError, page(404, "not found"))
     app.add_exception_handler(SelectionChangedError, page(409, "selection changed"))
+    app.add_exception_handler(NotRunningError, page(409, "not running"))
     forbidden = page(403, f"this needs the dashboard token ({TOKEN_HEADER})")
     app.add_exception_handler(WriteForbiddenError, forbidden)

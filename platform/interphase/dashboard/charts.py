@@ -2,12 +2,14 @@
 
 A view builds a figure with these helpers and passes it to the ``chart`` macro
 (``templates/_macros.html``), which writes it as JSON (``tojson``) beside the
-element Plotly draws into. Campaign and iteration views add their figures here
-(uncertainty histograms with the threshold, learning curves, parity plots).
+element Plotly draws into: line charts (learning and training curves),
+histograms binned on the server (candidate uncertainty, with the threshold
+drawn), stacked bars (job outcomes) and parity scatter plots.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,3 +108,144 @@ def histogram_figure(
         ]
     trace = {"type": "histogram", "x": list(values), "marker": {"color": COLOURS[0]}}
     return {"data": [trace], "layout": layout}
+
+
+def _threshold_line(threshold: float) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "x0": threshold,
+        "x1": threshold,
+        "yref": "paper",
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": COLOURS[3], "dash": "dash", "width": 2},
+    }
+
+
+@dataclass(frozen=True)
+class BinnedSeries:
+    """Counts per bin (``edges`` has one more value than ``counts``)."""
+
+    name: str
+    edges: Sequence[float]
+    counts: Sequence[int]
+    colour: str | None = None
+
+
+def binned_histogram_figure(
+    series: Sequence[BinnedSeries],
+    *,
+    x_title: str,
+    threshold: float | None = None,
+    log_x: bool = True,
+) -> Figure:
+    """Histograms binned on the server, drawn as steps (one per series) over a shared axis.
+
+    Bins are given, not raw values, so a page with 100,000 scores sends a few
+    hundred numbers; a vertical dashed line marks ``threshold`` when given.
+    """
+    traces = []
+    for k, one in enumerate(series):
+        colour = one.colour or COLOURS[k % len(COLOURS)]
+        edges, counts = list(one.edges), list(one.counts)
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hv", "color": colour, "width": 2},
+                "name": one.name,
+                "x": edges,
+                "y": [*counts, counts[-1] if counts else 0],
+                "hovertemplate": "%{x:.3g}: %{y}<extra>%{fullData.name}</extra>",
+            }
+        )
+    layout = _layout(x_title, "candidates")
+    layout["hovermode"] = "closest"
+    layout["xaxis"]["type"] = "log" if log_x else "linear"
+    if threshold is not None:
+        layout["shapes"] = [_threshold_line(threshold)]
+        layout["annotations"] = [
+            {
+                "x": threshold,
+                "y": 1,
+                "xref": "x",
+                "yref": "paper",
+                "text": f"threshold {threshold:g}",
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+                "font": {"color": COLOURS[3]},
+            }
+        ]
+        if log_x:  # on a log axis Plotly takes shapes in data units, annotations in log10
+            layout["annotations"][0]["x"] = _log10(threshold)
+    return {"data": traces, "layout": layout}
+
+
+def _log10(value: float) -> float:
+    return math.log10(value) if value > 0 else 0.0
+
+
+def stacked_bar_figure(
+    categories: Sequence[str],
+    stacks: dict[str, Sequence[int]],
+    *,
+    x_title: str,
+    y_title: str,
+    colours: dict[str, str] | None = None,
+) -> Figure:
+    """Bars per category, one stacked segment per key of ``stacks``."""
+    traces = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": list(categories),
+            "y": list(values),
+            "marker": {"color": (colours or {}).get(name, COLOURS[k % len(COLOURS)])},
+        }
+        for k, (name, values) in enumerate(stacks.items())
+    ]
+    layout = _layout(x_title, y_title)
+    layout["barmode"] = "stack"
+    layout["xaxis"]["type"] = "category"
+    return {"data": traces, "layout": layout}
+
+
+@dataclass(frozen=True)
+class ScatterSeries:
+    name: str
+    x: Sequence[float]
+    y: Sequence[float]
+
+
+def parity_figure(series: Sequence[ScatterSeries], *, quantity: str) -> Figure:
+    """Predicted against reference, with the diagonal ``y = x``."""
+    traces: list[dict[str, Any]] = []
+    values = [v for one in series for v in (*one.x, *one.y)]
+    for k, one in enumerate(series):
+        traces.append(
+            {
+                "type": "scattergl" if len(one.x) > 1000 else "scatter",
+                "mode": "markers",
+                "name": one.name,
+                "x": list(one.x),
+                "y": list(one.y),
+                "marker": {"size": 5, "color": COLOURS[k % len(COLOURS)], "opacity": 0.7},
+            }
+        )
+    layout = _layout(f"reference {quantity}", f"predicted {quantity}")
+    layout["hovermode"] = "closest"
+    if values:
+        low, high = min(values), max(values)
+        pad = 0.02 * (high - low or 1.0)
+        layout["shapes"] = [
+            {
+                "type": "line",
+                "x0": low - pad,
+                "y0": low - pad,
+                "x1": high + pad,
+                "y1": high + pad,
+                "line": {"color": "#9aa5b1", "dash": "dot", "width": 1},
+            }
+        ]
+    return {"data": traces, "layout": layout}

@@ -22,6 +22,7 @@ class DashboardState:
     sessions: sessionmaker[Session]
     token: str
     database: str  # the URL with any password hidden, for the page footer
+    url: str  # the URL itself, for library calls that open their own transaction
 
 
 def state_of(request: Request) -> DashboardState:

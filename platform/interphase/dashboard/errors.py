@@ -13,3 +13,7 @@ class NotFoundError(LookupError):
 
 class SelectionChangedError(ValueError):
     """The jobs a confirmed write would touch are not the ones the user reviewed."""
+
+
+class NotRunningError(ValueError):
+    """A campaign asked to stop is not running (nothing to stop)."""

@@ -420,13 +420,26 @@ def record_from_row(structure: Structure, labels: Iterable[Label] = ()) -> Struc
     )
 
 
-def iter_records(session: Session, *, batch_size: int = 1000) -> Iterator[StructureRecord]:
-    """Every stored structure with its labels, in id order, a batch at a time."""
+def iter_records(
+    session: Session,
+    *,
+    batch_size: int = 1000,
+    campaign_id: int | None = None,
+    labeled_only: bool = False,
+) -> Iterator[StructureRecord]:
+    """Every stored structure with its labels, in id order, a batch at a time.
+
+    ``campaign_id`` keeps one campaign's structures; ``labeled_only`` leaves out
+    structures without a reference label (candidates, synthetic copies).
+    """
     last_id = 0
     while True:
-        batch = session.scalars(
-            select(Structure).where(Structure.id > last_id).order_by(Structure.id).limit(batch_size)
-        ).all()
+        query = select(Structure).where(Structure.id > last_id)
+        if campaign_id is not None:
+            query = query.where(Structure.campaign_id == campaign_id)
+        if labeled_only:
+            query = query.where(Structure.id.in_(select(Label.structure_id)))
+        batch = session.scalars(query.order_by(Structure.id).limit(batch_size)).all()
         if not batch:
             return
         ids = [s.id for s in batch]
@@ -447,6 +460,14 @@ def lineage(session: Session, structure_id: int) -> list[Structure]:
         chain.append(current)
         current = session.get(Structure, current.parent_id) if current.parent_id else None
     return chain
+
+
+def level_id(url: str | None, name: str) -> int:
+    """Id of the level of theory called ``name`` (``NoResultFound`` when there is none)."""
+    from interphase.db.session import transaction
+
+    with transaction(url, read_only=True) as session:
+        return session.scalars(select(LevelOfTheory.id).where(LevelOfTheory.name == name)).one()
 
 
 class UnknownLevelError(KeyError):

@@ -13,6 +13,18 @@ database the user configured must be migrated explicitly with ``interphase db
 upgrade``, and one at a revision this code does not know (written by a newer
 interphase) is refused before anything is written to it.
 
+Who owns the transaction: library functions take an open ``Session`` and
+add their work to it (``store_structures``, ``create_jobs``, ``load_subsets``,
+``store_fits``, ``score_candidates``, ``queue_uncertainty_jobs``,
+``augment_subsets``, ``load_snapshot``); the CLI command or the campaign step
+that calls them opens one transaction and commits it together with the
+step's completion record. Only the functions whose work must be committed in
+several transactions while it runs take a URL and open their own: the job
+queue (each claim, heartbeat and result is its own commit, visible to other
+workers at once), ``train_from_database`` (epochs are recorded as they finish),
+the campaign loop and its lock, and the orchestrating ``fit_subset_gps`` of
+``interphase gpr fit``.
+
 SQLite specifics (read-only files, the busy timeout) live in
 :mod:`interphase.db.sqlite`.
 """

@@ -5,7 +5,7 @@ Every reference structure a subset GP was conditioned on gets M displaced copies
 ``Structure`` rows (generator ``gpr-augment``, ``parent_id`` = the reference
 structure) and ``SyntheticLabel`` rows tied to the GP model — never ``Label``
 rows, so synthetic energies cannot be mistaken for reference calculations.
-All of one run is a single transaction.
+All of one run goes into the caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from interphase.db.api import store_structures
 from interphase.db.models import GPRModel, Label, LevelOfTheory, Structure, SyntheticLabel
-from interphase.db.session import transaction
 from interphase.gpr.augment import (
     DEFAULT_COPIES,
     DEFAULT_DELTA_ANGSTROM,
@@ -72,7 +71,7 @@ def newest_models(
 
 
 def augment_subsets(
-    url: str | None,
+    session: Session,
     level: str,
     *,
     copies: int = DEFAULT_COPIES,
@@ -81,13 +80,14 @@ def augment_subsets(
     subset_keys: Sequence[str] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    models: Sequence[GPRModel] | None = None,
 ) -> list[SubsetAugmentation]:
     """Augment the reference structures of the newest GP of every subset at ``level``.
 
     Parameters
     ----------
-    url
-        Database URL (``None``: the configured one).
+    session
+        The caller's transaction; everything is added to it.
     level
         Level of theory whose GPs label the copies.
     copies, delta_angstrom
@@ -101,26 +101,27 @@ def augment_subsets(
         Base seed; reference structure k of a subset uses ``seed + k``.
     progress
         Called with each subset key when it is done.
+    models
+        Augment with exactly these GPs (a campaign's iteration); default the
+        newest GP of every subset at ``level``.
 
     Returns
     -------
     list[SubsetAugmentation]
         Per subset: references, copies drawn, copies kept, new synthetic labels.
-        Everything is one transaction; copies already stored (same content hash)
+        Copies already stored (same content hash)
         keep their row, and a copy already labeled by the same GP gets no second
         synthetic label, so a rerun with the same arguments adds nothing.
     """
     _check_arguments(copies, delta_angstrom, std_filter_hartree_per_atom)
     results = []
-    with transaction(url) as session:
-        for model in newest_models(session, level, subset_keys):
-            results.append(
-                _augment_one(
-                    session, model, copies, delta_angstrom, std_filter_hartree_per_atom, seed
-                )
-            )
-            if progress is not None:
-                progress(model.subset_key)
+    chosen = list(models) if models is not None else newest_models(session, level, subset_keys)
+    for model in chosen:
+        results.append(
+            _augment_one(session, model, copies, delta_angstrom, std_filter_hartree_per_atom, seed)
+        )
+        if progress is not None:
+            progress(model.subset_key)
     return results
 
 
@@ -200,10 +201,17 @@ def _augment_one(
 
 
 def _reference_structures(session: Session, model: GPRModel) -> list[Structure]:
+    """The GP's training structures in its training order.
+
+    That order (structure id, see :func:`interphase.gpr.subsets.load_subsets`)
+    fixes each reference's seed, so the copies do not depend on the order in
+    which concurrent workers happened to store the labels.
+    """
     label_ids = [int(i) for i in model.training_label_ids]
-    structure_ids = session.scalars(
-        select(Label.structure_id).where(Label.id.in_(label_ids)).order_by(Label.id)
-    ).all()
+    structure_of = dict(
+        session.execute(select(Label.id, Label.structure_id).where(Label.id.in_(label_ids))).all()
+    )
+    structure_ids = [structure_of[i] for i in label_ids]
     structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
     by_id = {s.id: s for s in structures}
     return [by_id[i] for i in structure_ids]

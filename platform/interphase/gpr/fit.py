@@ -11,6 +11,7 @@ prediction can be reproduced later (:func:`load_gp`).
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ from interphase.gpr.descriptors import DescriptorSettings, soap_feature_count
 from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.memory import OversizePolicy, plan_for_device, plan_training_indices
 from interphase.gpr.subsets import SubsetData, aligned_inputs, load_subsets
+from interphase.labeling.workers import die_with
 
 __all__ = [
+    "FittedSubset",
     "GPFitSettings",
     "GPRFitError",
     "GPRModelNotFoundError",
@@ -37,8 +40,11 @@ __all__ = [
     "SubsetFit",
     "fit_subset",
     "fit_subset_gps",
+    "fit_subsets",
+    "fittable",
     "load_gp",
     "load_subsets",
+    "store_fits",
 ]
 
 #: Subsets with fewer labeled structures get no GP (and count as uncertain).
@@ -105,7 +111,9 @@ class SubsetFit:
 
 
 @dataclass
-class _FittedSubset:
+class FittedSubset:
+    """A subset GP fitted in memory, not yet stored (:func:`store_fits`)."""
+
     data: SubsetData
     state: bytes
     hyperparameters: dict[str, float]
@@ -172,7 +180,7 @@ def validation_errors(
     return float(energy_error.mean()) / data.n_atoms, float(gradient_error.mean())
 
 
-def fit_subset(data: SubsetData, settings: GPFitSettings) -> _FittedSubset:
+def fit_subset(data: SubsetData, settings: GPFitSettings) -> FittedSubset:
     """Fit one subset GP (no database): memory plan, validation, final fit."""
     descriptor = settings.descriptor_for(data.subset_key)
     features = soap_feature_count(data.numbers, descriptor) if descriptor.kind == "soap" else 0
@@ -219,14 +227,69 @@ def fit_subset(data: SubsetData, settings: GPFitSettings) -> _FittedSubset:
         "pbc": [bool(p) for p in data.pbc],
         "fit_settings": settings.model_dump(exclude={"descriptor", "descriptor_by_subset"}),
     }
-    return _FittedSubset(used, gp.to_bytes(), gp.hyperparameters(), stored_descriptor, metrics)
+    return FittedSubset(used, gp.to_bytes(), gp.hyperparameters(), stored_descriptor, metrics)
 
 
-def _fit_subset_job(args: tuple[SubsetData, GPFitSettings]) -> _FittedSubset:
+def _fit_subset_job(args: tuple[SubsetData, GPFitSettings]) -> FittedSubset:
     import torch
 
     torch.set_num_threads(1)  # one core per worker process
     return fit_subset(*args)
+
+
+#: Applies a picklable function to items, results in input order (an executor's ``map``).
+MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+
+
+def fittable(subsets: Sequence[SubsetData]) -> list[SubsetData]:
+    """The subsets with enough labels for a GP (:data:`MIN_SUBSET_SIZE`)."""
+    return [data for data in subsets if len(data.label_ids) >= MIN_SUBSET_SIZE]
+
+
+def fit_subsets(
+    subsets: Sequence[SubsetData],
+    settings: GPFitSettings,
+    *,
+    workers: int = 1,
+    map_fn: MapFunction | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[FittedSubset]:
+    """Fit one GP per subset with at least :data:`MIN_SUBSET_SIZE` labels (no database).
+
+    ``map_fn`` runs the fits elsewhere (an executor's ``map``: worker processes,
+    a Dask cluster); by default they run in this process (``workers`` 1) or in
+    ``workers`` spawned processes. Results are in subset order.
+    """
+    if workers < 1:
+        raise GPRFitError(f"workers must be at least 1; got {workers}")
+    todo = fittable(subsets)
+    if map_fn is not None and todo:
+        fitted: list[FittedSubset] = map_fn(_fit_subset_job, [(data, settings) for data in todo])
+        if progress is not None:
+            for one in fitted:
+                progress(one.data.subset_key)
+        return fitted
+    fitted = []
+    for one in _run_fits(todo, settings, workers):
+        fitted.append(one)
+        if progress is not None:
+            progress(one.data.subset_key)
+    return fitted
+
+
+def store_fits(
+    session: Session,
+    level: str,
+    fitted: Sequence[FittedSubset],
+    *,
+    campaign_id: int | None = None,
+    iteration_id: int | None = None,
+) -> list[SubsetFit]:
+    """Store fitted GPs as ``GPRModel`` rows in the caller's transaction."""
+    if not fitted:
+        return []
+    level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
+    return [_store_fit(session, level_row, one, campaign_id, iteration_id) for one in fitted]
 
 
 def fit_subset_gps(
@@ -240,7 +303,13 @@ def fit_subset_gps(
     iteration_id: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[SubsetFit]:
-    """Fit and store one GP per subset with at least :data:`MIN_SUBSET_SIZE` labels.
+    """Load, fit and store one GP per subset: the orchestration of ``interphase gpr fit``.
+
+    The labels are read in one transaction, the fits run outside any (they may
+    take minutes), and the models are stored together in a second one once
+    every fit succeeded, so a failure leaves the database unchanged. A campaign
+    step composes :func:`load_subsets`, :func:`fit_subsets` and
+    :func:`store_fits` itself inside its own transaction.
 
     Parameters
     ----------
@@ -267,41 +336,42 @@ def fit_subset_gps(
     settings = settings or GPFitSettings()
     if workers < 1:
         raise GPRFitError(f"workers must be at least 1; got {workers}")
-    subsets = load_subsets(url, level, campaign_id, subset_keys)
+    with transaction(url, read_only=True) as session:
+        subsets = load_subsets(session, level, campaign_id, subset_keys)
     if subset_keys and not subsets:
         raise GPRFitError(
             f"no labels with energies and gradients at level {level!r} for subset(s) "
             f"{list(subset_keys)}; see `interphase status` for subsets that have labels"
         )
-    todo = [data for data in subsets if len(data.label_ids) >= MIN_SUBSET_SIZE]
-    fitted = []
-    for one in _run_fits(todo, settings, workers):
-        fitted.append(one)
-        if progress is not None:
-            progress(one.data.subset_key)
+    fitted = fit_subsets(subsets, settings, workers=workers, progress=progress)
     if not fitted:
         return []
-    # Stored together once every fit succeeded: a failure leaves the database unchanged.
     with transaction(url) as session:
-        level_row = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == level)).one()
-        return [_store_fit(session, level_row, one, campaign_id, iteration_id) for one in fitted]
+        return store_fits(
+            session, level, fitted, campaign_id=campaign_id, iteration_id=iteration_id
+        )
 
 
 def _run_fits(
     todo: list[SubsetData], settings: GPFitSettings, workers: int
-) -> Iterator[_FittedSubset]:
+) -> Iterator[FittedSubset]:
     if workers <= 1 or len(todo) <= 1:
         yield from (fit_subset(data, settings) for data in todo)
         return
     context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=die_with,  # a killed parent leaves no fit running
+        initargs=(os.getpid(),),
+    ) as pool:
         yield from pool.map(_fit_subset_job, [(data, settings) for data in todo])
 
 
 def _store_fit(
     session: Session,
     level_row: LevelOfTheory,
-    fitted: _FittedSubset,
+    fitted: FittedSubset,
     campaign_id: int | None,
     iteration_id: int | None,
 ) -> SubsetFit:
@@ -335,13 +405,11 @@ def _store_fit(
     )
 
 
-def load_gp(url: str | None, gpr_model_id: int, device: str | None = None) -> EnergyGradientGP:
+def load_gp(session: Session, gpr_model_id: int, device: str | None = None) -> EnergyGradientGP:
     """The stored GP ``gpr_model_id``, predicting exactly as when it was fitted."""
-    with transaction(url) as session:
-        model = session.get(GPRModel, gpr_model_id)
-        if model is None:
-            raise GPRModelNotFoundError(
-                f"no GP with id {gpr_model_id}; `interphase gpr fit` lists the stored ones"
-            )
-        state = model.state
-    return EnergyGradientGP.from_bytes(state, device=device, gp_id=gpr_model_id)
+    model = session.get(GPRModel, gpr_model_id)
+    if model is None:
+        raise GPRModelNotFoundError(
+            f"no GP with id {gpr_model_id}; `interphase gpr fit` lists the stored ones"
+        )
+    return EnergyGradientGP.from_bytes(model.state, device=device, gp_id=gpr_model_id)

@@ -1,38 +1,24 @@
-"""Score candidate structures by GP uncertainty and queue the uncertain ones.
+"""Score candidate structures by GP uncertainty (ranking only; queueing is labeling's).
 
 A candidate is scored by the newest GP of its subset and level; a candidate
 whose subset has no GP counts as maximally uncertain (std = inf).
+:func:`interphase.labeling.uncertainty.queue_uncertainty_jobs` turns scores
+into labeling jobs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from ase.units import Hartree
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from interphase.db.api import (
-    create_jobs,
-    get_or_create_level,
-    known_level_id,
-    unlabeled_structure_ids,
-)
-from interphase.db.models import (
-    GPRModel,
-    JobReason,
-    Structure,
-)
-from interphase.db.session import transaction
+from interphase.db.api import known_level_id, unlabeled_structure_ids
+from interphase.db.models import GPRModel, Structure
 from interphase.gpr.gp import EnergyGradientGP
-from interphase.gpr.select import select_uncertain, spread_out
 from interphase.gpr.subsets import gp_arrays
-
-#: Default minimum RMSD (Å) between two picks of the same subset in one iteration.
-DEFAULT_MIN_RMSD_ANGSTROM = 0.01
-
-
-HARTREE_TO_MEV = Hartree * 1000.0
 
 
 class UnknownCandidateError(KeyError):
@@ -52,21 +38,38 @@ class CandidateScores:
     periodic: list[bool] = field(default_factory=list)
 
 
-def score_candidates(url: str | None, structure_ids: list[int], level: str) -> CandidateScores:
-    """Predicted energy std per atom of each candidate from its subset's newest GP."""
-    with transaction(url, read_only=True) as session:
-        level_id = known_level_id(session, level)
-        structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
-        by_id = {s.id: s for s in structures}
-        missing = sorted(set(structure_ids) - set(by_id))
-        if missing:
-            raise UnknownCandidateError(f"candidate structure id(s) {missing[:10]} do not exist")
-        newest: dict[str, GPRModel] = {}
-        for model in session.scalars(
-            select(GPRModel).where(GPRModel.level_id == level_id).order_by(GPRModel.id)
-        ):
-            newest[model.subset_key] = model
-        states = {key: (m.id, m.state) for key, m in newest.items()}
+def newest_gp_models(session: Session, level_id: int) -> dict[str, GPRModel]:
+    """The newest stored GP of each subset at a level, by subset key."""
+    newest: dict[str, GPRModel] = {}
+    for model in session.scalars(
+        select(GPRModel).where(GPRModel.level_id == level_id).order_by(GPRModel.id)
+    ):
+        newest[model.subset_key] = model
+    return newest
+
+
+def score_candidates(
+    session: Session,
+    structure_ids: list[int],
+    level: str,
+    *,
+    models: Mapping[str, GPRModel] | None = None,
+) -> CandidateScores:
+    """Predicted energy std per atom of each candidate from its subset's GP.
+
+    ``models`` names the GP of each subset key (default: the newest at ``level``);
+    a campaign passes the GPs of its own iteration.
+    """
+    level_id = known_level_id(session, level)
+    structures = session.scalars(select(Structure).where(Structure.id.in_(structure_ids))).all()
+    by_id = {s.id: s for s in structures}
+    missing = sorted(set(structure_ids) - set(by_id))
+    if missing:
+        raise UnknownCandidateError(f"candidate structure id(s) {missing[:10]} do not exist")
+    if models is not None:
+        chosen: Mapping[str, GPRModel] = models
+    else:
+        chosen = {} if level_id is None else newest_gp_models(session, level_id)
     energies = np.full(len(structure_ids), np.nan)
     scores = CandidateScores(
         np.asarray(structure_ids, dtype=np.int64),
@@ -85,10 +88,10 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
         cells.append(cell)
         by_subset.setdefault(structure.subset_key, []).append(i)
     for key, indices in by_subset.items():
-        if key not in states:
+        model = chosen.get(key)
+        if model is None:
             continue  # no GP for this subset: stays maximally uncertain (inf)
-        model_id, state = states[key]
-        gp = EnergyGradientGP.from_bytes(state, gp_id=model_id)
+        gp = EnergyGradientGP.from_bytes(model.state, gp_id=model.id)
         subset_cells = [cells[i] for i in indices]
         prediction = gp.predict(
             np.stack([scores.positions_angstrom[i] for i in indices]),
@@ -98,69 +101,12 @@ def score_candidates(url: str | None, structure_ids: list[int], level: str) -> C
         scores.std_per_atom_hartree[indices] = prediction.energy_std_hartree / gp.n_atoms
         energies[indices] = prediction.energy_hartree
         for i in indices:
-            scores.gpr_model_ids[i] = model_id
+            scores.gpr_model_ids[i] = model.id
     return scores
 
 
-def queue_uncertain(
-    url: str | None,
-    scores: CandidateScores,
-    level: str,
-    *,
-    threshold_per_atom_hartree: float,
-    max_count: int,
-    min_rmsd_angstrom: float = DEFAULT_MIN_RMSD_ANGSTROM,
-    campaign_id: int | None = None,
-    iteration_id: int | None = None,
-) -> list[int]:
-    """Create ``uncertainty`` labeling jobs for the selected candidates; returns job ids.
-
-    Candidates above the threshold are taken most uncertain first, capped at
-    ``max_count``, skipping any within ``min_rmsd_angstrom`` of an earlier pick
-    of the same subset.
-    """
-    ranked = select_uncertain(
-        scores.std_per_atom_hartree, threshold_per_atom_hartree, len(scores.structure_ids)
-    )
-    if scores.positions_angstrom:
-        picked = spread_out(
-            ranked,
-            scores.subset_keys,
-            scores.positions_angstrom,
-            scores.periodic,
-            min_rmsd_angstrom=min_rmsd_angstrom,
-            max_count=max_count,
-        )
-    else:
-        picked = ranked[:max_count]
-    with transaction(url) as session:
-        level_row = get_or_create_level(session, level)
-        job_ids = []
-        for i in picked:
-            std = float(scores.std_per_atom_hartree[i])
-            std_mev = std * HARTREE_TO_MEV if np.isfinite(std) else None
-            jobs = create_jobs(
-                session,
-                [int(scores.structure_ids[i])],
-                level_row,
-                reason=JobReason.uncertainty,
-                reason_detail={
-                    "gpr_model_id": scores.gpr_model_ids[i],
-                    "predicted_std_per_atom_hartree": std if np.isfinite(std) else None,
-                    "predicted_std_per_atom_mev": std_mev,
-                    "threshold_per_atom_hartree": threshold_per_atom_hartree,
-                    "threshold_per_atom_mev": threshold_per_atom_hartree * HARTREE_TO_MEV,
-                    "min_rmsd_angstrom": min_rmsd_angstrom,
-                },
-                campaign_id=campaign_id,
-                iteration_id=iteration_id,
-            )
-            job_ids += [job.id for job in jobs]
-    return job_ids
-
-
 def unlabeled_candidates(
-    url: str | None,
+    session: Session,
     level: str,
     *,
     generator: str | None = None,
@@ -170,7 +116,6 @@ def unlabeled_candidates(
 
     Synthetic (``gpr-augment``) copies are never candidates.
     """
-    with transaction(url, read_only=True) as session:
-        return unlabeled_structure_ids(
-            session, known_level_id(session, level), generator=generator, campaign_id=campaign_id
-        )
+    return unlabeled_structure_ids(
+        session, known_level_id(session, level), generator=generator, campaign_id=campaign_id
+    )

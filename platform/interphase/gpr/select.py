@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from interphase.gpr.score import CandidateScores
 
 
 def select_uncertain(
@@ -87,3 +92,30 @@ def spread_out(
         if not too_close:
             picked.append(i)
     return np.asarray(picked, dtype=np.int64)
+
+
+def pick_uncertain(
+    scores: CandidateScores,
+    *,
+    threshold_per_atom_hartree: float,
+    max_count: int,
+    min_rmsd_angstrom: float,
+) -> np.ndarray:
+    """Indices of the candidates to label: above the threshold, most uncertain first.
+
+    At most ``max_count``; a candidate within ``min_rmsd_angstrom`` (Å) of an
+    earlier pick of the same subset is skipped.
+    """
+    ranked = select_uncertain(
+        scores.std_per_atom_hartree, threshold_per_atom_hartree, len(scores.structure_ids)
+    )
+    if not scores.positions_angstrom:
+        return ranked[:max_count]
+    return spread_out(
+        ranked,
+        scores.subset_keys,
+        scores.positions_angstrom,
+        scores.periodic,
+        min_rmsd_angstrom=min_rmsd_angstrom,
+        max_count=max_count,
+    )

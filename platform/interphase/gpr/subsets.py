@@ -10,14 +10,14 @@ reaches a GP; :func:`gp_arrays` does the same for candidates and copies.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from interphase.db.models import Label, LevelOfTheory, Structure
-from interphase.db.session import transaction
 from interphase.gpr.inputs import align_to_reference
 
 
@@ -68,37 +68,41 @@ def gp_arrays(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray 
 
 
 def load_subsets(
-    url: str | None,
+    session: Session,
     level: str,
     campaign_id: int | None = None,
     subset_keys: Sequence[str] | None = None,
+    *,
+    exclude_structure_ids: Collection[int] = (),
 ) -> list[SubsetData]:
-    """Energy+gradient reference labels at ``level`` grouped by subset key.
+    """Energy+gradient reference labels at ``level`` grouped by subset key, in subset-key order.
 
-    Only ``Label`` rows count (reference calculations); synthetic labels never do.
+    Only ``Label`` rows count (reference calculations); synthetic labels never
+    do. Labels are in structure-id order within a subset, so the same database
+    gives the same arrays however the labels were written. Structures in
+    ``exclude_structure_ids`` (a campaign's test split) are left out.
     """
-    with transaction(url) as session:
-        query = (
-            select(
-                Label.id, Structure, Label.total_energy_hartree, Label.gradient_hartree_per_angstrom
-            )
-            .join(Structure, Label.structure_id == Structure.id)
-            .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-            .where(
-                LevelOfTheory.name == level,
-                Label.total_energy_hartree.is_not(None),
-                Label.gradient_hartree_per_angstrom.is_not(None),
-            )
-            .order_by(Label.id)
+    query = (
+        select(Label.id, Structure, Label.total_energy_hartree, Label.gradient_hartree_per_angstrom)
+        .join(Structure, Label.structure_id == Structure.id)
+        .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
+        .where(
+            LevelOfTheory.name == level,
+            Label.total_energy_hartree.is_not(None),
+            Label.gradient_hartree_per_angstrom.is_not(None),
         )
-        if campaign_id is not None:
-            query = query.where(Structure.campaign_id == campaign_id)
-        if subset_keys:
-            query = query.where(Structure.subset_key.in_(list(subset_keys)))
-        groups: dict[str, list[tuple[int, Structure, float, np.ndarray]]] = defaultdict(list)
-        for label_id, structure, energy, gradient in session.execute(query).all():
+        .order_by(Structure.id, Label.id)
+    )
+    if campaign_id is not None:
+        query = query.where(Structure.campaign_id == campaign_id)
+    if subset_keys:
+        query = query.where(Structure.subset_key.in_(list(subset_keys)))
+    excluded = set(exclude_structure_ids)
+    groups: dict[str, list[tuple[int, Structure, float, np.ndarray]]] = defaultdict(list)
+    for label_id, structure, energy, gradient in session.execute(query).all():
+        if structure.id not in excluded:
             groups[structure.subset_key].append((label_id, structure, energy, gradient))
-        return [_subset_arrays(key, rows) for key, rows in sorted(groups.items())]
+    return [_subset_arrays(key, rows) for key, rows in sorted(groups.items())]
 
 
 def _subset_arrays(key: str, rows: list[tuple[int, Structure, float, np.ndarray]]) -> SubsetData:

@@ -88,7 +88,12 @@ class UniqueKeys:
 
 
 def export_dataset(
-    path: str | Path, fmt: str, *, level: str | None = None, url: str | None = None
+    path: str | Path,
+    fmt: str,
+    *,
+    level: str | None = None,
+    url: str | None = None,
+    campaign_id: int | None = None,
 ) -> ExportReport:
     """Write every stored structure with its labels to ``path`` (see the module docstring).
 
@@ -102,6 +107,8 @@ def export_dataset(
         The level of theory to write (XSF only).
     url
         Database URL; default from settings. Only read (a read-only transaction).
+    campaign_id
+        Only this campaign's labeled structures.
 
     Raises
     ------
@@ -119,7 +126,12 @@ def export_dataset(
         _replacing(target, directory=fmt == "xsf") as temporary,
         transaction(url, read_only=True) as session,
     ):
-        records = _renamed(iter_records(session), fmt, report)
+        stored = (
+            iter_records(session)
+            if campaign_id is None
+            else iter_records(session, campaign_id=campaign_id, labeled_only=True)
+        )
+        records = _renamed(stored, fmt, report)
         report.n_written = write_records(
             records, temporary, fmt, level=level, on_unwritable=leave_out
         )

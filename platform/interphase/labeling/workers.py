@@ -59,14 +59,31 @@ def count_open(
         return int(session.scalar(query) or 0)
 
 
+def die_with(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when ``parent_pid`` (its parent) dies."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(WORKER_FAILED)
+
+
 def worker_main(
     url: str | None,
     engine: str | None,
     level_id: int | None,
     options: WorkerOptions,
     campaign_id: int | None = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Body of one worker process: drain the queue; exit 130/143 on a stop signal."""
+    """Body of one worker process: drain the queue; exit 130/143 on a stop signal.
+
+    With ``parent_pid`` the worker dies with that parent (a ``kill -9`` of the
+    process that started it leaves no worker behind; its job returns through
+    the lease).
+    """
+    if parent_pid is not None:
+        die_with(parent_pid)
     try:
         run_pending_jobs(
             url, engine=engine, level_id=level_id, campaign_id=campaign_id, options=options
@@ -132,7 +149,10 @@ def run_workers(
     os.environ.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // n_workers, 1)))
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=worker_main, args=(url, engine, level_id, options, campaign_id))
+        context.Process(
+            target=worker_main,
+            args=(url, engine, level_id, options, campaign_id, os.getpid()),
+        )
         for _ in range(n_workers)
     ]
     with _noting_stop_signals() as received:

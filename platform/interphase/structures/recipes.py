@@ -9,12 +9,15 @@ work units for progress bars; :func:`work_units` gives the expected total.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 
-from interphase.labeling.ase_calculator import EngineCalculator, xtb_calculator
+from interphase.dynamics import MDSettings, PhysicalityGuard, run_md
+from interphase.labeling.ase_calculator import EngineCalculator, record_from_atoms, xtb_calculator
 from interphase.labeling.engine import EngineError
 from interphase.records import StructureRecord
 from interphase.structures.afir import AFIRCalculator, afir_path, random_pair
@@ -35,7 +38,6 @@ from interphase.structures.lattice import (
     lithium_bulk,
     lithium_cluster,
 )
-from interphase.structures.md import langevin_snapshots
 from interphase.structures.molecules import (
     PlacementError,
     lowest_multiplicity,
@@ -279,49 +281,109 @@ def afir_batch(config: AFIRConfig, advance: Advance = _noop) -> GenerationBatch:
     return batch
 
 
-def md_batch(config: MDConfig, advance: Advance = _noop) -> GenerationBatch:
-    """Interface → Langevin snapshots → non-periodic interface clusters (with lineage)."""
-    from interphase.labeling.ase_calculator import record_from_atoms
+def md_batch(
+    config: MDConfig,
+    advance: Advance = _noop,
+    calculator: Calculator | None = None,
+    *,
+    start: StructureRecord | None = None,
+    guard: PhysicalityGuard | None = None,
+) -> GenerationBatch:
+    """MD snapshots (with lineage) and, at an Li/electrolyte interface, clusters cut from them.
 
+    Parameters
+    ----------
+    config
+        MD settings, cluster cutting and the interface to build.
+    advance
+        Progress, called with 1 after every MD step.
+    calculator
+        ASE calculator that drives the MD (e.g. a trained model's
+        :class:`~interphase.models.calculator.InterphaseCalculator`); default the
+        config's GFN2-xTB driver. An ``EngineError`` (SCF failure) ends the run
+        whichever calculator it comes from.
+    start
+        Structure to start from (periodic or not; stored as the root, generator
+        ``md_start``) instead of building ``config.interface``. Clusters are cut
+        from its snapshots only when it is periodic and holds both Li and other
+        elements; the interface plane is then taken at its highest Li atom.
+    guard
+        Stops a run that turns unphysical; the frames before are kept as
+        candidates and one ``("md_snapshot", "unphysical")`` rejection is counted.
+    """
     rng = np.random.default_rng(config.seed)
     batch = GenerationBatch()
+    begun = _md_start(config, rng, batch, start)
+    if begun is None:
+        return batch
+    root, atoms, slab_top_angstrom = begun
+    record = batch.items[root].record
+    atoms.info["charge"] = record.charge
+    settings = MDSettings(
+        steps=config.n_steps,
+        timestep_fs=config.timestep_fs,
+        temperature_k=config.temperature_k,
+        friction_per_fs=config.friction_per_fs,
+        snapshot_every=config.snapshot_every,
+        seed=int(rng.integers(2**31)),
+    )
+    run = run_md(
+        atoms,
+        calculator if calculator is not None else driver_calculator(record, config.driver),
+        settings,
+        on_step=lambda _step, _atoms: advance(1),
+        stop_on=(EngineError,),
+        guard=guard,
+    )
+    if isinstance(run.error, EngineError):
+        batch.reject("md_snapshot", f"run_ended:{run.error.error_class}")
+    if run.unphysical is not None:
+        batch.reject("md_snapshot", "unphysical")
+    md_params = config.model_dump(exclude={"interface"})
+    for snap in run.frames:
+        frame = record_from_atoms(
+            snap.atoms, charge=record.charge, multiplicity=record.multiplicity
+        )
+        params = md_params | {"step": snap.step, "time_fs": snap.time_fs}
+        parent = batch.add(GeneratedStructure(frame, "md_snapshot", params, config.seed, root))
+        if parent is None or slab_top_angstrom is None:
+            continue
+        for index in range(config.clusters_per_snapshot):
+            _add_interface_cluster(batch, config, snap.atoms, slab_top_angstrom, rng, parent, index)
+    return batch
+
+
+def _md_start(
+    config: MDConfig,
+    rng: np.random.Generator,
+    batch: GenerationBatch,
+    start: StructureRecord | None,
+) -> tuple[int, Atoms, float | None] | None:
+    """Add the root structure; its index, moving atoms and interface plane z (Å) or None.
+
+    None when the interface could not be built or the root is invalid.
+    """
+    if start is not None:
+        root_record = replace(start, labels={}, key=None)
+        root = batch.add(GeneratedStructure(root_record, "md_start", {}, config.seed))
+        if root is None:
+            return None
+        atoms = _atoms(start)
+        li = atoms.numbers == LI
+        interface = atoms.pbc.any() and li.any() and not li.all()
+        return root, atoms, float(atoms.positions[li, 2].max()) if interface else None
     spec = config.interface
     try:
         interface = build_interface(rng, **spec.model_dump())
     except PlacementError:
         batch.reject("interface", "placement_failed")
-        return batch
-    start = record_from_atoms(interface.atoms)
-    start.multiplicity = lowest_multiplicity(start.numbers, 0)
-    root = batch.add(GeneratedStructure(start, "interface", spec.model_dump(), config.seed))
+        return None
+    record = record_from_atoms(interface.atoms)
+    record.multiplicity = lowest_multiplicity(record.numbers, 0)
+    root = batch.add(GeneratedStructure(record, "interface", spec.model_dump(), config.seed))
     if root is None:
-        return batch
-    run = langevin_snapshots(
-        interface.atoms.copy(),
-        driver_calculator(start, config.driver),
-        temperature_k=config.temperature_k,
-        timestep_fs=config.timestep_fs,
-        n_steps=config.n_steps,
-        snapshot_every=config.snapshot_every,
-        friction_per_fs=config.friction_per_fs,
-        seed=int(rng.integers(2**31)),
-        on_step=lambda _: advance(1),
-        stop_on=(EngineError,),
-    )
-    if isinstance(run.error, EngineError):
-        batch.reject("md_snapshot", f"run_ended:{run.error.error_class}")
-    md_params = config.model_dump(exclude={"interface"})
-    for snap in run.snapshots:
-        frame = record_from_atoms(snap.atoms, multiplicity=start.multiplicity)
-        params = md_params | {"step": snap.step, "time_fs": snap.time_fs}
-        parent = batch.add(GeneratedStructure(frame, "md_snapshot", params, config.seed, root))
-        if parent is None:
-            continue
-        for index in range(config.clusters_per_snapshot):
-            _add_interface_cluster(
-                batch, config, snap.atoms, interface.slab_top_angstrom, rng, parent, index
-            )
-    return batch
+        return None
+    return root, interface.atoms.copy(), interface.slab_top_angstrom
 
 
 def _add_interface_cluster(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from sqlalchemy.orm import Session
 
 from interphase.models.multihead import MultiHeadPotential
 from interphase.records import XTB_LEVEL, StructureRecord
@@ -110,11 +112,27 @@ def evaluate_model(
     return ModelEvaluation(metrics, len(usable), len(examples) - len(usable), parity)
 
 
-def database_examples(url: str | None, model: MultiHeadPotential) -> list[TrainingExample]:
-    """Every database structure with a label at one of the model's heads (or charges)."""
+def database_examples(
+    session: Session,
+    model: MultiHeadPotential,
+    *,
+    campaign_id: int | None = None,
+    structure_ids: Collection[int] | None = None,
+) -> list[TrainingExample]:
+    """Database structures with a label at one of the model's heads (or charges).
+
+    ``campaign_id`` keeps one campaign's; ``structure_ids`` only those
+    structures (a campaign's test split).
+    """
     from interphase.training.snapshot import load_snapshot
 
-    return load_snapshot(url, DataSettings(heads=list(model.heads))).examples
+    examples = load_snapshot(
+        session, DataSettings(heads=list(model.heads)), campaign_id=campaign_id
+    ).examples
+    if structure_ids is None:
+        return examples
+    wanted = set(structure_ids)
+    return [example for example in examples if example.structure_id in wanted]
 
 
 def file_examples(

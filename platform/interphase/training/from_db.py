@@ -12,11 +12,13 @@ Files under ``artifacts_dir``: ``training/run-<id>/checkpoint.pt``,
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from interphase.db.models import ModelArtifact, TrainingEpochMetric, TrainingRun, utcnow
 from interphase.db.session import transaction
+from interphase.models.multihead import MultiHeadPotential
 from interphase.training.checkpoint import Checkpoint
 from interphase.training.metrics import HARTREE_TO_MEV, SplitMetrics, write_parity
 from interphase.training.settings import TrainingSettings
@@ -145,14 +147,15 @@ def _resume_run(
         heads, label_ids, synthetic_ids = list(run.heads), run.label_ids, run.synthetic_label_ids
         checkpoint = Path(run.checkpoint_path)
         run.status, run.finished_at = "running", None
-    snapshot = load_snapshot(
-        url,
-        settings.data,
-        synthetic=settings.uses_synthetic,
-        heads=heads,
-        label_ids=label_ids,
-        synthetic_label_ids=synthetic_ids,
-    )
+    with transaction(url, read_only=True) as session:
+        snapshot = load_snapshot(
+            session,
+            settings.data,
+            synthetic=settings.uses_synthetic,
+            heads=heads,
+            label_ids=label_ids,
+            synthetic_label_ids=synthetic_ids,
+        )
     # Epochs checkpointed but not yet recorded (a crash between the two).
     _record_epochs(url, run_id, Checkpoint.load(checkpoint).history)
     return settings, snapshot, checkpoint
@@ -167,17 +170,31 @@ def train_from_database(
     iteration_id: int | None = None,
     resume_run_id: int | None = None,
     callbacks: TrainingCallbacks | None = None,
+    exclude_structure_ids: Collection[int] = (),
+    initial_model: MultiHeadPotential | None = None,
 ) -> tuple[int, TrainingResult]:
     """Train on the database's labels and record everything; returns (run id, result).
 
     With ``resume_run_id`` the recorded run continues from its checkpoint on its
     own snapshot and settings (``settings`` then only supplies ``device``).
+    ``exclude_structure_ids`` are never trained on (a campaign's test split);
+    ``initial_model`` warm-starts the network from a previous model's matching
+    parameters.
+
+    Epochs are recorded as they finish (each in its own transaction, so a
+    dashboard sees them live); the run, its artifact and metrics are recorded
+    when training ends.
     """
     callbacks = callbacks or TrainingCallbacks()
     if resume_run_id is None:
-        snapshot = load_snapshot(
-            url, settings.data, synthetic=settings.uses_synthetic, campaign_id=campaign_id
-        )
+        with transaction(url, read_only=True) as session:
+            snapshot = load_snapshot(
+                session,
+                settings.data,
+                synthetic=settings.uses_synthetic,
+                campaign_id=campaign_id,
+                exclude_structure_ids=exclude_structure_ids,
+            )
         if not snapshot.examples:
             raise TrainingRunError(
                 "no labeled structures to train on: label some structures first "
@@ -204,6 +221,7 @@ def train_from_database(
             callbacks=recording,
             checkpoint_path=checkpoint,
             resume=resume_run_id is not None,
+            initial_model=initial_model,
         )
     except BaseException as error:
         with transaction(url) as session:

@@ -8,14 +8,15 @@ A snapshot restricted to given label ids rebuilds a recorded run's data exactly.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from interphase.db.models import Label, LevelOfTheory, Structure, SyntheticLabel
-from interphase.db.session import transaction
 from interphase.training.dataset import TrainingDataError, TrainingExample
 from interphase.training.settings import DataSettings
 
@@ -53,7 +54,7 @@ def _missing(wanted: np.ndarray | None, found: list[int], what: str) -> None:
 
 
 def load_snapshot(
-    url: str | None,
+    session: Session,
     data: DataSettings | None = None,
     *,
     synthetic: bool = False,
@@ -61,13 +62,14 @@ def load_snapshot(
     campaign_id: int | None = None,
     label_ids: np.ndarray | None = None,
     synthetic_label_ids: np.ndarray | None = None,
+    exclude_structure_ids: Collection[int] = (),
 ) -> Snapshot:
     """Examples for training from the database.
 
     Parameters
     ----------
-    url
-        Database URL (default: the installation's).
+    session
+        An open (read-only is enough) transaction.
     data
         Which labels are targets (heads, charge level, campaign, synthetic filter).
     synthetic
@@ -76,6 +78,8 @@ def load_snapshot(
         Override ``data.heads`` / ``data.campaign_id``.
     label_ids, synthetic_label_ids
         Use exactly these rows (a recorded run's snapshot); error if any is gone.
+    exclude_structure_ids
+        Structures never trained on (a campaign's fixed test split).
     """
     data = data or DataSettings()
     heads = heads if heads is not None else data.heads
@@ -84,20 +88,20 @@ def load_snapshot(
     examples: dict[int, TrainingExample] = {}
     used_labels: list[int] = []
     used_synthetic: list[int] = []
-    with transaction(url) as session:
-        query = _label_query(data, campaign_id)
-        for label, structure, level in session.execute(query).all():
-            if wanted is not None and label.id not in wanted:
-                continue
-            example = examples.get(structure.id) or examples.setdefault(
-                structure.id, _example(structure)
-            )
-            if _add_label(example, label, level, heads, data):
-                used_labels.append(label.id)
-        if synthetic:
-            used_synthetic = _add_synthetic(
-                session, examples, heads, data, campaign_id, synthetic_label_ids
-            )
+    excluded = set(exclude_structure_ids)
+    query = _label_query(data, campaign_id)
+    for label, structure, level in session.execute(query).all():
+        if (wanted is not None and label.id not in wanted) or structure.id in excluded:
+            continue
+        example = examples.get(structure.id) or examples.setdefault(
+            structure.id, _example(structure)
+        )
+        if _add_label(example, label, level, heads, data):
+            used_labels.append(label.id)
+    if synthetic:
+        used_synthetic = _add_synthetic(
+            session, examples, heads, data, campaign_id, synthetic_label_ids, excluded
+        )
     _missing(label_ids, used_labels, "labels")
     _missing(synthetic_label_ids, used_synthetic, "synthetic labels")
     kept = [
@@ -159,12 +163,13 @@ def _add_label(
 
 
 def _add_synthetic(
-    session: object,
+    session: Session,
     examples: dict[int, TrainingExample],
     heads: list[str] | None,
     data: DataSettings,
     campaign_id: int | None,
     wanted_ids: np.ndarray | None,
+    excluded: set[int],
 ) -> list[int]:
     """Add synthetic energies to ``examples`` (new examples for new structures)."""
     query = (
@@ -179,9 +184,11 @@ def _add_synthetic(
         query = query.where(SyntheticLabel.energy_std_hartree <= data.max_synthetic_std_hartree)
     wanted = None if wanted_ids is None else {int(i) for i in wanted_ids}
     used = []
-    for row, structure, level in session.execute(query).all():  # type: ignore[attr-defined]
-        if (heads is not None and level not in heads) or (
-            wanted is not None and row.id not in wanted
+    for row, structure, level in session.execute(query).all():
+        if (
+            (heads is not None and level not in heads)
+            or (wanted is not None and row.id not in wanted)
+            or structure.id in excluded
         ):
             continue
         example = examples.get(structure.id) or examples.setdefault(

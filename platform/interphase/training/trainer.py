@@ -96,11 +96,34 @@ def build_model(
     )
 
 
+def copy_matching_parameters(model: MultiHeadPotential, previous: MultiHeadPotential) -> int:
+    """Warm start: copy every parameter of ``previous`` whose name and shape match.
+
+    Parameters of a new head or a new element keep their fresh initialisation,
+    and buffers (the energy reference) are not copied: the new run fits its
+    own. Returns the number of parameter tensors copied.
+    """
+    old = dict(previous.named_parameters())
+    copied = 0
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            source = old.get(name)
+            if source is not None and source.shape == parameter.shape:
+                parameter.copy_(source.to(parameter.dtype))
+                copied += 1
+    return copied
+
+
 class _Run:
     """State of one training run; built fresh or from a checkpoint."""
 
     def __init__(
-        self, data: TrainingData, settings: TrainingSettings, device: torch.device, fresh: bool
+        self,
+        data: TrainingData,
+        settings: TrainingSettings,
+        device: torch.device,
+        fresh: bool,
+        initial_model: MultiHeadPotential | None = None,
     ) -> None:
         self.data, self.settings, self.device = data, settings, device
         self.train_indices, self.validation_indices = split_indices(
@@ -109,6 +132,9 @@ class _Run:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.model = build_model(data.species, data.heads, settings)
+        self.warm_started = 0
+        if fresh and initial_model is not None:
+            self.warm_started = copy_matching_parameters(self.model, initial_model)
         self.model.to(device)
         # A resumed run restores its reference and scales from the checkpoint.
         self.scales = (
@@ -284,6 +310,7 @@ def train_multihead(
     callbacks: TrainingCallbacks | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
+    initial_model: MultiHeadPotential | None = None,
 ) -> TrainingResult:
     """Train a :class:`MultiHeadPotential` on masked energies, forces and charges.
 
@@ -302,6 +329,10 @@ def train_multihead(
     resume
         Continue from the checkpoint at ``checkpoint_path`` (same split, optimiser
         state, epoch counter and batch order) up to ``settings.epochs``.
+    initial_model
+        Warm start: a fresh run copies this model's matching parameters
+        (:func:`copy_matching_parameters`) before fitting its energy reference.
+        A resumed run restores its checkpoint instead.
 
     Returns
     -------
@@ -317,7 +348,7 @@ def train_multihead(
         )
     device = resolve_device(settings.device)
     data = prepare(examples, heads, settings.model.pair_cutoff_angstrom)
-    run = _Run(data, settings, device, fresh=not resume)
+    run = _Run(data, settings, device, fresh=not resume, initial_model=initial_model)
     if resume:
         if checkpoint_path is None:
             raise CheckpointError("resume=True needs the checkpoint_path of the run")

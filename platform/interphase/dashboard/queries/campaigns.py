@@ -1,7 +1,8 @@
-"""Campaigns for the dashboard: the list with iterations and last activity.
+"""Campaigns for the dashboard: the list (state, stop reason, iterations, last activity).
 
-The rich campaign and iteration views (uncertainty per iteration, heads,
-learning curves) build on the campaign tables of the campaign work.
+A campaign's state is ``created``, ``running``, ``stopped`` or ``finished``
+(see :mod:`interphase.campaign.run`); a stopped or finished one says why in
+``stop_reason`` and, in words, in ``stop_detail["message"]``.
 """
 
 from __future__ import annotations
@@ -9,76 +10,143 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
+    CampaignStep,
     Iteration,
     JobState,
     Label,
     LabelingJob,
     LevelOfTheory,
+    StepState,
     Structure,
     TrainingRun,
 )
 
 
 @dataclass(frozen=True)
+class CurrentStep:
+    """The step a running campaign is in."""
+
+    iteration_index: int
+    name: str
+    started_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
 class CampaignRow:
     id: int
     name: str
-    iterations: int
-    latest_iteration_status: str | None
+    state: str
+    stop_reason: str | None
+    stop_message: str | None
+    stop_requested: bool
+    iterations: int  # recorded (started)
+    iterations_finished: int
+    current_step: CurrentStep | None
     created_at: datetime
     last_activity: datetime
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "running"
+
+
+def _latest(*moments: datetime | None) -> datetime:
+    return max(m for m in (as_utc(x) for x in moments) if m is not None)
+
+
+def running_steps(session: Session, campaign_ids: list[int]) -> dict[int, CurrentStep]:
+    """The running step of each campaign that has one (the newest, should there be several)."""
+    if not campaign_ids:
+        return {}
+    found: dict[int, CurrentStep] = {}
+    for campaign_id, index, name, started, attempts in session.execute(
+        select(
+            CampaignStep.campaign_id,
+            CampaignStep.iteration_index,
+            CampaignStep.name,
+            CampaignStep.started_at,
+            CampaignStep.attempts,
+        )
+        .where(
+            CampaignStep.campaign_id.in_(campaign_ids),
+            CampaignStep.state == StepState.running.value,
+        )
+        .order_by(CampaignStep.id)
+    ):
+        found[campaign_id] = CurrentStep(index, name, started, attempts)
+    return found
 
 
 def campaign_rows(session: Session) -> list[CampaignRow]:
     """Every campaign, most recently active first.
 
-    Last activity is the latest of its creation, an iteration starting or
-    finishing, and a change to one of its labeling jobs.
+    Last activity is the latest of the campaign's own update, an iteration or
+    step starting or finishing, and a change to one of its labeling jobs.
     """
-    campaigns = session.execute(
-        select(Campaign.id, Campaign.name, Campaign.created_at).order_by(Campaign.id)
-    ).all()
+    campaigns = session.scalars(select(Campaign).order_by(Campaign.id)).all()
+    ids = [c.id for c in campaigns]
     iterations = {
-        campaign_id: (int(n), started, finished)
-        for campaign_id, n, started, finished in session.execute(
+        campaign_id: (int(n), int(done or 0), started, finished)
+        for campaign_id, n, done, started, finished in session.execute(
             select(
                 Iteration.campaign_id,
                 func.count(Iteration.id),
+                func.sum(case((Iteration.status == "succeeded", 1), else_=0)),
                 func.max(Iteration.started_at),
                 func.max(Iteration.finished_at),
             ).group_by(Iteration.campaign_id)
         )
     }
-    latest_status: dict[int, str] = {}
-    for campaign_id, status in session.execute(
-        select(Iteration.campaign_id, Iteration.status).order_by(Iteration.index)
-    ):
-        latest_status[campaign_id] = status
+    steps = {
+        campaign_id: (started, finished)
+        for campaign_id, started, finished in session.execute(
+            select(
+                CampaignStep.campaign_id,
+                func.max(CampaignStep.started_at),
+                func.max(CampaignStep.finished_at),
+            ).group_by(CampaignStep.campaign_id)
+        )
+    }
     # One index lookup per campaign (ix_labeling_job_campaign_updated), not a scan of every job.
     job_activity = {
         campaign_id: session.scalar(
             select(func.max(LabelingJob.updated_at)).where(LabelingJob.campaign_id == campaign_id)
         )
-        for campaign_id, _, _ in campaigns
+        for campaign_id in ids
     }
+    current = running_steps(session, ids)
     rows = []
-    for campaign_id, name, created in campaigns:
-        n, started, finished = iterations.get(campaign_id, (0, None, None))
-        moments = [as_utc(m) for m in (created, started, finished, job_activity.get(campaign_id))]
+    for c in campaigns:
+        n, done, started, finished = iterations.get(c.id, (0, 0, None, None))
+        step_started, step_finished = steps.get(c.id, (None, None))
         rows.append(
             CampaignRow(
-                id=campaign_id,
-                name=name,
+                id=c.id,
+                name=c.name,
+                state=c.state,
+                stop_reason=c.stop_reason,
+                stop_message=(c.stop_detail or {}).get("message"),
+                stop_requested=bool(c.stop_requested),
                 iterations=n,
-                latest_iteration_status=latest_status.get(campaign_id),
-                created_at=created,
-                last_activity=max(m for m in moments if m is not None),
+                iterations_finished=done,
+                current_step=current.get(c.id) if c.state == "running" else None,
+                created_at=c.created_at,
+                last_activity=_latest(
+                    c.created_at,
+                    c.updated_at,
+                    started,
+                    finished,
+                    step_started,
+                    step_finished,
+                    job_activity.get(c.id),
+                ),
             )
         )
     return sorted(rows, key=lambda row: row.last_activity, reverse=True)

@@ -7,10 +7,12 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from interphase.dashboard.campaign_charts import parity_figures
 from interphase.dashboard.charts import Series, line_figure
 from interphase.dashboard.database import reading
 from interphase.dashboard.errors import NotFoundError
 from interphase.dashboard.queries.models import Curves, artifact, run_detail, training_runs
+from interphase.dashboard.queries.parity import run_parity
 from interphase.dashboard.templating import is_fragment_request, render
 
 router = APIRouter()
@@ -29,7 +31,13 @@ def _detail_context(request: Request, run_id: int) -> dict[str, object]:
         detail = run_detail(session, run_id)
         if detail is None:
             raise NotFoundError(f"no training run {run_id}")
-        return {"detail": detail, "charts": curve_figures(detail.curves)}
+        parity = run_parity(detail.run.metrics, list(detail.run.heads or []))
+        return {
+            "detail": detail,
+            "charts": curve_figures(detail.curves),
+            "parity": parity,
+            "parity_charts": parity_figures(parity),
+        }
 
 
 @router.get("/models/{run_id}", response_class=HTMLResponse)

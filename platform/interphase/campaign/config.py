@@ -1,0 +1,389 @@
+"""The campaign configuration: one YAML or TOML file, validated before anything runs.
+
+Every field has a description and unknown keys are refused, so a typo is an
+error with the key's path, not a silently ignored setting.
+:func:`load_campaign_config` reads a file and raises
+:class:`CampaignConfigError` with one line naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from interphase.gpr.descriptors import DescriptorSettings
+from interphase.labeling.levels import DEFAULT_LEVELS, LevelSpec
+from interphase.structures.config import AFIRConfig, LatticeConfig, MDConfig, MoleculesConfig
+from interphase.training.settings import TrainingSettings
+
+
+class CampaignConfigError(ValueError):
+    """The campaign file is missing, unreadable or invalid (one line)."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouteConfig(_Config):
+    """Which structures one level of theory labels, and how."""
+
+    level: str = Field(description="Level-of-theory name (a key of `levels` or a default level).")
+    structures: Literal["periodic", "molecular", "all"] = Field(
+        description="Structure class it labels: periodic cells (bulk, slabs), non-periodic "
+        "molecules and clusters, or both."
+    )
+    mode: Literal["all", "selected"] = Field(
+        default="selected",
+        description="'all': every routed candidate gets a job (the cheap level, charges); "
+        "'selected': a seed set, then only candidates the GP is uncertain about.",
+    )
+    max_atoms: int | None = Field(
+        default=None, ge=1, description="Only structures with at most this many atoms."
+    )
+    initial_per_iteration: list[int] = Field(
+        default=[8],
+        description="'selected' mode: seed labels drawn at random per iteration (the last "
+        "entry repeats; 0 leaves an iteration to the GP selection alone).",
+    )
+
+    def initial_count(self, iteration: int) -> int:
+        counts = self.initial_per_iteration or [0]
+        return counts[min(iteration, len(counts) - 1)]
+
+
+class GeneratorsConfig(_Config):
+    """Structure generators of one iteration, each with its own settings (seeds are derived)."""
+
+    lattice: list[LatticeConfig] = Field(
+        default=[], description="Li lattice noise: bulk supercells, clusters and slabs."
+    )
+    molecules: list[MoleculesConfig] = Field(
+        default=[], description="Electrolyte molecules and molecular clusters with Li."
+    )
+    afir: list[AFIRConfig] = Field(
+        default=[], description="AFIR paths: random atom pairs or cluster-into-cluster."
+    )
+    md: list[MDConfig] = Field(
+        default=[],
+        description="GFN2-xTB MD of a Li/electrolyte interface with interface-cluster extraction.",
+    )
+    iterations: Literal["first", "all"] = Field(
+        default="first",
+        description="Run the generators in the first iteration only (later candidates come "
+        "from exploration with the trained model) or in every iteration.",
+    )
+
+
+class GPConfig(_Config):
+    """Local GPs: one per subset (composition, size, periodicity) and level."""
+
+    descriptor_molecular: DescriptorSettings = Field(
+        default_factory=DescriptorSettings, description="Descriptor of non-periodic subsets."
+    )
+    descriptor_periodic: DescriptorSettings = Field(
+        default_factory=DescriptorSettings, description="Descriptor of periodic subsets."
+    )
+    training_iterations: int = Field(
+        default=30, ge=1, description="Hyperparameter search iterations per GP."
+    )
+    restarts: int = Field(default=2, ge=1, description="Hyperparameter search restarts.")
+    memory_budget_gb: float | None = Field(
+        default=None, gt=0, description="Memory for one GP (GB); default: what the device has."
+    )
+    workers: int = Field(default=1, ge=1, description="Subset GPs fitted in parallel.")
+
+
+class SelectionConfig(_Config):
+    """Which candidates get a reference calculation."""
+
+    threshold_mev_per_atom: dict[str, float] = Field(
+        default={},
+        description="Predicted energy std per atom (meV/atom) above which a candidate is "
+        "uncertain, per level; levels not named use `default_threshold_mev_per_atom`.",
+    )
+    default_threshold_mev_per_atom: float = Field(
+        default=5.0, gt=0, description="Threshold of levels not in `threshold_mev_per_atom`."
+    )
+    max_picks_per_level: int = Field(
+        default=20, ge=0, description="Most uncertainty picks per level per iteration."
+    )
+    min_rmsd_angstrom: float = Field(
+        default=0.05, ge=0, description="Minimum RMSD (Å) between two picks of one subset."
+    )
+
+    def threshold(self, level: str) -> float:
+        """Threshold of ``level`` (meV/atom)."""
+        return self.threshold_mev_per_atom.get(level, self.default_threshold_mev_per_atom)
+
+
+class AugmentConfig(_Config):
+    """GPR-ANN augmentation: displaced copies of reference structures with GP energies."""
+
+    enabled: bool = Field(default=True, description="Augment after the refit.")
+    copies: int = Field(default=5, ge=1, description="Copies M per reference structure.")
+    delta_angstrom: float = Field(default=0.03, gt=0, description="Displacement width δ (Å).")
+    std_filter_mev_per_atom: float | None = Field(
+        default=None, gt=0, description="Keep copies whose GP std is below this (meV/atom)."
+    )
+    levels: list[str] | None = Field(
+        default=None, description="Levels to augment (default: every level with a GP)."
+    )
+
+
+class TrainingConfig(_Config):
+    """Multi-head training, one head per level of theory."""
+
+    mode: Literal["forces", "energy_only"] = Field(
+        default="forces", description="Fit energies and forces, or energies only."
+    )
+    epochs: int = Field(default=100, ge=1, description="Epochs per iteration.")
+    epoch_size: int | None = Field(
+        default=None, ge=1, description="Structures per epoch (default: the whole training set)."
+    )
+    device: str | None = Field(default=None, description="cpu, cuda (default: cuda if present).")
+    warm_start: bool = Field(
+        default=True, description="Start from the previous iteration's model's parameters."
+    )
+    synthetic: bool = Field(default=True, description="Train on synthetic (GP) energies too.")
+    settings: dict[str, Any] = Field(
+        default={},
+        description="Further `TrainingSettings` fields (batch_size, learning_rate, model, loss).",
+    )
+
+    def training_settings(self, seed: int, heads: list[str], campaign_id: int) -> TrainingSettings:
+        values = {
+            **self.settings,
+            "mode": self.mode,
+            "epochs": self.epochs,
+            "epoch_size": self.epoch_size,
+            "device": self.device,
+            "seed": seed,
+        }
+        data = dict(values.pop("data", {}))
+        data.update(heads=heads, campaign_id=campaign_id, synthetic=self.synthetic)
+        return TrainingSettings.model_validate({**values, "data": data})
+
+
+class ExplorationConfig(_Config):
+    """MD with the newly trained model; its frames are the next iteration's candidates."""
+
+    enabled: bool = Field(default=True, description="Explore after training.")
+    head: str | None = Field(
+        default=None, description="Head driving the MD (default: the first level in routing)."
+    )
+    starts: int = Field(default=4, ge=1, description="Starting structures per iteration.")
+    start_from: Literal["labeled", "candidates"] = Field(
+        default="labeled",
+        description="Draw starts from the campaign's labeled training structures or from "
+        "this iteration's candidates.",
+    )
+    max_atoms: int | None = Field(
+        default=None, ge=1, description="Only starts with at most this many atoms."
+    )
+    new_starts_each_iteration: bool = Field(
+        default=False,
+        description="Draw new starting structures every iteration; by default every "
+        "iteration explores from the same starts (of the first iteration) with a new "
+        "model, so its candidates' uncertainty shows what the model learned.",
+    )
+    temperatures_k: list[float] = Field(
+        default=[300.0], min_length=1, description="MD temperatures (K), cycled over the starts."
+    )
+    steps: int = Field(default=200, ge=1, description="MD steps per run.")
+    timestep_fs: float = Field(default=0.5, gt=0, description="Time step (fs).")
+    snapshot_every: int = Field(default=20, ge=1, description="Keep a frame every N steps.")
+    clusters_per_frame: int = Field(
+        default=0, ge=0, description="Periodic starts: clusters cut around random atoms per frame."
+    )
+    cluster_cutoff_angstrom: float = Field(
+        default=4.5, gt=0, description="Radius of extracted clusters (Å)."
+    )
+    max_energy_jump_ev_per_atom: float = Field(
+        default=0.5, gt=0, description="Stop a run whose energy jumps more than this per step."
+    )
+    max_force_ev_per_angstrom: float = Field(
+        default=30.0, gt=0, description="Stop a run whose largest force exceeds this (eV/Å)."
+    )
+
+
+class EvaluationConfig(_Config):
+    """The fixed test split: labeled like the rest, never fitted or trained on."""
+
+    test_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="Fraction of the first iteration's candidates."
+    )
+    max_test_structures: int = Field(default=40, ge=0, description="Cap on the test split.")
+
+
+class LabelingConfig(_Config):
+    """How the campaign runs its labeling jobs (the job queue)."""
+
+    workers: int = Field(default=2, ge=1, description="Local worker processes (--workers).")
+    min_success_fraction: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="A labeling step proceeds once this fraction of its jobs succeeded; the "
+        "failures are listed in the iteration summary for `jobs resubmit`.",
+    )
+    lease_s: float = Field(
+        default=60.0, ge=5, description="Job lease (s): how soon a dead worker's job returns."
+    )
+    time_limit_s: float | None = Field(
+        default=None, gt=0, description="Wall-clock limit per isolated job (s)."
+    )
+
+
+class StoppingConfig(_Config):
+    """When the campaign stops; the rule that fired is recorded."""
+
+    max_iterations: int = Field(default=3, ge=1, description="Most iterations.")
+    uncertain_fraction_below: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Stop once the uncertain fraction of the pool is below.",
+    )
+    label_budget: dict[str, int] = Field(
+        default={}, description="Most reference labels per level over the campaign."
+    )
+    cpu_hours_budget: dict[str, float] = Field(
+        default={},
+        description="Most estimated CPU hours per level (hybrid DFT: 7e-7·n_basis²·n_aux + 1 "
+        "CPU-s per calculation; other engines: measured job time).",
+    )
+    wall_clock_hours: float | None = Field(
+        default=None, gt=0, description="Most wall-clock hours of running, over all resumes."
+    )
+
+
+class ExecutorConfig(_Config):
+    """Where labeling and GP fits run (the next issue adds Dask and SLURM)."""
+
+    kind: Literal["local"] = Field(default="local", description="local: worker processes here.")
+
+
+class CampaignConfig(_Config):
+    """A whole active-learning campaign."""
+
+    name: str = Field(min_length=1, max_length=200, description="Campaign name (unique).")
+    description: str = Field(default="", description="What the campaign is for.")
+    seed: int = Field(default=0, description="Seed of everything; same seed, same campaign.")
+    levels: list[LevelSpec] = Field(
+        default=[],
+        description="Levels of theory beyond (or overriding) the defaults "
+        f"{', '.join(DEFAULT_LEVELS)}.",
+    )
+    routing: list[RouteConfig] = Field(
+        min_length=1, description="Which level labels which structures (one entry per level)."
+    )
+    generators: GeneratorsConfig = Field(description="Structure generators.")
+    gp: GPConfig = Field(default_factory=GPConfig, description="Local GPs.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="Selection.")
+    augmentation: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmentation.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
+    exploration: ExplorationConfig = Field(
+        default_factory=ExplorationConfig, description="Exploration with the trained model."
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="Fixed test split."
+    )
+    labeling: LabelingConfig = Field(default_factory=LabelingConfig, description="Labeling jobs.")
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="Stopping rules.")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="Executor.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignConfig:
+        names = [spec.name for spec in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"levels: a level is named twice in {names}")
+        known = set(DEFAULT_LEVELS) | set(names)
+        routed = [route.level for route in self.routing]
+        if len(set(routed)) != len(routed):
+            raise ValueError(f"routing: a level is routed twice in {routed}")
+        for where, level in (
+            *(("routing", r) for r in routed),
+            *(
+                ("selection.threshold_mev_per_atom", r)
+                for r in self.selection.threshold_mev_per_atom
+            ),
+            *(("stopping.label_budget", r) for r in self.stopping.label_budget),
+            *(("stopping.cpu_hours_budget", r) for r in self.stopping.cpu_hours_budget),
+            *(("augmentation.levels", r) for r in self.augmentation.levels or []),
+            *((("exploration.head", self.exploration.head),) if self.exploration.head else ()),
+        ):
+            if level not in known:
+                raise ValueError(f"{where}: unknown level {level!r}; define it under `levels`")
+            if where != "routing" and level not in routed:
+                raise ValueError(f"{where}: level {level!r} is not in routing")
+        for route in self.routing:
+            periodic = self.level_spec(route.level).periodic
+            if route.structures == "periodic" and not periodic:
+                raise ValueError(
+                    f"routing: level {route.level!r} cannot label periodic cells "
+                    "(its spec has periodic: false)"
+                )
+        has_generator = any(
+            (self.generators.lattice, self.generators.molecules, self.generators.afir,
+             self.generators.md)
+        )  # fmt: skip
+        if not has_generator:
+            raise ValueError("generators: name at least one generator")
+        self.training.training_settings(self.seed, routed, 0)  # refuses bad settings now
+        return self
+
+    def level_spec(self, name: str) -> LevelSpec:
+        """The spec of a level: the campaign's own, else the default."""
+        for spec in self.levels:
+            if spec.name == name:
+                return spec
+        return DEFAULT_LEVELS[name]
+
+    @property
+    def exploration_head(self) -> str:
+        return self.exploration.head or self.routing[0].level
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "file"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; `interphase campaign validate` lists keys)"
+    return f"{where}: {message}"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The raw mapping in a YAML (.yaml/.yml) or TOML (.toml) file."""
+    if not path.is_file():
+        raise CampaignConfigError(f"campaign file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        line = str(error).strip().splitlines()[0]
+        raise CampaignConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {line}") from None
+    if not isinstance(data, dict):
+        raise CampaignConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_campaign_config(path: Path, *, name: str | None = None) -> CampaignConfig:
+    """Read and validate a campaign file (``name`` overrides the file's campaign name)."""
+    data = read_config_file(path)
+    if name is not None:
+        data["name"] = name
+    return parse_campaign_config(data, source=str(path))
+
+
+def parse_campaign_config(data: dict[str, Any], *, source: str = "config") -> CampaignConfig:
+    """Validate a mapping as a campaign configuration (one-line error)."""
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as error:
+        raise CampaignConfigError(f"{source}: {_first_error(error)}") from None

@@ -1,0 +1,387 @@
+"""What a campaign did, iteration by iteration: rows for `campaign show`, the story, lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from interphase.campaign.records import find_campaign
+from interphase.db.api import lineage
+from interphase.db.models import (
+    Campaign,
+    GPRModel,
+    Iteration,
+    JobReason,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+    SyntheticLabel,
+    TrainingRun,
+)
+
+
+@dataclass
+class IterationRow:
+    """One iteration as `campaign show` prints it."""
+
+    index: int
+    status: str
+    structures: dict[str, int]
+    jobs: dict[str, dict[str, int]]
+    labels: dict[str, int]
+    gps: int
+    picks: dict[str, int]
+    synthetic: int
+    test_errors: dict[str, dict[str, Any]]
+    select_fraction: dict[str, float | None]
+    pool_fraction: float | None
+    seconds: float
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    unphysical: int = 0
+    explored: int = 0
+
+
+def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
+    rows = []
+    for iteration in session.scalars(
+        select(Iteration).where(Iteration.campaign_id == campaign.id).order_by(Iteration.index)
+    ):
+        s = iteration.summary or {}
+        rows.append(
+            IterationRow(
+                index=iteration.index,
+                status=iteration.status,
+                structures=s.get("structures_by_generator", {}),
+                jobs=s.get("jobs", {}),
+                labels=s.get("labels_total", {}),
+                gps=s.get("gps", 0),
+                picks={k: v.get("n_picked", 0) for k, v in s.get("selection", {}).items()},
+                synthetic=s.get("synthetic_labels", 0),
+                test_errors=s.get("test_errors", {}),
+                select_fraction={
+                    k: v.get("uncertain_fraction") for k, v in s.get("selection", {}).items()
+                },
+                pool_fraction=s.get("pool_uncertain_fraction"),
+                seconds=sum((v.get("seconds") or 0.0) for v in s.get("steps", {}).values()),
+                failed_jobs=s.get("failed_jobs", []),
+                unphysical=s.get("exploration", {}).get("unphysical", 0),
+                explored=s.get("exploration", {}).get("candidates", 0),
+            )
+        )
+    return rows
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def campaign_story(session: Session, name: str) -> list[str]:
+    """Plain-language lines: what each iteration did and why the campaign stopped."""
+    campaign = find_campaign(session, name)
+    lines = [f"campaign {campaign.name!r}: {campaign.state}"]
+    previous: IterationRow | None = None
+    for row in campaign_rows(session, campaign):
+        made = ", ".join(f"{n} {g}" for g, n in row.structures.items())
+        labels = ", ".join(f"{n} {lvl}" for lvl, n in row.labels.items())
+        source = f"made {made}" if made else "candidates from the previous exploration"
+        lines.append(f"iteration {row.index} ({row.seconds:.0f} s): {source}")
+        if row.explored or row.unphysical:
+            lines.append(
+                f"  explored with the trained model: {row.explored} new candidates, "
+                f"{row.unphysical} run(s) stopped at unphysical geometry"
+            )
+        for level, fraction in row.select_fraction.items():
+            lines.append(
+                f"  {level}: {_fmt(None if fraction is None else 100 * fraction, '.0f')}% of the "
+                f"candidates uncertain, {row.picks.get(level, 0)} picked for labeling"
+            )
+        lines.append(f"  labels so far: {labels}; {row.gps} GPs; {row.synthetic} synthetic labels")
+        for head, errors in row.test_errors.items():
+            trend = ""
+            if previous is not None and head in previous.test_errors:
+                before = previous.test_errors[head].get("energy_mae_mev_per_atom")
+                now = errors.get("energy_mae_mev_per_atom")
+                if before is not None and now is not None:
+                    trend = " (falling)" if now < before else " (not falling)"
+            lines.append(
+                f"  test error {head}: {_fmt(errors.get('energy_mae_mev_per_atom'))} meV/atom, "
+                f"forces {_fmt(errors.get('force_mae_mev_per_angstrom'))} meV/Å{trend}"
+            )
+        if row.pool_fraction is not None:
+            lines.append(
+                f"  next candidate pool: {100 * row.pool_fraction:.0f}% uncertain under the new GPs"
+            )
+        if row.failed_jobs:
+            ids = ", ".join(str(f["job_id"]) for f in row.failed_jobs[:10])
+            lines.append(f"  failed jobs (ready for `interphase jobs resubmit`): {ids}")
+        previous = row
+    if campaign.stop_reason:
+        lines.append(f"stopped: {campaign.stop_reason} — {campaign.stop_detail.get('message', '')}")
+    return lines
+
+
+def label_lineage(session: Session, campaign_id: int) -> list[str]:
+    """The lineage of one uncertainty-selected label: why it was computed, from what."""
+    row = session.execute(
+        select(LabelingJob, Label)
+        .join(
+            Label,
+            (Label.structure_id == LabelingJob.structure_id)
+            & (Label.level_id == LabelingJob.level_id),
+        )
+        .where(LabelingJob.campaign_id == campaign_id, LabelingJob.reason == JobReason.uncertainty)
+        .order_by(LabelingJob.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return []
+    job, label = row
+    level = session.get_one(LevelOfTheory, label.level_id)
+    detail = job.reason_detail or {}
+    lines = [
+        f"label {label.id}: {level.name} energy {label.total_energy_hartree:.6f} Ha of structure "
+        f"{job.structure_id} (job {job.id}, {len(job.attempts)} attempt(s))",
+        f"  picked because GP {detail.get('gpr_model_id')} predicted a std of "
+        f"{_fmt(detail.get('predicted_std_per_atom_mev'), '.2f')} meV/atom > "
+        f"{_fmt(detail.get('threshold_per_atom_mev'), '.2f')}",
+    ]
+    for structure in lineage(session, job.structure_id):
+        lines.append(
+            f"  ← structure {structure.id}: {structure.generator} "
+            f"(seed {structure.seed}, {structure.n_atoms} atoms)"
+        )
+    used = session.scalars(
+        select(TrainingRun.id)
+        .where(TrainingRun.campaign_id == campaign_id)
+        .order_by(TrainingRun.id)
+    ).all()
+    trained_on = [
+        rid for rid in used if label.id in set(session.get_one(TrainingRun, rid).label_ids.tolist())
+    ]
+    if trained_on:
+        lines.append(f"  → trained on by training run(s) {', '.join(map(str, trained_on))}")
+    return lines
+
+
+def campaign_list(session: Session) -> list[dict[str, Any]]:
+    out = []
+    for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
+        n_iterations = session.scalar(
+            select(func.count())
+            .select_from(Iteration)
+            .where(Iteration.campaign_id == campaign.id, Iteration.status == "succeeded")
+        )
+        out.append(
+            {
+                "name": campaign.name,
+                "state": campaign.state,
+                "iterations": int(n_iterations or 0),
+                "stop_reason": campaign.stop_reason,
+                "updated_at": campaign.updated_at,
+                "holder": campaign.lock_holder,
+            }
+        )
+    return out
+
+
+def counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Totals for tests and the export: structures, labels, jobs, GPs, synthetic labels."""
+
+    def n(query: Any) -> int:
+        return int(session.scalar(query) or 0)
+
+    structure_in = Structure.campaign_id == campaign_id
+    return {
+        "structures": n(select(func.count()).select_from(Structure).where(structure_in)),
+        "labels": n(
+            select(func.count())
+            .select_from(Label)
+            .join(Structure, Label.structure_id == Structure.id)
+            .where(structure_in)
+        ),
+        "jobs": n(
+            select(func.count())
+            .select_from(LabelingJob)
+            .where(LabelingJob.campaign_id == campaign_id)
+        ),
+        "gps": n(
+            select(func.count()).select_from(GPRModel).where(GPRModel.campaign_id == campaign_id)
+        ),
+        "synthetic": n(
+            select(func.count())
+            .select_from(SyntheticLabel)
+            .join(GPRModel, SyntheticLabel.gpr_model_id == GPRModel.id)
+            .where(GPRModel.campaign_id == campaign_id)
+        ),
+    }
+
+
+def step_note(step: Any, outputs: dict[str, Any]) -> str:
+    """One line about what a step produced."""
+    name = getattr(step, "value", str(step))
+    if name == "generate":
+        made = ", ".join(f"{n} {g}" for g, n in outputs.get("by_generator", {}).items())
+        return (
+            f"{len(outputs.get('candidate_ids', []))} candidates"
+            + (f" ({made})" if made else "")
+            + (
+                f", {len(outputs.get('explored_ids', []))} from exploration"
+                if outputs.get("explored_ids")
+                else ""
+            )
+            + (f", {len(outputs['test_ids'])} in the test split" if outputs.get("test_ids") else "")
+        )
+    if name in ("label", "select"):
+        states = outputs.get("states", {})
+        per_level = "; ".join(
+            f"{level} " + ", ".join(f"{n} {s}" for s, n in counts.items())
+            for level, counts in states.items()
+        )
+        if name == "select":
+            picks = ", ".join(
+                f"{level}: {v.get('n_uncertain', 0)}/{v.get('n_scored', 0)} uncertain, "
+                f"{v.get('n_picked', 0)} picked"
+                for level, v in outputs.get("levels", {}).items()
+            )
+            return f"{picks}; {per_level or 'no jobs'}"
+        return per_level or "no jobs"
+    if name in ("fit", "refit"):
+        fitted = outputs.get("fitted", {})
+        return ", ".join(f"{len(v)} GPs at {level}" for level, v in fitted.items()) or "no new GPs"
+    if name == "augment":
+        levels = outputs.get("levels", {})
+        return (
+            ", ".join(
+                f"{v['n_synthetic_labels']} synthetic labels at {level}"
+                for level, v in levels.items()
+            )
+            or "off"
+        )
+    if name == "train":
+        return (
+            f"run {outputs.get('training_run_id')} on {outputs.get('n_labels')} labels + "
+            f"{outputs.get('n_synthetic')} synthetic, heads {', '.join(outputs.get('heads', []))}"
+        )
+    if name == "explore":
+        return (
+            f"{outputs.get('n_runs', 0)} MD runs with head {outputs.get('head')}, "
+            f"{len(outputs.get('candidate_ids', []))} new candidates, "
+            f"{outputs.get('n_unphysical', 0)} stopped unphysical"
+        )
+    if name == "evaluate":
+        errors = ", ".join(
+            f"{head} {_fmt(v.get('energy_mae_mev_per_atom'))} meV/atom"
+            for head, v in outputs.get("test_errors", {}).items()
+        )
+        fraction = outputs.get("pool_uncertain_fraction")
+        percent = None if fraction is None else 100 * fraction
+        return f"test {errors or '–'}; pool {_fmt(percent, '.0f')}% uncertain"
+    return "recorded"
+
+
+def iteration_table(name: str, rows: list[IterationRow]) -> Any:
+    """The `campaign show` table."""
+    from rich.table import Table
+
+    table = Table(title=f"campaign {name}", show_lines=True)
+    for header in (
+        "it",
+        "structures",
+        "jobs",
+        "labels",
+        "GPs",
+        "picks",
+        "synthetic",
+        "test MAE meV/atom",
+        "uncertain",
+        "time",
+    ):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        jobs = "\n".join(
+            f"{level}: " + " ".join(f"{n} {s}" for s, n in states.items())
+            for level, states in row.jobs.items()
+        )
+        table.add_row(
+            str(row.index),
+            "\n".join(f"{n} {g}" for g, n in row.structures.items()) or "–",
+            jobs or "–",
+            "\n".join(f"{n} {lvl}" for lvl, n in row.labels.items()) or "–",
+            str(row.gps),
+            "\n".join(f"{n} {lvl}" for lvl, n in row.picks.items()) or "–",
+            str(row.synthetic),
+            "\n".join(
+                f"{head}: {_fmt(v.get('energy_mae_mev_per_atom'))}"
+                for head, v in row.test_errors.items()
+            )
+            or "–",
+            "\n".join(
+                f"{lvl}: {_fmt(None if f is None else 100 * f, '.0f')}%"
+                for lvl, f in row.select_fraction.items()
+            )
+            + (f"\npool: {100 * row.pool_fraction:.0f}%" if row.pool_fraction is not None else ""),
+            f"{row.seconds:.0f} s",
+        )  # fmt: skip
+    return table
+
+
+def describe_config(config: Any) -> list[str]:
+    """What a campaign file would do (`campaign validate`)."""
+    lines = [f"campaign {config.name!r} (seed {config.seed}): valid"]
+    for route in config.routing:
+        spec = config.level_spec(route.level)
+        where = f"{route.structures} structures" + (
+            f" up to {route.max_atoms} atoms" if route.max_atoms else ""
+        )
+        how = (
+            "every one"
+            if route.mode == "all"
+            else (
+                f"{route.initial_per_iteration} at random, then GP-uncertain above "
+                f"{config.selection.threshold(route.level):g} meV/atom"
+            )
+        )
+        lines.append(
+            f"  {route.level}: {spec.engine} {spec.method}"
+            + (f"/{spec.basis}" if spec.basis else "")
+            + f" labels {where}: {how}"
+        )
+    g = config.generators
+    made = [
+        f"{len(g.lattice)} lattice", f"{len(g.molecules)} molecules", f"{len(g.afir)} AFIR",
+        f"{len(g.md)} MD",
+    ]  # fmt: skip
+    lines.append(f"  generators ({g.iterations} iteration(s)): {', '.join(made)}")
+    a, t, e, s = config.augmentation, config.training, config.exploration, config.stopping
+    lines.append(
+        "  augmentation: "
+        + (f"{a.copies} copies, δ = {a.delta_angstrom} Å" if a.enabled else "off")
+    )
+    lines.append(
+        f"  training: {t.mode}, {t.epochs} epochs, warm start {'on' if t.warm_start else 'off'}"
+    )
+    lines.append(
+        "  exploration: "
+        + (
+            f"{e.starts} MD runs × {e.steps} steps at {e.temperatures_k} K with head "
+            f"{config.exploration_head}"
+            if e.enabled
+            else "off"
+        )
+    )
+    rules = [f"{s.max_iterations} iterations"]
+    if s.uncertain_fraction_below:
+        rules.append(f"uncertain fraction < {s.uncertain_fraction_below}")
+    rules += [f"{n} labels at {lvl}" for lvl, n in s.label_budget.items()]
+    rules += [f"{h} CPU h at {lvl}" for lvl, h in s.cpu_hours_budget.items()]
+    if s.wall_clock_hours:
+        rules.append(f"{s.wall_clock_hours} h wall clock")
+    lines.append(f"  stops at: {', '.join(rules)}")
+    lines.append(
+        f"  labeling: {config.labeling.workers} worker(s); executor {config.executor.kind}"
+    )
+    return lines

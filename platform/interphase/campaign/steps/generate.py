@@ -1,0 +1,102 @@
+"""Step 1, generate: this iteration's candidates.
+
+The configured generators run (in the first iteration, or in every one), each
+with a seed derived from the campaign's; what exploration with the previous
+iteration's model produced joins them. The first iteration also draws the
+fixed test split from its candidates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from interphase.campaign.context import StepContext
+from interphase.campaign.records import StepName, complete_step, step_outputs
+from interphase.db.models import CampaignTestStructure
+from interphase.db.session import transaction
+from interphase.structures.batch import GenerationBatch
+from interphase.structures.recipes import generate, work_units
+from interphase.structures.store import store_batch
+
+
+def _generator_configs(ctx: StepContext) -> list[tuple[str, BaseModel]]:
+    generators = ctx.config.generators
+    if ctx.iteration > 0 and generators.iterations == "first":
+        return []
+    parts: list[tuple[str, BaseModel]] = []
+    for kind, configs in (
+        ("lattice", generators.lattice),
+        ("molecules", generators.molecules),
+        ("afir", generators.afir),
+        ("md", generators.md),
+    ):
+        for k, config in enumerate(configs):
+            seeded = config.model_copy(update={"seed": ctx.seed(kind, k)})
+            parts.append((f"{kind}[{k}]", seeded))
+    return parts
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    parts = _generator_configs(ctx)
+    total = sum(work_units(config) for _, config in parts)  # type: ignore[arg-type,misc]
+    done = 0
+    batch = GenerationBatch()
+    for name, config in parts:
+
+        def advance(n: int, name: str = name) -> None:
+            nonlocal done
+            done += n
+            ctx.progress(f"generate {name}", done, total)
+
+        with ctx.computing():
+            batch.extend(generate(config, advance))  # type: ignore[arg-type]
+    with transaction(ctx.url) as session:
+        explored: list[int] = []
+        if ctx.iteration > 0:
+            previous = step_outputs(session, ctx.campaign_id, ctx.iteration - 1, StepName.explore)
+            explored = [int(i) for i in previous.get("candidate_ids", [])]
+        stored = store_batch(
+            session, batch, campaign_id=ctx.campaign_id, iteration_id=ctx.iteration_id
+        )
+        generated = list(dict.fromkeys(stored.ids))
+        candidates = list(dict.fromkeys(generated + explored))
+        test_ids: list[int] = []
+        if ctx.iteration == 0:
+            test_ids = _test_split(ctx, candidates)
+            session.add_all(
+                CampaignTestStructure(campaign_id=ctx.campaign_id, structure_id=i) for i in test_ids
+            )
+        by_generator = Counter(item.generator for item in batch.items)
+        outputs = {
+            "candidate_ids": candidates,
+            "generated_ids": generated,
+            "explored_ids": explored,
+            "test_ids": test_ids,
+            "n_new": stored.n_new,
+            "by_generator": dict(sorted(by_generator.items())),
+            "rejected": {f"{g}:{r}": n for (g, r), n in sorted(batch.rejected.items())},
+        }
+        complete_step(
+            session,
+            ctx.campaign_id,
+            ctx.iteration,
+            ctx.step,
+            outputs,
+            seconds=ctx.seconds,
+            compute_seconds=ctx.compute_seconds,
+        )
+    return outputs
+
+
+def _test_split(ctx: StepContext, candidates: list[int]) -> list[int]:
+    evaluation = ctx.config.evaluation
+    n = min(round(evaluation.test_fraction * len(candidates)), evaluation.max_test_structures)
+    if n <= 0:
+        return []
+    rng = np.random.default_rng(ctx.seed("test-split"))
+    chosen = rng.choice(len(candidates), size=n, replace=False)
+    return sorted(candidates[int(i)] for i in chosen)

@@ -1,0 +1,59 @@
+"""Step 2, label: the routed reference calculations that do not wait for a GP.
+
+Per route: a level in ``all`` mode labels every routed candidate (the cheap
+level, which also gives the charges); a level in ``selected`` mode labels a
+seed set drawn at random plus the routed test structures — the rest waits for
+the GP selection. Jobs go through the job queue, drained by the executor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interphase.campaign.context import StepContext
+from interphase.campaign.records import (
+    StepName,
+    complete_step,
+    ensure_level,
+    held_out_ids,
+    step_outputs,
+)
+from interphase.campaign.routing import routed
+from interphase.campaign.steps import jobs
+from interphase.db.models import JobReason
+from interphase.db.session import transaction
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    queued: dict[str, int] = {}
+    with transaction(ctx.url) as session:
+        generated = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.generate)
+        candidates = [int(i) for i in generated["candidate_ids"]]
+        test_ids = held_out_ids(session, ctx.campaign_id)
+        for k, route in enumerate(ctx.config.routing):
+            level = ensure_level(session, ctx.config.level_spec(route.level))
+            mine = routed(session, route, candidates)
+            if route.mode == "all":
+                wanted = mine
+            else:
+                pool = [i for i in mine if i not in test_ids]
+                n = min(route.initial_count(ctx.iteration), len(pool))
+                rng = np.random.default_rng(ctx.seed("initial", k))
+                seeds = sorted(pool[int(i)] for i in rng.choice(len(pool), n, replace=False))
+                wanted = [i for i in mine if i in test_ids] + seeds
+            queued[route.level] = len(jobs.queue(session, ctx, level, wanted))
+    jobs.drain(ctx, "label")
+    outputs = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
+    with transaction(ctx.url) as session:
+        complete_step(
+            session,
+            ctx.campaign_id,
+            ctx.iteration,
+            ctx.step,
+            outputs,
+            seconds=ctx.seconds,
+            compute_seconds=ctx.compute_seconds,
+        )
+    return outputs

@@ -1,0 +1,121 @@
+"""Step 7, train: the multi-head network on the campaign's labels (one head per level).
+
+Reference labels and (when configured) synthetic energies of the campaign,
+never the test split; warm-started from the previous iteration's model. A
+training run interrupted by a crash continues from its checkpoint on resume
+(the same result as an uninterrupted run); a finished run whose step was not
+recorded yet is taken as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from interphase.campaign.context import StepContext
+from interphase.campaign.records import StepName, complete_step, held_out_ids, step_outputs
+from interphase.db.models import Label, LevelOfTheory, ModelArtifact, Structure, TrainingRun
+from interphase.db.session import transaction
+from interphase.models.artifact import load_model
+from interphase.models.multihead import MultiHeadPotential
+from interphase.training.from_db import train_from_database
+from interphase.training.reports import EpochReport, TrainingCallbacks
+
+
+class NothingToTrainError(RuntimeError):
+    """The campaign has no labels to train on."""
+
+
+def previous_model(ctx: StepContext) -> MultiHeadPotential | None:
+    """The model of the last iteration that trained one (warm start), or None."""
+    if ctx.iteration == 0 or not ctx.config.training.warm_start:
+        return None
+    with transaction(ctx.url, read_only=True) as session:
+        for index in range(ctx.iteration - 1, -1, -1):
+            outputs = step_outputs(session, ctx.campaign_id, index, StepName.train)
+            if outputs.get("model_path"):
+                return load_model(outputs["model_path"], "cpu")
+    return None
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    with transaction(ctx.url, read_only=True) as session:
+        test_ids = held_out_ids(session, ctx.campaign_id)
+        heads = [
+            name
+            for name in (route.level for route in ctx.config.routing)
+            if session.scalar(
+                select(Label.id)
+                .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
+                .join(Structure, Label.structure_id == Structure.id)
+                .where(LevelOfTheory.name == name, Structure.campaign_id == ctx.campaign_id)
+                .limit(1)
+            )
+            is not None
+        ]
+        earlier = session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.iteration_id == ctx.iteration_id)
+            .order_by(TrainingRun.id.desc())
+        ).first()
+        earlier_state = None if earlier is None else (earlier.id, earlier.status)
+    if not heads:
+        raise NothingToTrainError("no reference labels in the campaign: nothing to train on")
+    settings = ctx.config.training.training_settings(ctx.seed("train"), heads, ctx.campaign_id)
+    epochs = settings.epochs
+
+    def on_epoch(report: EpochReport) -> None:
+        ctx.progress("train", int(report.epoch), epochs)
+
+    callbacks = TrainingCallbacks(on_epoch=on_epoch)
+    with ctx.computing():
+        if earlier_state is not None and earlier_state[1] == "succeeded":
+            run_id = earlier_state[0]
+        elif earlier_state is not None:
+            run_id, _ = train_from_database(
+                ctx.url,
+                settings,
+                ctx.artifacts_dir,
+                resume_run_id=earlier_state[0],
+                callbacks=callbacks,
+            )
+        else:
+            run_id, _ = train_from_database(
+                ctx.url,
+                settings,
+                ctx.artifacts_dir,
+                campaign_id=ctx.campaign_id,
+                iteration_id=ctx.iteration_id,
+                callbacks=callbacks,
+                exclude_structure_ids=test_ids,
+                initial_model=previous_model(ctx),
+            )
+    with transaction(ctx.url) as session:
+        training = session.get_one(TrainingRun, run_id)
+        artifact = session.scalar(
+            select(ModelArtifact).where(ModelArtifact.training_run_id == run_id)
+        )
+        validation = {
+            head: splits.get("validation", {})
+            for head, splits in (training.metrics or {}).get("heads", {}).items()
+        }
+        outputs = {
+            "training_run_id": run_id,
+            "model_path": None if artifact is None else artifact.path,
+            "heads": heads,
+            "n_labels": len(training.label_ids),
+            "n_synthetic": len(training.synthetic_label_ids),
+            "warm_start": ctx.iteration > 0 and ctx.config.training.warm_start,
+            "validation": validation,
+        }
+        complete_step(
+            session,
+            ctx.campaign_id,
+            ctx.iteration,
+            ctx.step,
+            outputs,
+            seconds=ctx.seconds,
+            compute_seconds=ctx.compute_seconds,
+        )
+    return outputs

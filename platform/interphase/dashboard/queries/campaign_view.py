@@ -1,0 +1,234 @@
+"""One campaign for its page: iterations, uncertainty, labels, learning curve, job outcomes.
+
+Everything is read from the tables the campaign loop writes while it runs
+(``campaign_step``, ``candidate_score``, ``labeling_job``, ``label``), not from
+the iteration summary alone, so an iteration still running shows what it has
+done so far.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from interphase.campaign.records import STEP_ORDER
+from interphase.dashboard.queries.campaigns import CurrentStep, running_steps
+from interphase.dashboard.queries.scores import (
+    ScoreDistribution,
+    level_names,
+    score_distribution,
+    thresholds_mev_per_atom,
+)
+from interphase.db.models import (
+    Campaign,
+    CampaignStep,
+    Iteration,
+    JobState,
+    Label,
+    LabelingJob,
+    StepState,
+    Structure,
+)
+
+
+@dataclass(frozen=True)
+class CampaignHeader:
+    """The campaign row as the page shows it."""
+
+    id: int
+    name: str
+    state: str
+    stop_reason: str | None
+    stop_message: str | None
+    stop_requested: bool
+    lock_holder: str | None
+    lock_heartbeat_at: datetime | None
+    run_seconds: float
+    created_at: datetime
+    updated_at: datetime
+    levels: list[str]  # routed levels, in the configuration's order
+    thresholds_mev_per_atom: dict[str, float]
+    current_step: CurrentStep | None
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class IterationLine:
+    """One iteration in the campaign's table."""
+
+    id: int
+    index: int
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    steps_done: int
+    seconds: float  # wall clock of its finished steps
+    structures: int
+    jobs: dict[str, int]  # state -> count
+    labels: dict[str, int]  # level -> labels made in this iteration
+    test_errors: dict[str, dict[str, Any]]  # head -> evaluate step's errors
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    header: CampaignHeader
+    iterations: list[IterationLine]
+    scores: ScoreDistribution
+    labels_cumulative: dict[str, list[int]] = field(default_factory=dict)  # level -> per iteration
+
+    @property
+    def heads(self) -> list[str]:
+        return sorted({head for line in self.iterations for head in line.test_errors})
+
+    @property
+    def index_by_id(self) -> dict[int, int]:
+        return {line.id: line.index for line in self.iterations}
+
+    @property
+    def step_count(self) -> int:
+        """Steps in one iteration."""
+        return len(STEP_ORDER)
+
+
+def campaign_header(session: Session, campaign: Campaign) -> CampaignHeader:
+    config = campaign.config or {}
+    levels = [str(route.get("level")) for route in config.get("routing", []) if route.get("level")]
+    return CampaignHeader(
+        id=campaign.id,
+        name=campaign.name,
+        state=campaign.state,
+        stop_reason=campaign.stop_reason,
+        stop_message=(campaign.stop_detail or {}).get("message"),
+        stop_requested=bool(campaign.stop_requested),
+        lock_holder=campaign.lock_holder,
+        lock_heartbeat_at=campaign.lock_heartbeat_at,
+        run_seconds=float(campaign.run_seconds or 0.0),
+        created_at=campaign.created_at,
+        updated_at=campaign.updated_at,
+        levels=levels,
+        thresholds_mev_per_atom=thresholds_mev_per_atom(config, levels),
+        current_step=running_steps(session, [campaign.id]).get(campaign.id)
+        if campaign.state == "running"
+        else None,
+    )
+
+
+def campaign_view(session: Session, campaign_id: int) -> CampaignView | None:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None
+    header = campaign_header(session, campaign)
+    iterations = session.execute(
+        select(
+            Iteration.id, Iteration.index, Iteration.status, Iteration.started_at,
+            Iteration.finished_at,
+        )
+        .where(Iteration.campaign_id == campaign_id)
+        .order_by(Iteration.index)
+    ).all()  # fmt: skip
+    ids = [row[0] for row in iterations]
+    steps = _step_totals(session, campaign_id)
+    errors = _test_errors(session, campaign_id)
+    structures = _structures_per_iteration(session, campaign_id)
+    jobs = _jobs_per_iteration(session, campaign_id)
+    labels = _labels_per_iteration(session, campaign_id)
+    lines = [
+        IterationLine(
+            id=iteration_id,
+            index=index,
+            status=status,
+            started_at=started,
+            finished_at=finished,
+            steps_done=steps.get(index, (0, 0.0))[0],
+            seconds=steps.get(index, (0, 0.0))[1],
+            structures=structures.get(iteration_id, 0),
+            jobs=jobs.get(iteration_id, {}),
+            labels=labels.get(iteration_id, {}),
+            test_errors=errors.get(index, {}),
+        )
+        for iteration_id, index, status, started, finished in iterations
+    ]
+    level_order = header.levels + sorted(
+        {lvl for v in labels.values() for lvl in v} - set(header.levels)
+    )
+    cumulative: dict[str, list[int]] = {}
+    for level in level_order:
+        total, per = 0, []
+        for line in lines:
+            total += line.labels.get(level, 0)
+            per.append(total)
+        cumulative[level] = per
+    return CampaignView(header, lines, score_distribution(session, ids), cumulative)
+
+
+def _step_totals(session: Session, campaign_id: int) -> dict[int, tuple[int, float]]:
+    """Per iteration index: steps succeeded and their wall-clock seconds."""
+    rows = session.execute(
+        select(
+            CampaignStep.iteration_index,
+            func.count(CampaignStep.id),
+            func.coalesce(func.sum(CampaignStep.seconds), 0.0),
+        )
+        .where(
+            CampaignStep.campaign_id == campaign_id,
+            CampaignStep.state == StepState.succeeded.value,
+        )
+        .group_by(CampaignStep.iteration_index)
+    )
+    return {index: (int(n), float(seconds or 0.0)) for index, n, seconds in rows}
+
+
+def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """Per iteration index: each head's errors on the test split (the evaluate step's outputs)."""
+    rows = session.execute(
+        select(CampaignStep.iteration_index, CampaignStep.outputs).where(
+            CampaignStep.campaign_id == campaign_id,
+            CampaignStep.name == "evaluate",
+            CampaignStep.state == StepState.succeeded.value,
+        )
+    )
+    return {index: dict((outputs or {}).get("test_errors") or {}) for index, outputs in rows}
+
+
+def _structures_per_iteration(session: Session, campaign_id: int) -> dict[int, int]:
+    rows = session.execute(
+        select(Structure.iteration_id, func.count(Structure.id))
+        .where(Structure.campaign_id == campaign_id)
+        .group_by(Structure.iteration_id)
+    )
+    return {iteration_id: int(n) for iteration_id, n in rows if iteration_id is not None}
+
+
+def _jobs_per_iteration(session: Session, campaign_id: int) -> dict[int, dict[str, int]]:
+    found: dict[int, dict[str, int]] = defaultdict(dict)
+    for iteration_id, state, n in session.execute(
+        select(LabelingJob.iteration_id, LabelingJob.state, func.count(LabelingJob.id))
+        .where(LabelingJob.campaign_id == campaign_id)
+        .group_by(LabelingJob.iteration_id, LabelingJob.state)
+    ):
+        if iteration_id is not None:
+            found[iteration_id][JobState(state).value] = int(n)
+    return dict(found)
+
+
+def _labels_per_iteration(session: Session, campaign_id: int) -> dict[int, dict[str, int]]:
+    """Labels made by the campaign's jobs, per iteration and level."""
+    names = level_names(session)
+    found: dict[int, dict[str, int]] = defaultdict(dict)
+    for iteration_id, level_id, n in session.execute(
+        select(LabelingJob.iteration_id, Label.level_id, func.count(Label.id))
+        .join(Label, Label.job_id == LabelingJob.id)
+        .where(LabelingJob.campaign_id == campaign_id)
+        .group_by(LabelingJob.iteration_id, Label.level_id)
+    ):
+        if iteration_id is not None:
+            found[iteration_id][names[level_id]] = int(n)
+    return dict(found)
