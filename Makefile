@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # System packages for the tests (not needed by `make demo`): Debian's psi4, the
-# libraries GPAW compiles against (then the pyscf/gpaw extras, built once), and
-# chromium, which the dashboard's browser tests drive through Playwright.
-SYSTEM_PACKAGES := psi4 libxc-dev libopenblas-dev chromium
+# libraries GPAW compiles against (then the pyscf/gpaw extras, built once),
+# chromium, which the dashboard's browser tests drive through Playwright, and
+# docker-compose, which validates docker-compose.yml (no Docker engine needed).
+# The SLURM tests install slurm-wlm and munge themselves (deploy/slurm/local-cluster.sh).
+SYSTEM_PACKAGES := psi4 libxc-dev libopenblas-dev chromium docker-compose
 DFT_STAMP := $(VENV)/.installed-dft
 
 system-deps:

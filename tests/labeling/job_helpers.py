@@ -83,7 +83,8 @@ def worker_env(url: str, **extra: str) -> dict[str, str]:
     """Environment of a worker subprocess on ``url`` (one OpenMP thread: 2 shared cores)."""
     return {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # This checkout's library and flows, not whichever the environment installed.
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT / "flows"), str(ROOT)]),
         "OMP_NUM_THREADS": "1",
         "INTERPHASE_DATABASE_URL": url,
         **extra,

@@ -365,6 +365,7 @@ def run_pending_jobs(
     options: WorkerOptions | None = None,
     worker: str | None = None,
     handle_signals: bool = True,
+    guard: StopGuard | None = None,
 ) -> DrainReport:
     """Claim and run pending jobs until none is left (one worker, this process).
 
@@ -372,7 +373,10 @@ def run_pending_jobs(
     left behind by a dead worker is picked up here too. With
     ``handle_signals`` (and in the main thread) SIGINT and SIGTERM stop the
     running calculation, put its job back to pending and raise
-    :class:`~interphase.labeling.signals.WorkerInterrupted`.
+    :class:`~interphase.labeling.signals.WorkerInterrupted`. A caller's
+    ``guard`` is checked between jobs and while an isolated job runs, so a
+    worker without signal handlers (a Dask worker thread) can be stopped the
+    same way (a subclass whose ``check`` looks at a flag elsewhere).
     """
     options = options or WorkerOptions()
     worker = worker or new_worker_name()
@@ -390,7 +394,7 @@ def run_pending_jobs(
             options=options,
         )
 
-    with stop_signals(handle_signals) as guard:
+    with stop_signals(handle_signals, guard) as guard:
         while True:
             guard.check()
             claimed = with_retries(claim, what="claim a job", give_up_after_s=retrying)

@@ -77,14 +77,15 @@ class StopGuard:
 
 
 @contextmanager
-def stop_signals(enabled: bool = True) -> Iterator[StopGuard]:
+def stop_signals(enabled: bool = True, guard: StopGuard | None = None) -> Iterator[StopGuard]:
     """A :class:`StopGuard` whose handlers are installed for SIGINT and SIGTERM.
 
     Handlers can only be installed in the main thread; elsewhere (a flow's
-    worker thread) or with ``enabled`` False the guard never fires and signals
-    keep their handlers.
+    worker thread, a Dask worker) or with ``enabled`` False the guard fires
+    only when its owner stops it (``guard``: a caller's guard, e.g. one that
+    also watches a stop flag elsewhere) and signals keep their handlers.
     """
-    guard = StopGuard()
+    guard = guard or StopGuard()
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield guard
         return
