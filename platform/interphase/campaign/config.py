@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from interphase.execution import ExecutorSettings
 from interphase.gpr.descriptors import DescriptorSettings
 from interphase.labeling.levels import DEFAULT_LEVELS, LevelSpec
 from interphase.structures.config import AFIRConfig, LatticeConfig, MDConfig, MoleculesConfig
@@ -262,12 +263,6 @@ class StoppingConfig(_Config):
     )
 
 
-class ExecutorConfig(_Config):
-    """Where labeling and GP fits run (the next issue adds Dask and SLURM)."""
-
-    kind: Literal["local"] = Field(default="local", description="local: worker processes here.")
-
-
 class CampaignConfig(_Config):
     """A whole active-learning campaign."""
 
@@ -295,7 +290,11 @@ class CampaignConfig(_Config):
     )
     labeling: LabelingConfig = Field(default_factory=LabelingConfig, description="Labeling jobs.")
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="Stopping rules.")
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="Executor.")
+    executor: ExecutorSettings = Field(
+        default_factory=ExecutorSettings,
+        description="Where labeling jobs and GP fits run: local processes or a Dask cluster "
+        "(an existing scheduler, or SLURM/PBS workers through dask-jobqueue).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignConfig:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from interphase.campaign.config import CampaignConfig
 from interphase.campaign.records import StepName, derived_seed
+from interphase.execution import Executor
 from interphase.labeling.options import WorkerOptions
-from interphase.labeling.workers import die_with
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,67 +23,6 @@ Progress = Callable[[str, int, int | None], None]
 
 def no_progress(description: str, done: int, total: int | None) -> None:
     return None
-
-
-class Executor(Protocol):
-    """Where labeling jobs and GP fits run."""
-
-    name: str
-
-    def run_labeling(
-        self,
-        url: str | None,
-        *,
-        campaign_id: int | None,
-        workers: int,
-        options: WorkerOptions,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        """Drain the campaign's open labeling jobs; return when none is open."""
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """``[fn(item) for item in items]``, possibly elsewhere; results in input order."""
-
-
-def _call_in_child(args: tuple[Callable[[Any], Any], Any]) -> Any:
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker process
-    fn, item = args
-    return fn(item)
-
-
-@dataclass
-class LocalExecutor:
-    """Worker processes on this machine (the job queue's ``run_workers``)."""
-
-    workers: int = 1
-    name: str = "local"
-
-    def run_labeling(
-        self,
-        url: str | None,
-        *,
-        campaign_id: int | None,
-        workers: int,
-        options: WorkerOptions,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        from interphase.labeling.workers import run_workers
-
-        run_workers(url, workers, campaign_id=campaign_id, options=options, progress=progress)
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        if self.workers <= 1 or len(items) <= 1:
-            return [fn(item) for item in items]
-        context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
-        with ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=context,
-            initializer=die_with,  # a killed parent leaves no fit running
-            initargs=(os.getpid(),),
-        ) as pool:
-            return list(pool.map(_call_in_child, [(fn, item) for item in items]))
 
 
 @dataclass

@@ -9,6 +9,7 @@ step that has not succeeded.
 
 from __future__ import annotations
 
+import contextvars
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from interphase.campaign.config import CampaignConfig
-from interphase.campaign.context import Executor, LocalExecutor, StepContext
+from interphase.campaign.context import StepContext
 from interphase.campaign.faults import hold_here
 from interphase.campaign.lock import CampaignLock
 from interphase.campaign.records import (
@@ -48,7 +49,13 @@ from interphase.campaign.steps import (
 )
 from interphase.campaign.stopping import StopDecision, check_stopping
 from interphase.db.models import Campaign, CampaignState, Iteration, StepState, utcnow
-from interphase.db.session import transaction
+from interphase.db.session import database_url, transaction
+from interphase.execution import (
+    Executor,
+    LocalExecutor,
+    check_reachable,
+    executor_from_settings,
+)
 from interphase.settings import get_settings
 
 RUNNERS: dict[StepName, Callable[[StepContext], dict[str, Any]]] = {
@@ -149,6 +156,21 @@ def execute_step(
         begin_step(session, campaign_id, index, step)
         name = campaign.name
     n_workers = workers or config.labeling.workers
+    if executor is None and step in DISTRIBUTED_STEPS:
+        if config.executor.kind == "dask" and not _outside_prefect.get():
+            # The executor's own Prefect flow (DaskTaskRunner) must not inherit this
+            # step's Prefect run context: Dask would have to serialize it.
+            fresh = contextvars.Context()
+            fresh.run(_outside_prefect.set, True)
+            return fresh.run(
+                execute_step, url, campaign_id, index, step,
+                workers=workers, reporter=reporter, artifacts_dir=artifacts_dir,
+            )  # fmt: skip
+        with executor_from_settings(config.executor, url) as chosen:
+            return execute_step(
+                url, campaign_id, index, step, workers=workers, executor=chosen,
+                reporter=reporter, artifacts_dir=artifacts_dir,
+            )  # fmt: skip
 
     def progress(description: str, done: int, total: int | None) -> None:
         hold_here(index, step, done)
@@ -180,6 +202,13 @@ def execute_step(
 
 
 StepRunner = Callable[[int, StepName], dict[str, Any]]
+
+_outside_prefect: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "interphase_outside_prefect", default=False
+)
+
+#: Steps whose work goes to the configured executor (labeling jobs, GP fits).
+DISTRIBUTED_STEPS = frozenset({StepName.label, StepName.select, StepName.fit, StepName.refit})
 
 
 def request_stop(url: str | None, name: str) -> str:
@@ -235,6 +264,7 @@ def run_campaign(
     with transaction(url) as session:
         campaign = find_campaign(session, name)
         campaign_id, run_before = campaign.id, campaign.run_seconds
+        check_reachable(campaign_config(campaign).executor, url or database_url())
         if campaign.state == CampaignState.finished.value:
             raise CampaignFinishedError(
                 f"campaign {name!r} finished ({campaign.stop_reason}: "

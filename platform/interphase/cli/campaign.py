@@ -155,6 +155,10 @@ def run(
             stopping = config.stopping.model_copy(update={"max_iterations": iterations})
             config = config.model_copy(update={"stopping": stopping})
         open_database()
+        from interphase.db.session import database_url
+        from interphase.execution import check_reachable
+
+        check_reachable(config.executor, database_url())  # before anything is stored
         register_campaign(None, config)
     except _campaign_errors() as error:
         fail(error)
@@ -178,6 +182,10 @@ def register(
     try:
         config = load_campaign_config(path, name=name)
         open_database()
+        from interphase.db.session import database_url
+        from interphase.execution import check_reachable
+
+        check_reachable(config.executor, database_url())  # before anything is stored
         register_campaign(None, config)
     except _campaign_errors() as error:
         fail(error)
