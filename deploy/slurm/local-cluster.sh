@@ -70,6 +70,7 @@ start_munge() {
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   runuser -u munge -- /usr/sbin/munged
+  touch "$RUN_DIR/munged.started"  # so that stop ends it too
 }
 
 ready() { sinfo -h -N -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'; }
@@ -97,6 +98,10 @@ stop() {
       rm -f "$RUN_DIR/$daemon.pid"
     fi
   done
+  if [ -e "$RUN_DIR/munged.started" ] && [ -s /run/munge/munged.pid ]; then
+    kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+    rm -f "$RUN_DIR/munged.started"
+  fi
 }
 
 case "${1:-start}" in
