@@ -149,14 +149,9 @@ def execute_step(
 ) -> dict[str, Any]:
     """Run one step of one iteration and record it; returns its outputs."""
     reporter = reporter or SilentReporter()
-    with transaction(url) as session:
-        campaign = session.get_one(Campaign, campaign_id)
-        config = campaign_config(campaign)
-        iteration_id = get_iteration(session, campaign_id, index).id
-        begin_step(session, campaign_id, index, step)
-        name = campaign.name
-    n_workers = workers or config.labeling.workers
     if executor is None and step in DISTRIBUTED_STEPS:
+        with transaction(url, read_only=True) as session:
+            config = campaign_config(session.get_one(Campaign, campaign_id))
         if config.executor.kind == "dask" and not _outside_prefect.get():
             # The executor's own Prefect flow (DaskTaskRunner) must not inherit this
             # step's Prefect run context: Dask would have to serialize it.
@@ -171,6 +166,14 @@ def execute_step(
                 url, campaign_id, index, step, workers=workers, executor=chosen,
                 reporter=reporter, artifacts_dir=artifacts_dir,
             )  # fmt: skip
+
+    with transaction(url) as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        config = campaign_config(campaign)
+        iteration_id = get_iteration(session, campaign_id, index).id
+        begin_step(session, campaign_id, index, step)
+        name = campaign.name
+    n_workers = workers or config.labeling.workers
 
     def progress(description: str, done: int, total: int | None) -> None:
         hold_here(index, step, done)
