@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
 from interphase.campaign.records import StepName, derived_seed
@@ -60,6 +62,20 @@ class StepContext:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+    def complete(self, session: Session, outputs: dict[str, Any]) -> None:
+        """Record this step as succeeded with ``outputs``, in the outputs' transaction."""
+        from interphase.campaign.records import complete_step
+
+        complete_step(
+            session,
+            self.campaign_id,
+            self.iteration,
+            self.step,
+            outputs,
+            seconds=self.seconds,
+            compute_seconds=self.compute_seconds,
+        )
 
     def worker_options(self) -> WorkerOptions:
         labeling = self.config.labeling

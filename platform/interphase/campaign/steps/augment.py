@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, complete_step, step_outputs
+from interphase.campaign.records import StepName, step_outputs
 from interphase.db.models import GPRModel
 from interphase.db.session import transaction
 from interphase.gpr.augment_db import augment_subsets
@@ -51,13 +51,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
                     "n_synthetic_labels": sum(r.n_new_labels for r in done),
                 }
         outputs = {"levels": results, "enabled": config.enabled}
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs

@@ -13,7 +13,6 @@ from typing import Any
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
-    complete_step,
     ensure_level,
     held_out_ids,
     step_outputs,
@@ -81,13 +80,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "pool": pool,
             "pool_uncertain_fraction": uncertain / scored if scored else None,
         }
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs

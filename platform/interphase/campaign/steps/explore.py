@@ -19,7 +19,6 @@ from sqlalchemy import select
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
-    complete_step,
     derived_seed,
     get_iteration,
     held_out_ids,
@@ -167,15 +166,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "n_unphysical": sum(r["unphysical"] is not None for r in runs),
             "head": head,
         }
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs
 
 

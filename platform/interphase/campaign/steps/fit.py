@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, complete_step, held_out_ids, step_outputs
+from interphase.campaign.records import StepName, held_out_ids, step_outputs
 from interphase.db.session import transaction
 from interphase.gpr.fit import GPFitSettings, fit_subsets, fittable, store_fits
 from interphase.gpr.subsets import SubsetData, load_subsets
@@ -87,13 +87,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 for fit in stored
             ]
         outputs = {"gp_model_ids": model_ids, "fitted": summary, "refit_levels": levels}
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs

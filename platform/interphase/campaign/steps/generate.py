@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, complete_step, step_outputs
+from interphase.campaign.records import StepName, step_outputs
 from interphase.db.models import CampaignTestStructure
 from interphase.db.session import transaction
 from interphase.structures.batch import GenerationBatch
@@ -80,15 +80,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "by_generator": dict(sorted(by_generator.items())),
             "rejected": {f"{g}:{r}": n for (g, r), n in sorted(batch.rejected.items())},
         }
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs
 
 

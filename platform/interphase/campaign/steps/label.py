@@ -15,7 +15,6 @@ import numpy as np
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
-    complete_step,
     ensure_level,
     held_out_ids,
     step_outputs,
@@ -47,13 +46,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
     jobs.drain(ctx, "label")
     outputs = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
     with transaction(ctx.url) as session:
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
-    complete_step,
     ensure_level,
     held_out_ids,
     step_outputs,
@@ -121,15 +120,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 done = result["states"].get(route.level, {})
                 levels[route.level]["n_succeeded"] = done.get("succeeded", 0)
         outputs = {"levels": levels, **result}
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import STEP_ORDER, StepName, complete_step, step_outputs, steps_of
+from interphase.campaign.records import STEP_ORDER, StepName, step_outputs, steps_of
 from interphase.db.models import (
     GPRModel,
     Iteration,
@@ -88,13 +88,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
         }
         iteration = session.get_one(Iteration, ctx.iteration_id)
         iteration.summary, iteration.status, iteration.finished_at = summary, "succeeded", utcnow()
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            summary,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, summary)
     return summary

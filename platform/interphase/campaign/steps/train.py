@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, complete_step, held_out_ids, step_outputs
+from interphase.campaign.records import StepName, held_out_ids, step_outputs
 from interphase.db.models import Label, LevelOfTheory, ModelArtifact, Structure, TrainingRun
 from interphase.db.session import transaction
 from interphase.models.artifact import load_model
@@ -109,13 +109,5 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "warm_start": ctx.iteration > 0 and ctx.config.training.warm_start,
             "validation": validation,
         }
-        complete_step(
-            session,
-            ctx.campaign_id,
-            ctx.iteration,
-            ctx.step,
-            outputs,
-            seconds=ctx.seconds,
-            compute_seconds=ctx.compute_seconds,
-        )
+        ctx.complete(session, outputs)
     return outputs
