@@ -122,6 +122,23 @@ def kill_group(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
 
 
+def describe_processes(pids: list[int]) -> str:
+    """``pid (parent pid): command line`` of each pid, for a failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ppid = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
+        except OSError:
+            continue
+        lines.append(f"{pid} (parent {ppid}): {cmdline[:300]}")
+    return "; ".join(lines) or "none"
+
+
 def no_leftovers(marker: str, timeout: float = 30) -> None:
     """Every process of a killed campaign is gone (workers, engine children, servers)."""
-    wait_for(lambda: not processes_with(marker), timeout, f"processes of {marker} to exit")
+    try:
+        wait_for(lambda: not processes_with(marker), timeout, f"processes of {marker} to exit")
+    except AssertionError as error:
+        left = describe_processes(processes_with(marker))
+        raise AssertionError(f"{error}; still running: {left}") from None
