@@ -7,15 +7,26 @@ and its time. Import after :func:`interphase_flows.runtime.configure_local_prefe
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from interphase.campaign.records import StepName
-from interphase.campaign.run import Reporter, RunOutcome, execute_step, run_campaign
+from interphase.campaign.run import (
+    Reporter,
+    RunOutcome,
+    abandon_active_runs,
+    execute_step,
+    run_campaign,
+)
+from interphase.labeling.signals import WorkerInterrupted
 
 _reporter: Reporter | None = None
+_orphaned: Callable[[], bool] | None = None
 
 
 def set_reporter(reporter: Reporter | None) -> None:
@@ -24,14 +35,31 @@ def set_reporter(reporter: Reporter | None) -> None:
     _reporter = reporter
 
 
+def set_orphan_check(check: Callable[[], bool] | None) -> None:
+    """How a step tells, once interrupted, that the Prefect API is gone for good.
+
+    Then nothing can record the interruption in Prefect (each call would retry
+    for about a minute), so the step records it in the campaign's database,
+    releases the campaign and exits the process at once.
+    """
+    global _orphaned
+    _orphaned = check
+
+
 @task(name="campaign-step", cache_policy=NO_CACHE, task_run_name="{step}[{iteration}]")
 def run_step(
     url: str | None, campaign_id: int, iteration: int, step: str, workers: int | None
 ) -> dict[str, Any]:
     """One step of one iteration (recorded in the database with its outputs)."""
-    return execute_step(
-        url, campaign_id, iteration, StepName(step), workers=workers, reporter=_reporter
-    )
+    try:
+        return execute_step(
+            url, campaign_id, iteration, StepName(step), workers=workers, reporter=_reporter
+        )
+    except (WorkerInterrupted, KeyboardInterrupt) as stop:
+        if _orphaned is not None and _orphaned():
+            abandon_active_runs(f"interrupted ({type(stop).__name__}; its Prefect API died)")
+            os._exit(128 + int(getattr(stop, "signum", signal.SIGINT)))
+        raise
 
 
 def run_campaign_steps(

@@ -33,7 +33,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.states import Cancelled, Completed, Failed, State
 
 from interphase.campaign.schedules import ScheduleSpec
-from interphase_flows.campaign import run_campaign_steps
+from interphase_flows.campaign import run_campaign_steps, set_orphan_check
 
 #: The flow of every scheduled campaign; its deployments are named after the campaigns.
 FLOW_NAME = "interphase-scheduled-campaign"
@@ -108,6 +108,7 @@ def scheduled_campaign_flow(
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
     _die_with_serve()
+    set_orphan_check(_serve_died)
     try:
         outcome = run_campaign_steps(campaign, iterations, workers, url)
     except CampaignBusyError as busy:
@@ -123,6 +124,7 @@ def scheduled_campaign_flow(
     except (StepFailedError, CampaignNotFoundError) as error:
         return Failed(message=f"{error}; fix the cause, then `campaign resume {campaign}`")
     finally:
+        set_orphan_check(None)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return Completed(message=f"{outcome['state']} ({outcome['stop_reason']}): {outcome['message']}")

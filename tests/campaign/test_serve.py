@@ -148,7 +148,9 @@ def test_serve_stopped_mid_run_stops_the_run_and_leaves_nothing_running(
     finally:
         if serve.poll() is None:
             serve.kill()
-    no_leftovers(str(env.data_dir), timeout=60)
+    # Well under the ~62 s that one Prefect API call spends retrying a dead server:
+    # a run that waits on its dead API instead of exiting fails here.
+    no_leftovers(str(env.data_dir), timeout=30)
     if how == "sigterm":
         assert serve.returncode == 0, output
         assert "Traceback" not in output and "cancelled: interrupted" in output, output

@@ -237,6 +237,39 @@ def _finish(
         campaign.updated_at = utcnow()
 
 
+@dataclass
+class _ActiveRun:
+    url: str | None
+    campaign_id: int
+    lock: CampaignLock
+    started: float
+
+
+#: Runs this process holds now, by campaign id (see :func:`abandon_active_runs`).
+_active_runs: dict[int, _ActiveRun] = {}
+
+
+def abandon_active_runs(message: str) -> None:
+    """Record every run this process holds as stopped (interrupted) and release its lock.
+
+    For a process about to exit without unwinding (``os._exit``), when the code
+    around the loop cannot run any more: a scheduled run whose ``interphase
+    serve`` died, whose Prefect API went with it. The campaign stays resumable
+    at the step that was running, as after any interruption.
+    """
+    for run in list(_active_runs.values()):
+        decision = StopDecision("interrupted", {}, message)
+        _finish(
+            run.url,
+            run.campaign_id,
+            CampaignState.stopped,
+            decision,
+            time.perf_counter() - run.started,
+        )
+        run.lock.release()
+        _active_runs.pop(run.campaign_id, None)
+
+
 def _finished_iterations(url: str | None, campaign_id: int) -> int:
     with transaction(url, read_only=True) as session:
         return len(
@@ -282,6 +315,7 @@ def run_campaign(
             config_check = campaign_config(campaign)
         start = time.perf_counter()
         outcome = RunOutcome(name, CampaignState.running.value, None, "")
+        _active_runs[campaign_id] = _ActiveRun(url, campaign_id, lock, start)
 
         def run_one(index: int, step: StepName) -> dict[str, Any]:
             if step_runner is not None:
@@ -372,3 +406,5 @@ def run_campaign(
                 time.perf_counter() - start,
             )
             raise
+        finally:
+            _active_runs.pop(campaign_id, None)
