@@ -56,10 +56,16 @@ def run_step(
             url, campaign_id, iteration, StepName(step), workers=workers, reporter=_reporter
         )
     except (WorkerInterrupted, KeyboardInterrupt) as stop:
-        if _orphaned is not None and _orphaned():
-            abandon_active_runs(f"interrupted ({type(stop).__name__}; its Prefect API died)")
-            os._exit(128 + int(getattr(stop, "signum", signal.SIGINT)))
+        exit_if_orphaned(stop)
         raise
+
+
+def exit_if_orphaned(stop: WorkerInterrupted | KeyboardInterrupt) -> None:
+    """After an interruption: if the Prefect API is gone, save the campaign and exit now."""
+    if _orphaned is None or not _orphaned():
+        return
+    abandon_active_runs(f"interrupted ({type(stop).__name__}; its Prefect API died)")
+    os._exit(stop.exit_status if isinstance(stop, WorkerInterrupted) else 128 + signal.SIGINT)
 
 
 def run_campaign_steps(

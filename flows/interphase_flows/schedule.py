@@ -33,7 +33,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.states import Cancelled, Completed, Failed, State
 
 from interphase.campaign.schedules import ScheduleSpec
-from interphase_flows.campaign import run_campaign_steps, set_orphan_check
+from interphase_flows.campaign import exit_if_orphaned, run_campaign_steps, set_orphan_check
 
 #: The flow of every scheduled campaign; its deployments are named after the campaigns.
 FLOW_NAME = "interphase-scheduled-campaign"
@@ -116,8 +116,7 @@ def scheduled_campaign_flow(
     except CampaignFinishedError as done:
         return Completed(message=f"nothing to do: {done}")
     except (WorkerInterrupted, KeyboardInterrupt) as stop:
-        if _serve_died():  # its API died with it: nobody to report to, the campaign is saved
-            os._exit(128 + int(getattr(stop, "signum", signal.SIGINT)))
+        exit_if_orphaned(stop)  # serve and its API died: nobody to report to
         return Cancelled(
             message=f"interrupted; the next tick or `campaign resume {campaign}` goes on"
         )

@@ -237,16 +237,9 @@ def _finish(
         campaign.updated_at = utcnow()
 
 
-@dataclass
-class _ActiveRun:
-    url: str | None
-    campaign_id: int
-    lock: CampaignLock
-    started: float
-
-
-#: Runs this process holds now, by campaign id (see :func:`abandon_active_runs`).
-_active_runs: dict[int, _ActiveRun] = {}
+#: Runs this process holds now: each one's lock and ``time.perf_counter()`` at its
+#: start, by campaign id (see :func:`abandon_active_runs`).
+_active_runs: dict[int, tuple[CampaignLock, float]] = {}
 
 
 def abandon_active_runs(message: str) -> None:
@@ -257,17 +250,13 @@ def abandon_active_runs(message: str) -> None:
     serve`` died, whose Prefect API went with it. The campaign stays resumable
     at the step that was running, as after any interruption.
     """
-    for run in list(_active_runs.values()):
+    for campaign_id, (lock, started) in list(_active_runs.items()):
         decision = StopDecision("interrupted", {}, message)
         _finish(
-            run.url,
-            run.campaign_id,
-            CampaignState.stopped,
-            decision,
-            time.perf_counter() - run.started,
+            lock.url, campaign_id, CampaignState.stopped, decision, time.perf_counter() - started
         )
-        run.lock.release()
-        _active_runs.pop(run.campaign_id, None)
+        lock.release()
+        del _active_runs[campaign_id]
 
 
 def _finished_iterations(url: str | None, campaign_id: int) -> int:
@@ -315,7 +304,7 @@ def run_campaign(
             config_check = campaign_config(campaign)
         start = time.perf_counter()
         outcome = RunOutcome(name, CampaignState.running.value, None, "")
-        _active_runs[campaign_id] = _ActiveRun(url, campaign_id, lock, start)
+        _active_runs[campaign_id] = (lock, start)
 
         def run_one(index: int, step: StepName) -> dict[str, Any]:
             if step_runner is not None:
