@@ -6,7 +6,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from interphase.db.models import Campaign, Label, LabelingJob, LevelOfTheory, Structure
+from interphase.db.models import (
+    Campaign,
+    CampaignStructure,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    Structure,
+)
 from interphase.db.session import require_schema, transaction
 
 StatusTable = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
@@ -18,13 +25,21 @@ def collect_status(url: str | None = None) -> list[StatusTable]:
     with transaction(url, read_only=True) as session:
         structures = dict(
             session.execute(
-                select(Structure.campaign_id, func.count()).group_by(Structure.campaign_id)
+                select(
+                    CampaignStructure.campaign_id,
+                    func.count(func.distinct(CampaignStructure.structure_id)),
+                ).group_by(CampaignStructure.campaign_id)
             ).all()
         )
         campaigns = session.execute(select(Campaign.id, Campaign.name).order_by(Campaign.id)).all()
         by_campaign = [(name, structures.get(cid, 0)) for cid, name in campaigns]
-        if structures.get(None):
-            by_campaign.append(("(imported / no campaign)", structures[None]))
+        outside = session.scalar(
+            select(func.count())
+            .select_from(Structure)
+            .where(Structure.id.not_in(select(CampaignStructure.structure_id)))
+        )
+        if outside:
+            by_campaign.append(("(imported / no campaign)", int(outside)))
         by_level = session.execute(
             select(LevelOfTheory.name, func.count(Label.id))
             .join(Label, Label.level_id == LevelOfTheory.id, isouter=True)

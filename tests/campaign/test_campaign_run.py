@@ -11,7 +11,7 @@ from interphase.campaign.records import STEP_ORDER
 from interphase.db.models import (
     Campaign,
     CampaignStep,
-    CampaignTestStructure,
+    CampaignStructure,
     CandidateScore,
     GPRModel,
     Iteration,
@@ -68,7 +68,11 @@ def test_campaign_runs_the_whole_loop_and_tells_its_story(campaign_env: Campaign
         assert session.scalar(select(func.count()).select_from(SyntheticLabel)) > 0
         assert session.scalar(select(func.count()).select_from(CandidateScore)) > 0
         # The test split is labeled but never trained on.
-        test_ids = set(session.scalars(select(CampaignTestStructure.structure_id)))
+        test_ids = set(
+            session.scalars(
+                select(CampaignStructure.structure_id).where(CampaignStructure.role == "test")
+            )
+        )
         assert test_ids
         labeled = set(session.scalars(select(Label.structure_id)))
         assert test_ids <= labeled

@@ -251,7 +251,9 @@ class StoppingConfig(_Config):
         description="Stop once the uncertain fraction of the pool is below.",
     )
     label_budget: dict[str, int] = Field(
-        default={}, description="Most reference labels per level over the campaign."
+        default={},
+        description="Most reference labels per level that the campaign computes (reused "
+        "labels are free).",
     )
     cpu_hours_budget: dict[str, float] = Field(
         default={},

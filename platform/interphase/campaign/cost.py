@@ -45,7 +45,7 @@ def hybrid_cost_cpu_seconds(
 
 
 def level_cpu_hours(session: Session, campaign_id: int, level: LevelOfTheory) -> float:
-    """Estimated CPU hours of the campaign's labels at ``level``.
+    """Estimated CPU hours of the labels the campaign computed at ``level`` (reused ones are free).
 
     PySCF levels with a basis use the paper's formula per labeled structure;
     other engines sum the measured wall time of their successful attempts.
@@ -54,7 +54,8 @@ def level_cpu_hours(session: Session, campaign_id: int, level: LevelOfTheory) ->
         rows = session.scalars(
             select(Structure.numbers)
             .join(Label, Label.structure_id == Structure.id)
-            .where(Label.level_id == level.id, Structure.campaign_id == campaign_id)
+            .join(LabelingJob, Label.job_id == LabelingJob.id)
+            .where(Label.level_id == level.id, LabelingJob.campaign_id == campaign_id)
         ).all()
         aux = (level.settings or {}).get("auxbasis")
         try:

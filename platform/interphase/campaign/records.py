@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
+from interphase.db import membership
 from interphase.db.api import get_or_create_level
 from interphase.db.models import (
     Campaign,
     CampaignState,
     CampaignStep,
-    CampaignTestStructure,
     Iteration,
     LevelOfTheory,
     StepState,
@@ -218,13 +218,7 @@ def _json(value: Any) -> Any:
 
 def held_out_ids(session: Session, campaign_id: int) -> set[int]:
     """The campaign's fixed test split."""
-    return set(
-        session.scalars(
-            select(CampaignTestStructure.structure_id).where(
-                CampaignTestStructure.campaign_id == campaign_id
-            )
-        )
-    )
+    return membership.test_ids(session, campaign_id)
 
 
 def level_ids(session: Session, names: list[str]) -> dict[str, int]:

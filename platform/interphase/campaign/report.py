@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.records import find_campaign
+from interphase.db import membership
 from interphase.db.api import lineage
 from interphase.db.models import (
     Campaign,
@@ -43,6 +44,8 @@ class IterationRow:
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     unphysical: int = 0
     explored: int = 0
+    #: Per level: labels computed by this iteration's jobs and existing labels reused.
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
@@ -70,6 +73,7 @@ def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
                 failed_jobs=s.get("failed_jobs", []),
                 unphysical=s.get("exploration", {}).get("unphysical", 0),
                 explored=s.get("exploration", {}).get("candidates", 0),
+                sources=s.get("label_sources", {}),
             )
         )
     return rows
@@ -98,6 +102,15 @@ def campaign_story(session: Session, name: str) -> list[str]:
             lines.append(
                 f"  {level}: {_fmt(None if fraction is None else 100 * fraction, '.0f')}% of the "
                 f"candidates uncertain, {row.picks.get(level, 0)} picked for labeling"
+            )
+        reused = {level: n for level, n in row.sources.items() if n.get("reused")}
+        if reused:
+            lines.append(
+                "  labels reused, not recomputed: "
+                + ", ".join(
+                    f"{n['reused']} {level} ({n['computed']} computed)"
+                    for level, n in reused.items()
+                )
             )
         lines.append(f"  labels so far: {labels}; {row.gps} GPs; {row.synthetic} synthetic labels")
         for head, errors in row.test_errors.items():
@@ -194,14 +207,12 @@ def counts(session: Session, campaign_id: int) -> dict[str, int]:
     def n(query: Any) -> int:
         return int(session.scalar(query) or 0)
 
-    structure_in = Structure.campaign_id == campaign_id
     return {
-        "structures": n(select(func.count()).select_from(Structure).where(structure_in)),
+        "structures": n(
+            select(func.count()).select_from(Structure).where(membership.holds(campaign_id))
+        ),
         "labels": n(
-            select(func.count())
-            .select_from(Label)
-            .join(Structure, Label.structure_id == Structure.id)
-            .where(structure_in)
+            select(func.count()).select_from(Label).where(membership.training_label(campaign_id))
         ),
         "jobs": n(
             select(func.count())
@@ -245,10 +256,16 @@ def step_note(step: Any, outputs: dict[str, Any]) -> str:
             picks = ", ".join(
                 f"{level}: {v.get('n_uncertain', 0)}/{v.get('n_scored', 0)} uncertain, "
                 f"{v.get('n_picked', 0)} picked"
+                + (f" ({v['n_reused']} labeled already)" if v.get("n_reused") else "")
                 for level, v in outputs.get("levels", {}).items()
             )
             return f"{picks}; {per_level or 'no jobs'}"
-        return per_level or "no jobs"
+        reused = ", ".join(
+            f"{v['reused']} {level}"
+            for level, v in outputs.get("sources", {}).items()
+            if v["reused"]
+        )
+        return (per_level or "no jobs") + (f"; reused {reused}" if reused else "")
     if name in ("fit", "refit"):
         fitted = outputs.get("fitted", {})
         return ", ".join(f"{len(v)} GPs at {level}" for level, v in fitted.items()) or "no new GPs"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
 from interphase.campaign.cost import level_cpu_hours
-from interphase.db.models import Campaign, Iteration, Label, LevelOfTheory, Structure
+from interphase.db.models import Campaign, Iteration, Label, LabelingJob, LevelOfTheory
 
 
 @dataclass
@@ -55,8 +55,8 @@ def check_stopping(
             select(func.count())
             .select_from(Label)
             .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-            .join(Structure, Label.structure_id == Structure.id)
-            .where(LevelOfTheory.name == level_name, Structure.campaign_id == campaign.id)
+            .join(LabelingJob, Label.job_id == LabelingJob.id)
+            .where(LevelOfTheory.name == level_name, LabelingJob.campaign_id == campaign.id)
         )
         if int(count or 0) >= budget:
             return StopDecision(

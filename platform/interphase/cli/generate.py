@@ -48,6 +48,7 @@ def load_config(model: type[ConfigT], path: Path | None, overrides: dict[str, An
 
 def run(config: BaseModel, *, campaign_id: int | None, dry_run: bool) -> None:
     """Generate, store in one transaction (unless ``dry_run``) and print the summary."""
+    from interphase.db.models import MembershipRole
     from interphase.db.session import transaction
     from interphase.structures.recipes import generate, work_units
     from interphase.structures.store import store_batch
@@ -60,7 +61,9 @@ def run(config: BaseModel, *, campaign_id: int | None, dry_run: bool) -> None:
     n_new = 0
     if not dry_run:
         with transaction() as session:
-            n_new = store_batch(session, batch, campaign_id=campaign_id).n_new
+            n_new = store_batch(
+                session, batch, campaign_id=campaign_id, role=MembershipRole.candidate
+            ).n_new
     summary(batch, n_new, dry_run)
 
 

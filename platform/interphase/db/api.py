@@ -18,10 +18,13 @@ from sqlalchemy import JSON, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from interphase.db import membership
 from interphase.db.models import (
+    Iteration,
     Label,
     LabelingJob,
     LevelOfTheory,
+    MembershipRole,
     Structure,
 )
 from interphase.labeling.levels import DEFAULT_LEVELS
@@ -313,12 +316,15 @@ def store_structures(
     with_labels: bool = True,
     label_provenance: dict[str, Any] | None = None,
     hashes: Sequence[str] | None = None,
+    role: MembershipRole | None = None,
 ) -> StoreResult:
     """Insert ``records`` (and their labels) in bulk, never storing a structure twice.
 
     A structure whose content hash exists already keeps its row; labels at
     levels it lacks are added, labels it already has are left alone. ``hashes``
-    may carry precomputed :func:`content_hash` values.
+    may carry precomputed :func:`content_hash` values. With ``campaign_id`` and
+    ``role`` every structure, new or not, joins the campaign in that role
+    (``campaign_id`` alone is only the provenance of new rows).
     """
     prepared = prepare_structures(
         records,
@@ -332,7 +338,13 @@ def store_structures(
         label_provenance=label_provenance,
         hashes=hashes,
     )
-    return insert_prepared(session, prepared)
+    result = insert_prepared(session, prepared)
+    if campaign_id is not None and role is not None:
+        index = 0
+        if iteration_id is not None:
+            index = session.get_one(Iteration, iteration_id).index
+        membership.join(session, campaign_id, result.ids, role, index)
+    return result
 
 
 def _insert_labels(
@@ -436,7 +448,7 @@ def iter_records(
     while True:
         query = select(Structure).where(Structure.id > last_id)
         if campaign_id is not None:
-            query = query.where(Structure.campaign_id == campaign_id)
+            query = query.where(membership.holds(campaign_id))
         if labeled_only:
             query = query.where(Structure.id.in_(select(Label.structure_id)))
         batch = session.scalars(query.order_by(Structure.id).limit(batch_size)).all()
@@ -519,7 +531,7 @@ def unlabeled_structure_ids(
     if generator is not None:
         query = query.where(Structure.generator == generator)
     if campaign_id is not None:
-        query = query.where(Structure.campaign_id == campaign_id)
+        query = query.where(membership.holds(campaign_id))
     if periodic is not None:
         query = query.where((Structure.pbc != "nnn") if periodic else (Structure.pbc == "nnn"))
     return [int(i) for i in session.scalars(query).all()]
@@ -537,6 +549,9 @@ def create_jobs(
 ) -> list[LabelingJob]:
     """Pending labeling jobs for structures that have no label or open job at ``level``.
 
+    With a ``campaign_id`` field every structure of ``structure_ids`` joins the
+    campaign as picked at ``level``: it trains on the label, whoever computes it.
+
     Idempotent under concurrency: the partial unique index on open jobs makes a
     job that another transaction created meanwhile a no-op (``ON CONFLICT DO
     NOTHING``). Returns only the jobs this call created, oldest first.
@@ -548,6 +563,12 @@ def create_jobs(
     """
     settings = validate_job_settings(level.engine, level.settings or {})
     wanted = list(dict.fromkeys(structure_ids))
+    if fields.get("campaign_id") is not None:  # the campaign trains on these labels
+        iteration_id = fields.get("iteration_id")
+        index = 0 if iteration_id is None else session.get_one(Iteration, iteration_id).index
+        membership.join(
+            session, fields["campaign_id"], wanted, MembershipRole.picked, index, level.id
+        )
     done: set[int] = set()
     for chunk in _batches(wanted, JOB_INSERT_BATCH):
         done.update(

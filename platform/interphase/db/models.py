@@ -201,17 +201,60 @@ class CandidateScore(Base):
     picked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class CampaignTestStructure(Base):
-    """A structure of a campaign's fixed test split: never trained or fitted on."""
+class MembershipRole(enum.StrEnum):
+    """Why a structure belongs to a campaign (a structure may hold several roles)."""
 
-    __tablename__ = "campaign_test_structure"
+    #: Generated or explored for an iteration: scored, maybe labeled.
+    candidate = "candidate"
+    #: The campaign's fixed test split: never trained or fitted on by this campaign.
+    test = "test"
+    #: Labeled for the campaign at one level (computed, or an existing label reused).
+    picked = "picked"
+    #: A snapshot of the campaign's exploration MD (a candidate of the next iteration).
+    explored = "explored"
+    #: A displaced copy labeled by one of the campaign's GPs.
+    synthetic = "synthetic"
+    #: Existing labeled data the campaign started from (``seed_data``, ``data import --campaign``).
+    seed = "seed"
 
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+
+#: Roles whose label at the membership's level the campaign trains and fits on.
+TRAINING_ROLES = (MembershipRole.picked.value, MembershipRole.seed.value)
+
+
+class CampaignStructure(Base):
+    """A structure's membership of a campaign: its role, the iteration it joined, its level.
+
+    Structures are stored once (by content hash) and shared: many campaigns may
+    hold the same structure, each with its own roles. ``level_id`` is set for
+    ``picked`` and ``seed`` (the level whose label the campaign uses) and NULL
+    for the other roles. Migration 0007 replaced ``Structure.campaign_id`` as
+    the owner and the ``campaign_test_structure`` table with this one.
+    """
+
+    __tablename__ = "campaign_structure"
+    __table_args__ = (
+        Index(
+            "uq_campaign_structure_role",
+            "campaign_id",
+            "structure_id",
+            "role",
+            text("coalesce(level_id, 0)"),
+            unique=True,
+        ),
+        Index("ix_campaign_structure_structure_id", "structure_id"),
     )
-    structure_id: Mapped[int] = mapped_column(
-        ForeignKey("structure.id", ondelete="CASCADE"), primary_key=True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    structure_id: Mapped[int] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    level_id: Mapped[int | None] = mapped_column(
+        ForeignKey("level_of_theory.id", ondelete="CASCADE"), default=None
     )
+    #: The iteration in which it joined (0 for seed data).
+    iteration_index: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Structure(Base):
@@ -237,6 +280,8 @@ class Structure(Base):
         ForeignKey("structure.id", ondelete="SET NULL"), index=True, default=None
     )
     source_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: Provenance only: the campaign and iteration that first stored it. Which
+    #: campaigns use it is :class:`CampaignStructure` (migration 0007).
     campaign_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaign.id", ondelete="SET NULL"), index=True, default=None
     )

@@ -18,7 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.db.api import store_structures
-from interphase.db.models import GPRModel, Label, LevelOfTheory, Structure, SyntheticLabel
+from interphase.db.models import (
+    GPRModel,
+    Label,
+    LevelOfTheory,
+    MembershipRole,
+    Structure,
+    SyntheticLabel,
+)
 from interphase.gpr.augment import (
     DEFAULT_COPIES,
     DEFAULT_DELTA_ANGSTROM,
@@ -185,6 +192,7 @@ def _augment_one(
             campaign_id=model.campaign_id,
             iteration_id=model.iteration_id,
             with_labels=False,
+            role=MembershipRole.synthetic,
         )
         n_new += _add_synthetic_labels(
             session, model, stored.ids, [row[3] for row in rows], [row[4] for row in rows]

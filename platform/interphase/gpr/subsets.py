@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from interphase.db import membership
 from interphase.db.models import Label, LevelOfTheory, Structure
 from interphase.gpr.inputs import align_to_reference
 
@@ -94,7 +95,7 @@ def load_subsets(
         .order_by(Structure.id, Label.id)
     )
     if campaign_id is not None:
-        query = query.where(Structure.campaign_id == campaign_id)
+        query = query.where(membership.training_label(campaign_id))
     if subset_keys:
         query = query.where(Structure.subset_key.in_(list(subset_keys)))
     excluded = set(exclude_structure_ids)

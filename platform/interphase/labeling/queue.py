@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from interphase.db import membership
 from interphase.db.api import record_from_row
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob, LevelOfTheory, utcnow
 from interphase.db.session import transaction
@@ -110,13 +111,14 @@ def claim_job(
 ) -> ClaimedJob | None:
     """Atomically move one pending job to running under a lease; None when none is left.
 
-    ``level_id``, ``engine`` and ``campaign_id`` restrict the claim to those jobs.
+    ``level_id``, ``engine`` and ``campaign_id`` restrict the claim to those jobs
+    (a campaign's: its own and the open jobs of others it waits for).
     """
     options = options or WorkerOptions()
     with transaction(url) as session:
         query = select(LabelingJob).where(LabelingJob.state == JobState.pending)
         if campaign_id is not None:
-            query = query.where(LabelingJob.campaign_id == campaign_id)
+            query = query.where(membership.campaign_job(campaign_id))
         if level_id is not None:
             query = query.where(LabelingJob.level_id == level_id)
         if engine is not None:

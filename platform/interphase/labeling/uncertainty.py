@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -43,23 +45,31 @@ def queue_uncertainty_jobs(
     level_row = get_or_create_level(session, level)
     job_ids = []
     for i in picked:
-        std = float(scores.std_per_atom_hartree[i])
-        std_mev = std * HARTREE_TO_MEV if np.isfinite(std) else None
         jobs = create_jobs(
             session,
             [int(scores.structure_ids[i])],
             level_row,
             reason=JobReason.uncertainty,
-            reason_detail={
-                "gpr_model_id": scores.gpr_model_ids[i],
-                "predicted_std_per_atom_hartree": std if np.isfinite(std) else None,
-                "predicted_std_per_atom_mev": std_mev,
-                "threshold_per_atom_hartree": threshold_per_atom_hartree,
-                "threshold_per_atom_mev": threshold_per_atom_hartree * HARTREE_TO_MEV,
-                "min_rmsd_angstrom": min_rmsd_angstrom,
-            },
+            reason_detail=uncertainty_detail(
+                scores, int(i), threshold_per_atom_hartree, min_rmsd_angstrom
+            ),
             campaign_id=campaign_id,
             iteration_id=iteration_id,
         )
         job_ids += [job.id for job in jobs]
     return job_ids
+
+
+def uncertainty_detail(
+    scores: CandidateScores, row: int, threshold_per_atom_hartree: float, min_rmsd_angstrom: float
+) -> dict[str, Any]:
+    """Why candidate ``row`` of ``scores`` was picked: its GP, predicted std and the threshold."""
+    std = float(scores.std_per_atom_hartree[row])
+    return {
+        "gpr_model_id": scores.gpr_model_ids[row],
+        "predicted_std_per_atom_hartree": std if np.isfinite(std) else None,
+        "predicted_std_per_atom_mev": std * HARTREE_TO_MEV if np.isfinite(std) else None,
+        "threshold_per_atom_hartree": threshold_per_atom_hartree,
+        "threshold_per_atom_mev": threshold_per_atom_hartree * HARTREE_TO_MEV,
+        "min_rmsd_angstrom": min_rmsd_angstrom,
+    }

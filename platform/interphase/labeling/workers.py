@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from interphase.db import membership
 from interphase.db.models import JobState, LabelingJob, LevelOfTheory
 from interphase.db.session import transaction
 from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
@@ -42,7 +43,10 @@ def count_open(
     level_id: int | None = None,
     campaign_id: int | None = None,
 ) -> int:
-    """Pending plus running jobs (optionally of one engine, level or campaign)."""
+    """Pending plus running jobs (optionally of one engine, level or campaign).
+
+    A campaign's are its own and the open jobs of others that it waits for.
+    """
     with transaction(url) as session:
         query = (
             select(func.count())
@@ -55,7 +59,7 @@ def count_open(
         if level_id is not None:
             query = query.where(LabelingJob.level_id == level_id)
         if campaign_id is not None:
-            query = query.where(LabelingJob.campaign_id == campaign_id)
+            query = query.where(membership.campaign_job(campaign_id))
         return int(session.scalar(query) or 0)
 
 

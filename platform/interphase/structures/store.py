@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from interphase.db.api import store_structures
+from interphase.db.models import MembershipRole
 from interphase.structures.batch import GenerationBatch
 
 
@@ -29,11 +30,13 @@ def store_batch(
     *,
     campaign_id: int | None = None,
     iteration_id: int | None = None,
+    role: MembershipRole | None = None,
 ) -> StoredBatch:
     """Store every accepted structure of ``batch`` with generator, params, seed and parent.
 
     A structure already in the database (same content hash) keeps its row and
-    is not counted as new.
+    is not counted as new; with ``campaign_id`` and ``role`` it joins the
+    campaign all the same.
     """
     ids: list[int] = []
     n_new = 0
@@ -48,6 +51,7 @@ def store_batch(
             parent_ids=[parent_id],
             campaign_id=campaign_id,
             iteration_id=iteration_id,
+            role=role,
         )
         ids.append(result.ids[0])
         n_new += int(result.new[0])

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from interphase.db import membership
 from interphase.db.models import Label, LevelOfTheory, Structure, SyntheticLabel
 from interphase.training.dataset import TrainingDataError, TrainingExample
 from interphase.training.settings import DataSettings
@@ -133,7 +134,7 @@ def _label_query(data: DataSettings, campaign_id: int | None) -> Any:
         .order_by(Structure.id, Label.id)
     )
     if campaign_id is not None:
-        query = query.where(Structure.campaign_id == campaign_id)
+        query = query.where(membership.training_label(campaign_id))
     return query
 
 
@@ -179,7 +180,7 @@ def _add_synthetic(
         .order_by(Structure.id, SyntheticLabel.id)
     )
     if campaign_id is not None:
-        query = query.where(Structure.campaign_id == campaign_id)
+        query = query.where(membership.own_synthetic(campaign_id))
     if data.max_synthetic_std_hartree is not None:
         query = query.where(SyntheticLabel.energy_std_hartree <= data.max_synthetic_std_hartree)
     wanted = None if wanted_ids is None else {int(i) for i in wanted_ids}

@@ -20,12 +20,17 @@ from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
     derived_seed,
-    get_iteration,
     held_out_ids,
     step_outputs,
 )
 from interphase.db.api import record_from_row, store_structures
-from interphase.db.models import Label, Structure
+from interphase.db.models import (
+    TRAINING_ROLES,
+    CampaignStructure,
+    Label,
+    MembershipRole,
+    Structure,
+)
 from interphase.db.session import transaction
 from interphase.gpr.augment_db import GENERATOR as AUGMENT_GENERATOR
 from interphase.labeling.ase_calculator import record_from_atoms
@@ -45,14 +50,17 @@ def _starts(ctx: StepContext) -> list[int]:
             pool = [int(i) for i in generated["candidate_ids"]]
             query = select(Structure.id, Structure.n_atoms).where(Structure.id.in_(pool))
         else:
+            picked = select(CampaignStructure.structure_id).where(
+                CampaignStructure.campaign_id == ctx.campaign_id,
+                CampaignStructure.role.in_(TRAINING_ROLES),
+            )
+            if not config.new_starts_each_iteration:
+                picked = picked.where(CampaignStructure.iteration_index == 0)
             query = select(Structure.id, Structure.n_atoms).where(
-                Structure.campaign_id == ctx.campaign_id,
+                Structure.id.in_(picked),
                 Structure.generator != AUGMENT_GENERATOR,
                 Structure.id.in_(select(Label.structure_id)),
             )
-            if not config.new_starts_each_iteration:
-                first = get_iteration(session, ctx.campaign_id, 0).id
-                query = query.where(Structure.iteration_id == first)
         rows = session.execute(query.order_by(Structure.id)).all()
     pool = sorted(
         int(i)
@@ -157,6 +165,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 parent_ids=[parent_id],
                 campaign_id=ctx.campaign_id,
                 iteration_id=ctx.iteration_id,
+                role=MembershipRole.explored,
             )
             ids.append(stored.ids[0])
         outputs = {

@@ -31,6 +31,11 @@ def fit_settings(ctx: StepContext, subsets: list[SubsetData]) -> GPFitSettings:
     )
 
 
+def _new_labels(picks: dict[str, Any]) -> int:
+    """Labels the selection gave a level (steps recorded before reuse: jobs succeeded)."""
+    return int(picks.get("n_new_labels", picks.get("n_succeeded")) or 0)
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     levels = [route.level for route in ctx.config.routing]
     previous: dict[str, list[int]] = {}
@@ -39,7 +44,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             fitted_before = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.fit)
             picks = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.select)
         previous = {k: list(v) for k, v in fitted_before["gp_model_ids"].items()}
-        levels = [lvl for lvl in levels if picks.get("levels", {}).get(lvl, {}).get("n_succeeded")]
+        levels = [lvl for lvl in levels if _new_labels(picks.get("levels", {}).get(lvl, {}))]
     with transaction(ctx.url, read_only=True) as session:
         test_ids = held_out_ids(session, ctx.campaign_id)
         subsets = {

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import StepName, step_outputs
-from interphase.db.models import CampaignTestStructure
+from interphase.db import membership
+from interphase.db.models import MembershipRole
 from interphase.db.session import transaction
 from interphase.structures.batch import GenerationBatch
 from interphase.structures.recipes import generate, work_units
@@ -60,16 +62,19 @@ def run(ctx: StepContext) -> dict[str, Any]:
             previous = step_outputs(session, ctx.campaign_id, ctx.iteration - 1, StepName.explore)
             explored = [int(i) for i in previous.get("candidate_ids", [])]
         stored = store_batch(
-            session, batch, campaign_id=ctx.campaign_id, iteration_id=ctx.iteration_id
+            session,
+            batch,
+            campaign_id=ctx.campaign_id,
+            iteration_id=ctx.iteration_id,
+            role=MembershipRole.candidate,
         )
         generated = list(dict.fromkeys(stored.ids))
         candidates = list(dict.fromkeys(generated + explored))
+        membership.join(session, ctx.campaign_id, explored, MembershipRole.candidate, ctx.iteration)
         test_ids: list[int] = []
         if ctx.iteration == 0:
-            test_ids = _test_split(ctx, candidates)
-            session.add_all(
-                CampaignTestStructure(campaign_id=ctx.campaign_id, structure_id=i) for i in test_ids
-            )
+            test_ids = _test_split(ctx, _without_seeds(session, ctx, candidates))
+            membership.join(session, ctx.campaign_id, test_ids, MembershipRole.test, 0)
         by_generator = Counter(item.generator for item in batch.items)
         outputs = {
             "candidate_ids": candidates,
@@ -82,6 +87,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
         }
         ctx.complete(session, outputs)
     return outputs
+
+
+def _without_seeds(session: Session, ctx: StepContext, candidates: list[int]) -> list[int]:
+    """``candidates`` less the campaign's seed data (which it trains on, so never tests on)."""
+    seeds = set(session.scalars(membership.member(ctx.campaign_id, MembershipRole.seed)))
+    return [i for i in candidates if i not in seeds]
 
 
 def _test_split(ctx: StepContext, candidates: list[int]) -> list[int]:

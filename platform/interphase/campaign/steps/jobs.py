@@ -1,78 +1,177 @@
-"""Labeling inside a step: queue jobs once, drain them with the executor, count outcomes."""
+"""Labeling inside a step: pick structures, queue only the jobs needed, drain, count outcomes."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
+from interphase.db import membership
 from interphase.db.api import create_jobs
-from interphase.db.models import JobReason, JobState, LabelingJob, LevelOfTheory
+from interphase.db.models import (
+    OPEN_JOB_STATES,
+    CampaignStructure,
+    JobReason,
+    JobState,
+    Label,
+    LabelingJob,
+    LevelOfTheory,
+    MembershipRole,
+)
 from interphase.db.session import transaction
+from interphase.labeling.workers import count_open
 
 
 class LabelingShortfallError(RuntimeError):
     """Fewer jobs of a step succeeded than the configured fraction."""
 
 
-def without_jobs(
+def without_picks(
     session: Session, ctx: StepContext, level: LevelOfTheory, ids: list[int]
 ) -> list[int]:
-    """The structures of ``ids`` with no job of this campaign at ``level`` yet (any state).
+    """The structures of ``ids`` the campaign has not picked at ``level`` yet.
 
-    This is what makes queueing idempotent across a resume: a job failed for
-    good is not queued again by the campaign (``jobs resubmit`` is the user's).
+    This is what makes queueing idempotent across a resume: a structure picked
+    once is not picked again, even when its job failed for good (``jobs
+    resubmit`` is the user's).
     """
     if not ids:
         return []
     have = set(
         session.scalars(
-            select(LabelingJob.structure_id).where(
-                LabelingJob.level_id == level.id,
-                LabelingJob.campaign_id == ctx.campaign_id,
-                LabelingJob.structure_id.in_(ids),
+            select(CampaignStructure.structure_id).where(
+                CampaignStructure.campaign_id == ctx.campaign_id,
+                CampaignStructure.level_id == level.id,
+                CampaignStructure.role == MembershipRole.picked.value,
+                CampaignStructure.structure_id.in_(ids),
             )
         )
     )
     return [i for i in ids if i not in have]
 
 
-def queue(
+@dataclass
+class Request:
+    """What asking for labels at one level did: jobs queued, labels reused, jobs shared."""
+
+    job_ids: list[int]
+    #: Structures that had a label at the level already (computed by nobody now).
+    reused: list[int]
+    #: Structures with an open job of another campaign: waited for, not queued twice.
+    shared: list[int]
+
+
+def request(
     session: Session,
     ctx: StepContext,
     level: LevelOfTheory,
     ids: list[int],
     reason: JobReason = JobReason.initial,
-) -> list[int]:
-    """Queue jobs at ``level`` for ``ids`` (skipping those with one); returns new job ids."""
-    jobs = create_jobs(
-        session,
-        without_jobs(session, ctx, level, ids),
-        level,
-        reason=reason,
-        campaign_id=ctx.campaign_id,
-        iteration_id=ctx.iteration_id,
+    reason_detail: Callable[[int], dict[str, Any]] | None = None,
+) -> Request:
+    """Pick ``ids`` at ``level`` for the campaign and queue jobs only where they are needed.
+
+    A structure with a label at the level reuses it; one with an open job
+    (of any campaign) waits for that job; the rest get a job of this campaign.
+    Structures picked earlier (a resumed step) are left as they are.
+    """
+    wanted = without_picks(session, ctx, level, ids)
+    if not wanted:
+        return Request([], [], [])
+    labeled = set(
+        session.scalars(
+            select(Label.structure_id).where(
+                Label.level_id == level.id, Label.structure_id.in_(wanted)
+            )
+        )
     )
-    return [job.id for job in jobs]
+    open_elsewhere = set(
+        session.scalars(
+            select(LabelingJob.structure_id).where(
+                LabelingJob.level_id == level.id,
+                LabelingJob.state.in_(OPEN_JOB_STATES),
+                LabelingJob.structure_id.in_(wanted),
+            )
+        )
+    )
+    membership.join(
+        session, ctx.campaign_id, wanted, MembershipRole.picked, ctx.iteration, level.id
+    )
+    job_ids: list[int] = []
+    fresh = [i for i in wanted if i not in labeled and i not in open_elsewhere]
+    fields = {"reason": reason, "campaign_id": ctx.campaign_id, "iteration_id": ctx.iteration_id}
+    if reason_detail is None:
+        job_ids = [job.id for job in create_jobs(session, fresh, level, **fields)]
+    else:
+        for i in fresh:
+            created = create_jobs(session, [i], level, reason_detail=reason_detail(i), **fields)
+            job_ids += [job.id for job in created]
+    return Request(
+        job_ids,
+        [i for i in wanted if i in labeled],
+        [i for i in wanted if i in open_elsewhere and i not in labeled],
+    )
 
 
-def drain(ctx: StepContext, what: str) -> None:
-    """Run the campaign's open jobs to the end with the step's executor."""
+def sources(
+    session: Session, ctx: StepContext, level: LevelOfTheory, ids: list[int]
+) -> dict[str, int]:
+    """Of the structures ``ids`` picked at ``level``: how many labels the campaign computed
+    (its own jobs) and how many it reused (labels made before, or by another campaign)."""
+    own = set(
+        session.scalars(
+            select(LabelingJob.structure_id).where(
+                LabelingJob.campaign_id == ctx.campaign_id,
+                LabelingJob.level_id == level.id,
+                LabelingJob.structure_id.in_(ids),
+            )
+        )
+    )
+    labeled = set(
+        session.scalars(
+            select(Label.structure_id).where(
+                Label.level_id == level.id, Label.structure_id.in_(ids)
+            )
+        )
+    )
+    return {
+        "picked": len(set(ids)),
+        "computed": len(own & labeled),
+        "reused": len(labeled - own),
+    }
+
+
+def drain(ctx: StepContext, what: str, poll_s: float = 1.0) -> None:
+    """Run the campaign's open jobs to the end with the step's executor.
+
+    The campaign's jobs include open jobs of other campaigns that it waits
+    for: its workers may claim them; those running elsewhere are waited for
+    (a dead worker's job comes back through its lease and is claimed here).
+    """
 
     def progress(done: int, total: int) -> None:
         ctx.progress(what, done, total)
 
     with ctx.computing():
-        ctx.executor.run_labeling(
-            ctx.url,
-            campaign_id=ctx.campaign_id,
-            workers=ctx.workers,
-            options=ctx.worker_options(),
-            progress=progress,
-        )
+        while True:
+            ctx.executor.run_labeling(
+                ctx.url,
+                campaign_id=ctx.campaign_id,
+                workers=ctx.workers,
+                options=ctx.worker_options(),
+                progress=progress,
+            )
+            left = count_open(ctx.url, campaign_id=ctx.campaign_id)
+            if not left:
+                return
+            ctx.progress(f"{what}: waiting for {left} job(s) running elsewhere", 0, left)
+            time.sleep(poll_s)
 
 
 def outcome(ctx: StepContext, reason: JobReason) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Per route: a level in ``all`` mode labels every routed candidate (the cheap
 level, which also gives the charges); a level in ``selected`` mode labels a
 seed set drawn at random plus the routed test structures — the rest waits for
-the GP selection. Jobs go through the job queue, drained by the executor.
+the GP selection. A structure labeled at the level already (by anyone) reuses
+its label, and one with another campaign's open job waits for it; only the
+rest are queued. Jobs go through the job queue, drained by the executor.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
@@ -21,7 +25,7 @@ from interphase.campaign.records import (
 )
 from interphase.campaign.routing import routed
 from interphase.campaign.steps import jobs
-from interphase.db.models import JobReason
+from interphase.db.models import CampaignStructure, JobReason, LevelOfTheory, MembershipRole
 from interphase.db.session import transaction
 
 
@@ -42,9 +46,29 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 rng = np.random.default_rng(ctx.seed("initial", k))
                 seeds = sorted(pool[int(i)] for i in rng.choice(len(pool), n, replace=False))
                 wanted = [i for i in mine if i in test_ids] + seeds
-            queued[route.level] = len(jobs.queue(session, ctx, level, wanted))
+            queued[route.level] = len(jobs.request(session, ctx, level, wanted).job_ids)
     jobs.drain(ctx, "label")
-    outputs = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
+    outputs: dict[str, Any] = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
     with transaction(ctx.url) as session:
+        outputs["sources"] = {
+            route.level: jobs.sources(session, ctx, level, picked_now(session, ctx, level))
+            for route in ctx.config.routing
+            for level in [ensure_level(session, ctx.config.level_spec(route.level))]
+        }
         ctx.complete(session, outputs)
     return outputs
+
+
+def picked_now(session: Session, ctx: StepContext, level: LevelOfTheory) -> list[int]:
+    """The structures the campaign picked at ``level`` in this iteration so far."""
+    return [
+        int(i)
+        for i in session.scalars(
+            select(CampaignStructure.structure_id).where(
+                CampaignStructure.campaign_id == ctx.campaign_id,
+                CampaignStructure.level_id == level.id,
+                CampaignStructure.role == MembershipRole.picked.value,
+                CampaignStructure.iteration_index == ctx.iteration,
+            )
+        )
+    ]

@@ -1,14 +1,16 @@
 """Step 4, select: score the candidates with this iteration's GPs, label the uncertain.
 
-Per level in ``selected`` mode, every routed candidate without a label or a
-job at that level is scored by its subset's GP from the ``fit`` step (no GP:
+Per level in ``selected`` mode, every routed candidate the campaign has not
+picked at that level yet is scored by its subset's GP from the ``fit`` step (no GP:
 maximally uncertain). Every score is stored (``candidate_score``, stage
 ``select``); those above the level's threshold are uncertain, and the most
-uncertain of them, spread out by RMSD, become ``uncertainty`` jobs.
+uncertain of them, spread out by RMSD, are picked: those labeled already reuse
+their label, the rest become ``uncertainty`` jobs.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from interphase.db.models import CandidateScore, GPRModel, JobReason
 from interphase.db.session import transaction
 from interphase.gpr.score import CandidateScores, score_candidates
 from interphase.gpr.select import pick_uncertain
-from interphase.labeling.uncertainty import queue_uncertainty_jobs
+from interphase.labeling.uncertainty import uncertainty_detail
 from interphase.units import HARTREE_TO_MEV, mev_to_hartree
 
 
@@ -91,6 +93,21 @@ def score_counts(
     }
 
 
+def picked_ids(session: Session, ctx: StepContext, level_id: int) -> list[int]:
+    """The structures this iteration's selection picked at the level."""
+    return [
+        int(i)
+        for i in session.scalars(
+            select(CandidateScore.structure_id).where(
+                CandidateScore.iteration_id == ctx.iteration_id,
+                CandidateScore.level_id == level_id,
+                CandidateScore.stage == "select",
+                CandidateScore.picked.is_(True),
+            )
+        )
+    ]
+
+
 def scored_already(session: Session, ctx: StepContext, stage: str) -> bool:
     """Whether this iteration's scores of ``stage`` are stored (a resumed step)."""
     return (
@@ -119,6 +136,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 levels[route.level] = score_counts(session, ctx, level.id, "select", threshold)
                 done = result["states"].get(route.level, {})
                 levels[route.level]["n_succeeded"] = done.get("succeeded", 0)
+                picks = jobs.sources(session, ctx, level, picked_ids(session, ctx, level.id))
+                levels[route.level].update(
+                    n_computed=picks["computed"],
+                    n_reused=picks["reused"],
+                    n_new_labels=picks["computed"] + picks["reused"],
+                )
         outputs = {"levels": levels, **result}
         ctx.complete(session, outputs)
     return outputs
@@ -135,7 +158,7 @@ def _score_and_queue(session: Session, ctx: StepContext) -> None:
             continue
         level = ensure_level(session, ctx.config.level_spec(route.level))
         pool = [i for i in routed(session, route, candidates) if i not in test_ids]
-        pool = jobs.without_jobs(session, ctx, level, pool)
+        pool = jobs.without_picks(session, ctx, level, pool)
         if not pool:
             continue
         models = models_by_subset(session, fitted["gp_model_ids"].get(route.level, []))
@@ -147,13 +170,19 @@ def _score_and_queue(session: Session, ctx: StepContext) -> None:
             scores, threshold_per_atom_hartree=threshold, max_count=most, min_rmsd_angstrom=spread
         )
         store_scores(session, ctx, level.id, scores, threshold, {int(i) for i in picked}, "select")
-        queue_uncertainty_jobs(
-            session,
-            scores,
-            route.level,
-            threshold_per_atom_hartree=threshold,
-            max_count=most,
-            min_rmsd_angstrom=spread,
-            campaign_id=ctx.campaign_id,
-            iteration_id=ctx.iteration_id,
+        row_of = {int(scores.structure_ids[i]): int(i) for i in picked}
+        detail = partial(_detail, scores, row_of, threshold, spread)
+        jobs.request(
+            session, ctx, level, list(row_of), reason=JobReason.uncertainty, reason_detail=detail
         )
+
+
+def _detail(
+    scores: CandidateScores,
+    row_of: dict[int, int],
+    threshold_hartree: float,
+    spread_angstrom: float,
+    structure_id: int,
+) -> dict[str, Any]:
+    """The ``reason_detail`` of the uncertainty job of a picked structure."""
+    return uncertainty_detail(scores, row_of[structure_id], threshold_hartree, spread_angstrom)

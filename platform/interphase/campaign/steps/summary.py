@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import STEP_ORDER, StepName, step_outputs, steps_of
+from interphase.db import membership
 from interphase.db.models import (
     GPRModel,
     Iteration,
@@ -15,11 +16,22 @@ from interphase.db.models import (
     Label,
     LabelingJob,
     LevelOfTheory,
-    Structure,
     SyntheticLabel,
     utcnow,
 )
 from interphase.db.session import transaction
+
+
+def label_sources(label: dict[str, Any], select_out: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per level, the labels this iteration computed (its own jobs) and reused (existing)."""
+    sources: dict[str, dict[str, int]] = {}
+    for level, counts in label.get("sources", {}).items():
+        sources[level] = {"computed": counts["computed"], "reused": counts["reused"]}
+    for level, counts in select_out.get("levels", {}).items():
+        both = sources.setdefault(level, {"computed": 0, "reused": 0})
+        both["computed"] += counts.get("n_computed", 0)
+        both["reused"] += counts.get("n_reused", 0)
+    return sources
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -42,8 +54,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             select(LevelOfTheory.name, func.count())
             .select_from(Label)
             .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-            .join(Structure, Label.structure_id == Structure.id)
-            .where(Structure.campaign_id == ctx.campaign_id)
+            .where(membership.training_label(ctx.campaign_id))
             .group_by(LevelOfTheory.name)
         ).all()
         n_gps = session.scalar(
@@ -71,6 +82,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "n_test": len(generated.get("test_ids", [])),
             "jobs": jobs_by_level,
             "labels_total": {name: int(n) for name, n in labels},
+            "label_sources": label_sources(outputs["label"], select_out),
             "gps": int(n_gps or 0),
             "selection": select_out.get("levels", {}),
             "failed_jobs": outputs["label"].get("failed", []) + select_out.get("failed", []),

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import StepName, held_out_ids, step_outputs
-from interphase.db.models import Label, LevelOfTheory, ModelArtifact, Structure, TrainingRun
+from interphase.db import membership
+from interphase.db.models import Label, LevelOfTheory, ModelArtifact, TrainingRun
 from interphase.db.session import transaction
 from interphase.models.artifact import load_model
 from interphase.models.multihead import MultiHeadPotential
@@ -48,8 +49,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             if session.scalar(
                 select(Label.id)
                 .join(LevelOfTheory, Label.level_id == LevelOfTheory.id)
-                .join(Structure, Label.structure_id == Structure.id)
-                .where(LevelOfTheory.name == name, Structure.campaign_id == ctx.campaign_id)
+                .where(LevelOfTheory.name == name, membership.training_label(ctx.campaign_id))
                 .limit(1)
             )
             is not None

@@ -27,12 +27,12 @@ from interphase.dashboard.queries.scores import (
 from interphase.db.models import (
     Campaign,
     CampaignStep,
+    CampaignStructure,
     Iteration,
     JobState,
     Label,
     LabelingJob,
     StepState,
-    Structure,
 )
 
 
@@ -199,12 +199,25 @@ def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, dict
 
 
 def _structures_per_iteration(session: Session, campaign_id: int) -> dict[int, int]:
-    rows = session.execute(
-        select(Structure.iteration_id, func.count(Structure.id))
-        .where(Structure.campaign_id == campaign_id)
-        .group_by(Structure.iteration_id)
+    """Structures that joined the campaign in each iteration (by iteration id)."""
+    joined = (
+        select(
+            CampaignStructure.structure_id,
+            func.min(CampaignStructure.iteration_index).label("first"),
+        )
+        .where(CampaignStructure.campaign_id == campaign_id)
+        .group_by(CampaignStructure.structure_id)
+        .subquery()
     )
-    return {iteration_id: int(n) for iteration_id, n in rows if iteration_id is not None}
+    rows = session.execute(
+        select(Iteration.id, func.count())
+        .select_from(joined)
+        .join(
+            Iteration, (Iteration.campaign_id == campaign_id) & (Iteration.index == joined.c.first)
+        )
+        .group_by(Iteration.id)
+    )
+    return {int(iteration_id): int(n) for iteration_id, n in rows}
 
 
 def _jobs_per_iteration(session: Session, campaign_id: int) -> dict[int, dict[str, int]]:

@@ -21,6 +21,7 @@ from interphase.dashboard.queries.scores import Pick, ScoreDistribution, picks, 
 from interphase.db.models import (
     Campaign,
     CampaignStep,
+    CampaignStructure,
     GPRModel,
     Iteration,
     JobState,
@@ -170,9 +171,17 @@ def step_lines(session: Session, campaign_id: int, index: int) -> list[StepLine]
 
 
 def _structures_by_generator(session: Session, iteration_id: int) -> dict[str, int]:
+    """The structures that joined the campaign in this iteration, by generator."""
+    iteration = session.get_one(Iteration, iteration_id)
+    first = (
+        select(CampaignStructure.structure_id)
+        .where(CampaignStructure.campaign_id == iteration.campaign_id)
+        .group_by(CampaignStructure.structure_id)
+        .having(func.min(CampaignStructure.iteration_index) == iteration.index)
+    )
     rows = session.execute(
         select(Structure.generator, func.count(Structure.id))
-        .where(Structure.iteration_id == iteration_id)
+        .where(Structure.id.in_(first))
         .group_by(Structure.generator)
         .order_by(Structure.generator)
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError
 from interphase.dashboard.queries.distinct import distinct_values
+from interphase.db import membership
 from interphase.db.api import lineage, record_from_row
 from interphase.db.models import (
     Campaign,
@@ -70,7 +71,7 @@ class StructuresQuery:
         if self.generator is not None:
             where.append(Structure.generator == self.generator)
         if self.campaign is not None:
-            where.append(Structure.campaign_id == self.campaign)
+            where.append(membership.holds(self.campaign))
         if self.formula is not None:
             where.append(Structure.formula == self.formula)
         return where
