@@ -265,6 +265,32 @@ class StoppingConfig(_Config):
     )
 
 
+class SeedDataConfig(_Config):
+    """Labeled data already in the database that the campaign trains on from iteration 0.
+
+    The fields that are set select together (all must match); at least one is set.
+    """
+
+    file: str | None = Field(
+        default=None, description="Structures imported from this file (its name, as imported)."
+    )
+    generator: str | None = Field(
+        default=None, description="Structures of this generator (`import`, `lattice_bulk` …)."
+    )
+    campaign: str | None = Field(
+        default=None, description="The labels another campaign trained on (its name)."
+    )
+    levels: list[str] | None = Field(
+        default=None, description="Only labels at these levels (default: every routed level)."
+    )
+
+    @model_validator(mode="after")
+    def _selects(self) -> SeedDataConfig:
+        if not (self.file or self.generator or self.campaign or self.levels):
+            raise ValueError("seed_data: give file, generator, campaign or levels")
+        return self
+
+
 class CampaignConfig(_Config):
     """A whole active-learning campaign."""
 
@@ -292,6 +318,11 @@ class CampaignConfig(_Config):
     )
     labeling: LabelingConfig = Field(default_factory=LabelingConfig, description="Labeling jobs.")
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="Stopping rules.")
+    seed_data: list[SeedDataConfig] = Field(
+        default=[],
+        description="Existing labels to start from (imported, or another campaign's): they "
+        "join iteration 0 as training data and are never labeled again.",
+    )
     executor: ExecutorSettings = Field(
         default_factory=ExecutorSettings,
         description="Where labeling jobs and GP fits run: local processes or a Dask cluster "
@@ -316,6 +347,7 @@ class CampaignConfig(_Config):
             *(("stopping.label_budget", r) for r in self.stopping.label_budget),
             *(("stopping.cpu_hours_budget", r) for r in self.stopping.cpu_hours_budget),
             *(("augmentation.levels", r) for r in self.augmentation.levels or []),
+            *(("seed_data.levels", r) for s in self.seed_data for r in s.levels or []),
             *((("exploration.head", self.exploration.head),) if self.exploration.head else ()),
         ):
             if level not in known:

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 from sqlalchemy import select
@@ -48,6 +48,23 @@ def _dead_here(holder: str) -> bool:
     return False
 
 
+def refuse_if_held(campaign: Campaign, now: datetime) -> None:
+    """Raise :class:`CampaignBusyError` while a live process holds the campaign's lock."""
+    holder, expires = campaign.lock_holder, campaign.lock_expires_at
+    if holder is None or expires is None:
+        return
+    if expires.tzinfo is None:  # SQLite drops the zone
+        expires = expires.replace(tzinfo=now.tzinfo)
+    if expires > now and not _dead_here(holder):
+        left = (expires - now).total_seconds()
+        raise CampaignBusyError(
+            f"campaign {campaign.name!r} is being run by {holder} "
+            f"(lock renewed {campaign.lock_heartbeat_at:%H:%M:%S} UTC, expires in "
+            f"{left:.0f} s unless renewed); stop it with "
+            f"`interphase campaign stop {campaign.name}`"
+        )
+
+
 class CampaignLock:
     """Hold a campaign's lock while the block runs (renewed every ``lease_s / 3``)."""
 
@@ -64,18 +81,7 @@ class CampaignLock:
             campaign = session.scalars(
                 select(Campaign).where(Campaign.id == self.campaign_id).with_for_update()
             ).one()
-            holder, expires = campaign.lock_holder, campaign.lock_expires_at
-            if holder is not None and expires is not None:
-                if expires.tzinfo is None:  # SQLite drops the zone
-                    expires = expires.replace(tzinfo=now.tzinfo)
-                if expires > now and not _dead_here(holder):
-                    left = (expires - now).total_seconds()
-                    raise CampaignBusyError(
-                        f"campaign {campaign.name!r} is being run by {holder} "
-                        f"(lock renewed {campaign.lock_heartbeat_at:%H:%M:%S} UTC, expires in "
-                        f"{left:.0f} s unless renewed); stop it with "
-                        f"`interphase campaign stop {campaign.name}`"
-                    )
+            refuse_if_held(campaign, now)
             campaign.lock_holder = self.holder
             campaign.lock_expires_at = now + timedelta(seconds=self.lease_s)
             campaign.lock_heartbeat_at = now

@@ -1,4 +1,4 @@
-"""``interphase campaign``: validate, run, resume, list, show, stop and export campaigns."""
+"""``interphase campaign``: validate, run, resume, list, show, stop, export and delete campaigns."""
 
 from __future__ import annotations
 
@@ -266,6 +266,33 @@ def stop(name: NameArgument) -> None:
         console.print(f"campaign {name!r} stops after its current step")
     else:
         console.print(f"campaign {name!r} is not running ({state}); nothing to stop")
+
+
+@app.command("delete")
+def delete(
+    name: NameArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+) -> None:
+    """Delete a campaign's own records; every structure and reference label stays."""
+    import sys
+
+    from interphase.campaign.delete import delete_campaign
+
+    try:
+        open_database()
+        planned = delete_campaign(None, name, dry_run=True)
+        for line in planned.lines():
+            console.print(line, markup=False, highlight=False)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ValueError("not deleted: confirm on a terminal, or pass --yes")
+            if not typer.confirm(f"delete campaign {name!r}?", default=False):
+                console.print("not deleted", markup=False)
+                raise typer.Exit(1)
+        delete_campaign(None, name)
+    except _campaign_errors() as error:
+        fail(error)
+    console.print(f"deleted campaign {name!r}", markup=False, highlight=False)
 
 
 @app.command("export")

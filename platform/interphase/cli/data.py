@@ -32,6 +32,13 @@ def import_(
     skip_invalid: Annotated[
         bool, typer.Option(help="Import valid entries; report every skipped one and why.")
     ] = False,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            help="A recorded campaign (`campaign register`) that starts from these labels: "
+            "they join its iteration 0 as training data."
+        ),
+    ] = None,
 ) -> None:
     """Import a dataset in one transaction (all or nothing unless --skip-invalid)."""
     from interphase.io.importer import import_dataset
@@ -46,6 +53,7 @@ def import_(
                 level=level,
                 skip_invalid=skip_invalid,
                 progress=lambda n: bar.update(task, completed=n),
+                campaign=campaign,
             )
     except USER_ERRORS as error:
         fail(error)
@@ -53,6 +61,10 @@ def import_(
         f"read {report.n_read:,} entries: {report.n_new_structures:,} new structures, "
         f"{report.n_duplicates:,} already present, {len(report.skipped):,} skipped"
     )
+    if campaign is not None:
+        console.print(
+            f"{report.n_seeded:,} labels are seed data of campaign {campaign!r}", markup=False
+        )
     if report.skipped:
         table = Table("entry", "reason", title="skipped entries")
         for key, reason in report.skipped:

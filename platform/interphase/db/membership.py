@@ -16,6 +16,7 @@ A campaign's view of the database goes through here:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -84,6 +85,15 @@ def join(
             session.execute(statement)
             added += len(rows)
     return added
+
+
+def join_seeds(session: Session, campaign_id: int, pairs: Iterable[tuple[int, int]]) -> None:
+    """Join (structure id, level id) pairs to the campaign as seed members of iteration 0."""
+    by_level: dict[int, list[int]] = defaultdict(list)
+    for structure_id, level_id in pairs:
+        by_level[level_id].append(structure_id)
+    for level_id, ids in by_level.items():
+        join(session, campaign_id, ids, MembershipRole.seed, 0, level_id)
 
 
 def member(campaign_id: int, *roles: MembershipRole) -> Any:

@@ -36,9 +36,17 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from queue import Empty
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import PreparedStructures, insert_prepared, prepare_structures
+from interphase.db import membership
+from interphase.db.api import (
+    LevelCache,
+    PreparedStructures,
+    insert_prepared,
+    prepare_structures,
+)
+from interphase.db.models import Campaign
 from interphase.db.session import require_schema, transaction
 from interphase.io.errors import DatasetFormatError, EntryProblem
 from interphase.io.export import export_dataset
@@ -74,6 +82,8 @@ class ImportReport:
     n_read: int = 0
     n_new_structures: int = 0
     n_duplicates: int = 0
+    #: Labels that joined a campaign as its seed data (``--campaign``).
+    n_seeded: int = 0
     #: (entry key or ``frame N``, reason) of every skipped entry, in file order.
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -286,6 +296,7 @@ def import_dataset(
     skip_invalid: bool = False,
     url: str | None = None,
     progress: Callable[[int], None] | None = None,
+    campaign: str | None = None,
 ) -> ImportReport:
     """Stream ``path`` into the database in one transaction.
 
@@ -305,6 +316,10 @@ def import_dataset(
         Store the valid entries and report the invalid ones instead of refusing the file.
     progress
         Called with the number of entries read so far, after each batch.
+    campaign
+        Name of a campaign (``campaign register`` records one without running it):
+        every imported entry, new or already present, joins it as seed data at
+        each of its label's levels, in iteration 0.
 
     Raises
     ------
@@ -317,6 +332,7 @@ def import_dataset(
         raise FileNotFoundError(f"dataset {path} does not exist")
     report = ImportReport(path=str(path))
     with transaction(url) as session, _messages(str(path), fmt, level, skip_invalid) as messages:
+        campaign_id = None if campaign is None else _campaign_id(session, campaign)
         for message in messages:
             if isinstance(message, _Done):
                 break
@@ -327,13 +343,23 @@ def import_dataset(
                 )
             if isinstance(message, _Crash):
                 raise RuntimeError(f"reading {path} failed unexpectedly:\n{message.traceback}")
-            _store(session, message, report)
+            _store(session, message, report, campaign_id)
             if progress is not None:
                 progress(report.n_read)
     return report
 
 
-def _store(session: Session, batch: _Batch, report: ImportReport) -> None:
+def _campaign_id(session: Session, name: str) -> int:
+    found = session.scalar(select(Campaign.id).where(Campaign.name == name))
+    if found is None:
+        raise ValueError(
+            f"no campaign named {name!r}: record it first with `interphase campaign register "
+            "FILE`, or name this file under `seed_data` in the campaign file"
+        )
+    return int(found)
+
+
+def _store(session: Session, batch: _Batch, report: ImportReport, campaign_id: int | None) -> None:
     report.n_read += batch.n_entries
     report.skipped += batch.skipped
     if batch.rows.hashes:
@@ -341,3 +367,13 @@ def _store(session: Session, batch: _Batch, report: ImportReport) -> None:
         n_new = sum(result.new)
         report.n_new_structures += n_new
         report.n_duplicates += len(batch.rows.hashes) - n_new
+        if campaign_id is not None:
+            levels = LevelCache(session)
+            pairs = [
+                (structure_id, levels.id(name))
+                for structure_id, rows in zip(result.ids, batch.rows.label_rows, strict=True)
+                for name, row in rows
+                if row.get("total_energy_hartree") is not None
+            ]
+            membership.join_seeds(session, campaign_id, pairs)
+            report.n_seeded += len(pairs)

@@ -9,6 +9,7 @@ fixed test split from its candidates.
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, step_outputs
+from interphase.campaign.records import StepName, ensure_level, step_outputs
+from interphase.campaign.seeding import seed_campaign
 from interphase.db import membership
 from interphase.db.models import MembershipRole
 from interphase.db.session import transaction
@@ -72,7 +74,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
         candidates = list(dict.fromkeys(generated + explored))
         membership.join(session, ctx.campaign_id, explored, MembershipRole.candidate, ctx.iteration)
         test_ids: list[int] = []
+        seeded = 0
         if ctx.iteration == 0:
+            seeded = _seed(session, ctx)
             test_ids = _test_split(ctx, _without_seeds(session, ctx, candidates))
             membership.join(session, ctx.campaign_id, test_ids, MembershipRole.test, 0)
         by_generator = Counter(item.generator for item in batch.items)
@@ -82,11 +86,28 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "explored_ids": explored,
             "test_ids": test_ids,
             "n_new": stored.n_new,
+            "n_seed_labels": seeded,
             "by_generator": dict(sorted(by_generator.items())),
             "rejected": {f"{g}:{r}": n for (g, r), n in sorted(batch.rejected.items())},
         }
         ctx.complete(session, outputs)
     return outputs
+
+
+def _seed(session: Session, ctx: StepContext) -> int:
+    """Join the campaign's ``seed_data`` (labels it trains on from the start)."""
+    if not ctx.config.seed_data:
+        return 0
+    level_ids = {
+        route.level: ensure_level(session, ctx.config.level_spec(route.level)).id
+        for route in ctx.config.routing
+    }
+    seeded = 0
+    for k, selector in enumerate(ctx.config.seed_data):
+        seeded += seed_campaign(
+            session, ctx.campaign_id, selector, level_ids, partial(ctx.progress, f"seed_data[{k}]")
+        )
+    return seeded
 
 
 def _without_seeds(session: Session, ctx: StepContext, candidates: list[int]) -> list[int]:
