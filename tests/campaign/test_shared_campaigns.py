@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy import func, select
 
 from interphase.db import membership
+from interphase.db.api import create_jobs
 from interphase.db.models import (
     Campaign,
     CampaignStep,
@@ -26,6 +27,7 @@ from interphase.db.models import (
     JobState,
     Label,
     LabelingJob,
+    LevelOfTheory,
     MembershipRole,
     ModelArtifact,
     Structure,
@@ -33,6 +35,8 @@ from interphase.db.models import (
     TrainingRun,
 )
 from interphase.db.session import transaction, upgrade
+from interphase.labeling.options import MIN_LEASE_S, WorkerOptions
+from interphase.labeling.queue import claim_job
 from tests.campaign.conftest import TINY, CampaignEnv
 
 
@@ -285,3 +289,63 @@ def test_a_campaign_seeded_from_a_paper_json_file_trains_on_it_in_iteration_0(
     assert imported_labels <= trained_label_ids(url, "registered", 0)
     unknown = campaign_env.cli("data", "import", str(dataset), "--campaign", "nobody")
     assert unknown.returncode == 2 and "campaign register" in unknown.stderr + unknown.stdout
+
+
+@pytest.mark.slow
+def test_a_campaign_waits_for_another_campaigns_jobs_and_runs_them_when_their_worker_died(
+    campaign_env: CampaignEnv, tmp_path: Path
+) -> None:
+    url = campaign_env.url
+    routing = yaml.safe_load(TINY.read_text())["routing"]
+
+    def labeling_clusters(n: int) -> list[dict[str, Any]]:
+        """The tiny routing with ``n`` random small clusters labeled at GFN1-xTB first."""
+        return [
+            {**route, "initial_per_iteration": [n, 0]} if route["mode"] == "selected" else route
+            for route in routing
+        ]
+
+    few = variant(
+        tmp_path, "first", routing=labeling_clusters(2), selection={"max_picks_per_level": 1}
+    )
+    first = campaign_env.cli("campaign", "run", str(few), "--iterations", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_id = campaign_id(url, "first")
+    # The first campaign queues GFN1-xTB jobs for its other small clusters; a worker claims
+    # them all and dies (it never renews its lease).
+    with transaction(url) as session:
+        level = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == "GFN1-xTB")).one()
+        labeled = select(Label.structure_id).where(Label.level_id == level.id)
+        waiting = [
+            int(i)
+            for i in session.scalars(
+                select(Structure.id).where(
+                    membership.holds(first_id, MembershipRole.candidate),
+                    Structure.pbc == "nnn",
+                    Structure.n_atoms <= 6,
+                    Structure.id.not_in(labeled),
+                )
+            )
+        ]
+        held = [job.id for job in create_jobs(session, waiting, level, campaign_id=first_id)]
+    assert held
+    dead = WorkerOptions(lease_s=MIN_LEASE_S)
+    while claim_job(url, worker="dead-worker", options=dead) is not None:
+        pass
+    # The second labels every small cluster at GFN1-xTB: it must wait for those jobs,
+    # take them over once their lease expired, and queue none of its own for them.
+    every = variant(tmp_path, "second", routing=labeling_clusters(50))
+    second = campaign_env.cli("campaign", "run", str(every), "--iterations", "1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    with transaction(url, read_only=True) as session:
+        jobs = session.scalars(select(LabelingJob).where(LabelingJob.id.in_(held))).all()
+        assert all(job.state == JobState.succeeded for job in jobs)
+        assert all(job.campaign_id == first_id for job in jobs)  # still the first's to count
+        assert all(job.attempts[0].error_class == "LeaseExpired" for job in jobs)
+        theirs = session.scalars(
+            select(LabelingJob.structure_id).where(
+                LabelingJob.campaign_id == campaign_id(url, "second")
+            )
+        ).all()
+    assert not set(theirs) & set(waiting)
+    no_label_computed_twice(url)

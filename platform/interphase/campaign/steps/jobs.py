@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
@@ -25,7 +25,7 @@ from interphase.db.models import (
     MembershipRole,
 )
 from interphase.db.session import transaction
-from interphase.labeling.workers import count_open
+from interphase.labeling.lease import requeue_expired
 
 
 class LabelingShortfallError(RuntimeError):
@@ -167,11 +167,27 @@ def drain(ctx: StepContext, what: str, poll_s: float = 1.0) -> None:
                 options=ctx.worker_options(),
                 progress=progress,
             )
-            left = count_open(ctx.url, campaign_id=ctx.campaign_id)
+            while (left := _open_jobs(ctx)) and not left.get(JobState.pending):
+                running = left.get(JobState.running, 0)
+                ctx.progress(f"{what}: waiting for {running} job(s) running elsewhere", 0, running)
+                time.sleep(poll_s)
+                requeue_expired(ctx.url, ctx.worker_options().retry)  # a dead worker's job
             if not left:
                 return
-            ctx.progress(f"{what}: waiting for {left} job(s) running elsewhere", 0, left)
-            time.sleep(poll_s)
+
+
+def _open_jobs(ctx: StepContext) -> Counter[JobState]:
+    """The campaign's open jobs (its own and those it waits for), by state."""
+    with transaction(ctx.url, read_only=True) as session:
+        rows = session.execute(
+            select(LabelingJob.state, func.count())
+            .where(
+                LabelingJob.state.in_(OPEN_JOB_STATES),
+                membership.campaign_job(ctx.campaign_id),
+            )
+            .group_by(LabelingJob.state)
+        ).all()
+    return Counter({JobState(state): int(n) for state, n in rows})
 
 
 def outcome(ctx: StepContext, reason: JobReason) -> dict[str, Any]:
