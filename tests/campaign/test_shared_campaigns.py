@@ -17,6 +17,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from interphase.campaign.config import load_campaign_config
+from interphase.campaign.cost import level_cpu_hours
+from interphase.campaign.stopping import check_stopping
 from interphase.db import membership
 from interphase.db.api import create_jobs
 from interphase.db.models import (
@@ -143,6 +146,26 @@ def test_the_same_campaign_twice_reuses_every_label_and_delete_keeps_the_other(
     assert trained_label_ids(url, "second", 0) == trained_label_ids(url, "first", 0)
     assert label_digest(url, "second") == label_digest(url, "first")
     no_label_computed_twice(url)
+    # Budgets count what a campaign computed: the first spent, the second did not.
+    config = load_campaign_config(TINY)
+    budgets = config.stopping.model_copy(
+        update={"max_iterations": 99, "label_budget": {"GFN2-xTB": 1}}
+    )
+    limited = config.model_copy(update={"stopping": budgets})
+    with transaction(url, read_only=True) as session:
+        gfn2 = session.scalars(select(LevelOfTheory).where(LevelOfTheory.name == "GFN2-xTB")).one()
+        spent = {
+            name: level_cpu_hours(session, campaign_id(url, name), gfn2)
+            for name in ("first", "second")
+        }
+        decisions = {
+            name: check_stopping(
+                session, session.get_one(Campaign, campaign_id(url, name)), limited, 1, 0.0
+            ).reason
+            for name in ("first", "second")
+        }
+    assert spent["first"] > 0 and spent["second"] == 0
+    assert decisions == {"first": "label_budget", "second": None}
 
     # Deleting the first keeps everything the second uses, and its story.
     kept_digest, kept_counts = label_digest(url, "second"), table_counts(url)
