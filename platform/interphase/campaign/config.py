@@ -1,8 +1,13 @@
 """The campaign configuration: one YAML or TOML file, validated before anything runs.
 
 Every field has a description and unknown keys are refused, so a typo is an
-error with the key's path, not a silently ignored setting.
-:func:`load_campaign_config` reads a file and raises
+error with the key's path, not a silently ignored setting. Every float is
+finite, physical quantities have their sign, and every count has an upper
+bound (:mod:`interphase.campaign.limits`), so nothing that would fail or run
+away later is stored.
+:func:`load_campaign_config` reads a file, also looks each level's method and
+basis up in its engine where it is installed
+(:mod:`interphase.campaign.engine_check`), and raises
 :class:`CampaignConfigError` with one line naming what is wrong.
 """
 
@@ -10,16 +15,57 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
+from interphase.campaign.limits import (
+    MAX_COPIES,
+    MAX_EPOCH_SIZE,
+    MAX_EPOCHS,
+    MAX_FILTER_ATOMS,
+    MAX_GP_ITERATIONS,
+    MAX_GP_RESTARTS,
+    MAX_ITERATIONS,
+    MAX_LABEL_BUDGET,
+    MAX_LABELS,
+    MAX_LEASE_S,
+    MAX_STARTS,
+    MAX_TIME_LIMIT_S,
+    MAX_WALL_CLOCK_HOURS,
+    MAX_WORKERS,
+    check_executor_counts,
+    check_numbers,
+    check_training_counts,
+)
 from interphase.execution import ExecutorSettings
 from interphase.gpr.descriptors import DescriptorSettings
 from interphase.labeling.levels import DEFAULT_LEVELS, LevelSpec
-from interphase.structures.config import AFIRConfig, LatticeConfig, MDConfig, MoleculesConfig
+from interphase.structures.config import (
+    MAX_PER_SNAPSHOT,
+    MAX_STEPS,
+    SEED_MAX,
+    AFIRConfig,
+    LatticeConfig,
+    MDConfig,
+    MoleculesConfig,
+    Seed,
+)
 from interphase.training.settings import TrainingSettings
+
+#: Validation context key: also look levels up in their engines (files, not stored configs).
+CHECK_ENGINES = "check_engines"
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class CampaignConfigError(ValueError):
@@ -27,7 +73,8 @@ class CampaignConfigError(ValueError):
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: .inf or .nan in a file is refused (pydantic allows them by default).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RouteConfig(_Config):
@@ -44,12 +91,16 @@ class RouteConfig(_Config):
         "'selected': a seed set, then only candidates the GP is uncertain about.",
     )
     max_atoms: int | None = Field(
-        default=None, ge=1, description="Only structures with at most this many atoms."
+        default=None,
+        ge=1,
+        le=MAX_FILTER_ATOMS,
+        description=f"Only structures with at most this many atoms (up to {MAX_FILTER_ATOMS}).",
     )
-    initial_per_iteration: list[int] = Field(
+    initial_per_iteration: list[Annotated[int, Field(ge=0, le=MAX_LABELS)]] = Field(
         default=[8],
         description="'selected' mode: seed labels drawn at random per iteration (the last "
-        "entry repeats; 0 leaves an iteration to the GP selection alone).",
+        "entry repeats; 0 leaves an iteration to the GP selection alone; 0 to "
+        f"{MAX_LABELS} each).",
     )
 
     def initial_count(self, iteration: int) -> int:
@@ -90,19 +141,32 @@ class GPConfig(_Config):
         default_factory=DescriptorSettings, description="Descriptor of periodic subsets."
     )
     training_iterations: int = Field(
-        default=30, ge=1, description="Hyperparameter search iterations per GP."
+        default=30,
+        ge=1,
+        le=MAX_GP_ITERATIONS,
+        description=f"Hyperparameter search iterations per GP (at most {MAX_GP_ITERATIONS}).",
     )
-    restarts: int = Field(default=2, ge=1, description="Hyperparameter search restarts.")
+    restarts: int = Field(
+        default=2,
+        ge=1,
+        le=MAX_GP_RESTARTS,
+        description=f"Hyperparameter search restarts (at most {MAX_GP_RESTARTS}).",
+    )
     memory_budget_gb: float | None = Field(
         default=None, gt=0, description="Memory for one GP (GB); default: what the device has."
     )
-    workers: int = Field(default=1, ge=1, description="Subset GPs fitted in parallel.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_WORKERS,
+        description=f"Subset GPs fitted in parallel (at most {MAX_WORKERS}).",
+    )
 
 
 class SelectionConfig(_Config):
     """Which candidates get a reference calculation."""
 
-    threshold_mev_per_atom: dict[str, float] = Field(
+    threshold_mev_per_atom: dict[str, PositiveFloat] = Field(
         default={},
         description="Predicted energy std per atom (meV/atom) above which a candidate is "
         "uncertain, per level; levels not named use `default_threshold_mev_per_atom`.",
@@ -111,7 +175,10 @@ class SelectionConfig(_Config):
         default=5.0, gt=0, description="Threshold of levels not in `threshold_mev_per_atom`."
     )
     max_picks_per_level: int = Field(
-        default=20, ge=0, description="Most uncertainty picks per level per iteration."
+        default=20,
+        ge=0,
+        le=MAX_LABELS,
+        description=f"Most uncertainty picks per level per iteration (up to {MAX_LABELS}).",
     )
     min_rmsd_angstrom: float = Field(
         default=0.05, ge=0, description="Minimum RMSD (Å) between two picks of one subset."
@@ -126,7 +193,12 @@ class AugmentConfig(_Config):
     """GPR-ANN augmentation: displaced copies of reference structures with GP energies."""
 
     enabled: bool = Field(default=True, description="Augment after the refit.")
-    copies: int = Field(default=5, ge=1, description="Copies M per reference structure.")
+    copies: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_COPIES,
+        description=f"Copies M per reference structure (at most {MAX_COPIES}).",
+    )
     delta_angstrom: float = Field(default=0.03, gt=0, description="Displacement width δ (Å).")
     std_filter_mev_per_atom: float | None = Field(
         default=None, gt=0, description="Keep copies whose GP std is below this (meV/atom)."
@@ -142,9 +214,18 @@ class TrainingConfig(_Config):
     mode: Literal["forces", "energy_only"] = Field(
         default="forces", description="Fit energies and forces, or energies only."
     )
-    epochs: int = Field(default=100, ge=1, description="Epochs per iteration.")
+    epochs: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_EPOCHS,
+        description=f"Epochs per iteration (at most {MAX_EPOCHS}).",
+    )
     epoch_size: int | None = Field(
-        default=None, ge=1, description="Structures per epoch (default: the whole training set)."
+        default=None,
+        ge=1,
+        le=MAX_EPOCH_SIZE,
+        description="Structures per epoch (default: the whole training set; at most "
+        f"{MAX_EPOCH_SIZE}).",
     )
     device: str | None = Field(default=None, description="cpu, cuda (default: cuda if present).")
     warm_start: bool = Field(
@@ -177,14 +258,22 @@ class ExplorationConfig(_Config):
     head: str | None = Field(
         default=None, description="Head driving the MD (default: the first level in routing)."
     )
-    starts: int = Field(default=4, ge=1, description="Starting structures per iteration.")
+    starts: int = Field(
+        default=4,
+        ge=1,
+        le=MAX_STARTS,
+        description=f"Starting structures per iteration (at most {MAX_STARTS}).",
+    )
     start_from: Literal["labeled", "candidates"] = Field(
         default="labeled",
         description="Draw starts from the campaign's labeled training structures or from "
         "this iteration's candidates.",
     )
     max_atoms: int | None = Field(
-        default=None, ge=1, description="Only starts with at most this many atoms."
+        default=None,
+        ge=1,
+        le=MAX_FILTER_ATOMS,
+        description=f"Only starts with at most this many atoms (up to {MAX_FILTER_ATOMS}).",
     )
     new_starts_each_iteration: bool = Field(
         default=False,
@@ -192,14 +281,24 @@ class ExplorationConfig(_Config):
         "iteration explores from the same starts (of the first iteration) with a new "
         "model, so its candidates' uncertainty shows what the model learned.",
     )
-    temperatures_k: list[float] = Field(
-        default=[300.0], min_length=1, description="MD temperatures (K), cycled over the starts."
+    temperatures_k: list[PositiveFloat] = Field(
+        default=[300.0],
+        min_length=1,
+        description="MD temperatures (K, positive), cycled over the starts.",
     )
-    steps: int = Field(default=200, ge=1, description="MD steps per run.")
+    steps: int = Field(
+        default=200, ge=1, le=MAX_STEPS, description=f"MD steps per run (at most {MAX_STEPS})."
+    )
     timestep_fs: float = Field(default=0.5, gt=0, description="Time step (fs).")
-    snapshot_every: int = Field(default=20, ge=1, description="Keep a frame every N steps.")
+    snapshot_every: int = Field(
+        default=20, ge=1, le=MAX_STEPS, description="Keep a frame every N steps."
+    )
     clusters_per_frame: int = Field(
-        default=0, ge=0, description="Periodic starts: clusters cut around random atoms per frame."
+        default=0,
+        ge=0,
+        le=MAX_PER_SNAPSHOT,
+        description="Periodic starts: clusters cut around random atoms per frame (at most "
+        f"{MAX_PER_SNAPSHOT}).",
     )
     cluster_cutoff_angstrom: float = Field(
         default=4.5, gt=0, description="Radius of extracted clusters (Å)."
@@ -218,13 +317,20 @@ class EvaluationConfig(_Config):
     test_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Fraction of the first iteration's candidates."
     )
-    max_test_structures: int = Field(default=40, ge=0, description="Cap on the test split.")
+    max_test_structures: int = Field(
+        default=40, ge=0, le=MAX_LABELS, description=f"Cap on the test split (up to {MAX_LABELS})."
+    )
 
 
 class LabelingConfig(_Config):
     """How the campaign runs its labeling jobs (the job queue)."""
 
-    workers: int = Field(default=2, ge=1, description="Local worker processes (--workers).")
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=MAX_WORKERS,
+        description=f"Local worker processes (--workers; at most {MAX_WORKERS}).",
+    )
     min_success_fraction: float = Field(
         default=0.8,
         ge=0,
@@ -233,35 +339,47 @@ class LabelingConfig(_Config):
         "failures are listed in the iteration summary for `jobs resubmit`.",
     )
     lease_s: float = Field(
-        default=60.0, ge=5, description="Job lease (s): how soon a dead worker's job returns."
+        default=60.0,
+        ge=5,
+        le=MAX_LEASE_S,
+        description=f"Job lease (s, 5 to {MAX_LEASE_S:.0f}): how soon a dead worker's job returns.",
     )
     time_limit_s: float | None = Field(
-        default=None, gt=0, description="Wall-clock limit per isolated job (s)."
+        default=None,
+        gt=0,
+        le=MAX_TIME_LIMIT_S,
+        description=f"Wall-clock limit per isolated job (s; at most {MAX_TIME_LIMIT_S:.0f}).",
     )
 
 
 class StoppingConfig(_Config):
     """When the campaign stops; the rule that fired is recorded."""
 
-    max_iterations: int = Field(default=3, ge=1, description="Most iterations.")
+    max_iterations: int = Field(
+        default=3, ge=1, le=MAX_ITERATIONS, description=f"Most iterations (up to {MAX_ITERATIONS})."
+    )
     uncertain_fraction_below: float | None = Field(
         default=None,
         gt=0,
         le=1,
         description="Stop once the uncertain fraction of the pool is below.",
     )
-    label_budget: dict[str, int] = Field(
+    label_budget: dict[str, Annotated[int, Field(ge=0, le=MAX_LABEL_BUDGET)]] = Field(
         default={},
         description="Most reference labels per level that the campaign computes (reused "
-        "labels are free).",
+        f"labels are free; 0 to {MAX_LABEL_BUDGET}).",
     )
-    cpu_hours_budget: dict[str, float] = Field(
+    cpu_hours_budget: dict[str, NonNegativeFloat] = Field(
         default={},
         description="Most estimated CPU hours per level (hybrid DFT: 7e-7·n_basis²·n_aux + 1 "
         "CPU-s per calculation; other engines: measured job time).",
     )
     wall_clock_hours: float | None = Field(
-        default=None, gt=0, description="Most wall-clock hours of running, over all resumes."
+        default=None,
+        gt=0,
+        le=MAX_WALL_CLOCK_HOURS,
+        description="Most wall-clock hours of running, over all resumes (at most "
+        f"{MAX_WALL_CLOCK_HOURS:.0f}).",
     )
 
 
@@ -296,7 +414,10 @@ class CampaignConfig(_Config):
 
     name: str = Field(min_length=1, max_length=200, description="Campaign name (unique).")
     description: str = Field(default="", description="What the campaign is for.")
-    seed: int = Field(default=0, description="Seed of everything; same seed, same campaign.")
+    seed: Seed = Field(
+        default=0,
+        description=f"Seed of everything, 0 to {SEED_MAX}; same seed, same campaign.",
+    )
     levels: list[LevelSpec] = Field(
         default=[],
         description="Levels of theory beyond (or overriding) the defaults "
@@ -335,7 +456,7 @@ class CampaignConfig(_Config):
         if len(set(names)) != len(names):
             raise ValueError(f"levels: a level is named twice in {names}")
         known = set(DEFAULT_LEVELS) | set(names)
-        routed = [route.level for route in self.routing]
+        routed = self.routed_levels
         if len(set(routed)) != len(routed):
             raise ValueError(f"routing: a level is routed twice in {routed}")
         for where, level in (
@@ -367,8 +488,38 @@ class CampaignConfig(_Config):
         )  # fmt: skip
         if not has_generator:
             raise ValueError("generators: name at least one generator")
-        self.training.training_settings(self.seed, routed, 0)  # refuses bad settings now
         return self
+
+    @model_validator(mode="after")
+    def _bounded(self) -> CampaignConfig:
+        """Finite floats and bounded counts, also in the settings models other modules own."""
+        check_numbers(self.model_dump())
+        check_executor_counts(self.executor)
+        training = self.training.training_settings(self.seed, self.routed_levels, 0)
+        check_numbers(training.model_dump(), "training.settings")
+        check_training_counts(training)
+        return self
+
+    @model_validator(mode="after")
+    def _levels_known_to_their_engines(self, info: ValidationInfo) -> CampaignConfig:
+        """Each defined or routed level's method and basis, looked up in its engine.
+
+        Only when the validation context asks (:data:`CHECK_ENGINES`, a file being
+        read): a stored configuration validated again on resume is not looked up,
+        as the machine resuming it need not have the engine.
+        """
+        if not (info.context and info.context.get(CHECK_ENGINES)):
+            return self
+        from interphase.campaign.engine_check import check_level
+
+        names = dict.fromkeys([*(spec.name for spec in self.levels), *self.routed_levels])
+        for name in names:
+            check_level(self.level_spec(name))
+        return self
+
+    @property
+    def routed_levels(self) -> list[str]:
+        return [route.level for route in self.routing]
 
     def level_spec(self, name: str) -> LevelSpec:
         """The spec of a level: the campaign's own, else the default."""
@@ -384,11 +535,11 @@ class CampaignConfig(_Config):
 
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "file"
+    where = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; `interphase campaign validate` lists keys)"
-    return f"{where}: {message}"
+    return f"{where}: {message}" if where else message  # a whole-file check names its keys
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -415,8 +566,13 @@ def load_campaign_config(path: Path, *, name: str | None = None) -> CampaignConf
 
 
 def parse_campaign_config(data: dict[str, Any], *, source: str = "config") -> CampaignConfig:
-    """Validate a mapping as a campaign configuration (one-line error)."""
+    """Validate a mapping as a campaign configuration (one-line error).
+
+    Besides the model's own checks, each level's method and basis are looked up
+    in its engine where that engine is installed (a stored configuration,
+    validated again on resume, is not looked up again).
+    """
     try:
-        return CampaignConfig.model_validate(data)
+        return CampaignConfig.model_validate(data, context={CHECK_ENGINES: True})
     except ValidationError as error:
         raise CampaignConfigError(f"{source}: {_first_error(error)}") from None

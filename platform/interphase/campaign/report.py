@@ -83,6 +83,45 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+#: The test errors of a head that the story reports: summary key, name, unit.
+TEST_ERRORS: tuple[tuple[str, str, str], ...] = (
+    ("energy_mae_mev_per_atom", "energy", "meV/atom"),
+    ("force_mae_mev_per_angstrom", "forces", "meV/Å"),
+)
+
+
+def error_trend(before: float | None, now: float | None) -> str:
+    """How an error moved since the previous iteration, judged on the printed (0.1) values.
+
+    Returns ``" (falling)"``, ``" (rising)"`` or ``" (unchanged)"``, and ``""`` when
+    either value is missing.
+    """
+    if before is None or now is None:
+        return ""
+    before_shown, now_shown = float(_fmt(before)), float(_fmt(now))
+    if now_shown < before_shown:
+        return " (falling)"
+    if now_shown > before_shown:
+        return " (rising)"
+    return " (unchanged)"
+
+
+def head_error_line(
+    head: str, errors: dict[str, Any], previous: dict[str, Any] | None = None
+) -> str:
+    """One head's test errors, each with its own trend against ``previous`` (same keys).
+
+    For example ``test error HF: energy 126.6 meV/atom (rising), forces 150.2 meV/Å
+    (falling)``.
+    """
+    parts = []
+    for key, name, unit in TEST_ERRORS:
+        now = errors.get(key)
+        trend = error_trend(previous.get(key), now) if previous is not None else ""
+        parts.append(f"{name} {_fmt(now)} {unit}{trend}")
+    return f"test error {head}: {', '.join(parts)}"
+
+
 def campaign_story(session: Session, name: str) -> list[str]:
     """Plain-language lines: what each iteration did and why the campaign stopped."""
     campaign = find_campaign(session, name)
@@ -114,16 +153,8 @@ def campaign_story(session: Session, name: str) -> list[str]:
             )
         lines.append(f"  labels so far: {labels}; {row.gps} GPs; {row.synthetic} synthetic labels")
         for head, errors in row.test_errors.items():
-            trend = ""
-            if previous is not None and head in previous.test_errors:
-                before = previous.test_errors[head].get("energy_mae_mev_per_atom")
-                now = errors.get("energy_mae_mev_per_atom")
-                if before is not None and now is not None:
-                    trend = " (falling)" if now < before else " (not falling)"
-            lines.append(
-                f"  test error {head}: {_fmt(errors.get('energy_mae_mev_per_atom'))} meV/atom, "
-                f"forces {_fmt(errors.get('force_mae_mev_per_angstrom'))} meV/Å{trend}"
-            )
+            before = previous.test_errors.get(head) if previous is not None else None
+            lines.append(f"  {head_error_line(head, errors, before)}")
         if row.pool_fraction is not None:
             lines.append(
                 f"  next candidate pool: {100 * row.pool_fraction:.0f}% uncertain under the new GPs"
@@ -347,10 +378,16 @@ def iteration_table(name: str, rows: list[IterationRow]) -> Any:
 
 
 def describe_config(config: Any) -> list[str]:
-    """What a campaign file would do (`campaign validate`)."""
+    """What a campaign file would do (`campaign validate`).
+
+    A level whose engine is not installed here says what could not be checked.
+    """
+    from interphase.campaign.engine_check import check_level
+
     lines = [f"campaign {config.name!r} (seed {config.seed}): valid"]
     for route in config.routing:
         spec = config.level_spec(route.level)
+        unchecked = check_level(spec).unchecked
         where = f"{route.structures} structures" + (
             f" up to {route.max_atoms} atoms" if route.max_atoms else ""
         )
@@ -366,6 +403,7 @@ def describe_config(config: Any) -> list[str]:
             f"  {route.level}: {spec.engine} {spec.method}"
             + (f"/{spec.basis}" if spec.basis else "")
             + f" labels {where}: {how}"
+            + (f" ({unchecked})" if unchecked else "")
         )
     g = config.generators
     made = [

@@ -78,7 +78,10 @@ class DatabaseNotInitialisedError(RuntimeError):
 
 
 class SchemaVersionError(RuntimeError):
-    """The database's schema revision is unknown to this code (a newer interphase wrote it)."""
+    """The database's schema revision is unknown to this code (a newer interphase wrote it).
+
+    Also raised when ``alembic_version`` records more than one revision.
+    """
 
 
 class SchemaSetup(enum.StrEnum):
@@ -211,7 +214,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     Raises
     ------
     SchemaVersionError
-        When the database is at a revision this code does not know.
+        When the database is at a revision this code does not know, or records several.
     DatabaseReadOnlyError
         A SQLite database whose file or directory is not writable.
     """
@@ -248,6 +251,14 @@ def current_revision(url: str | None = None) -> str | None:
     """The database's schema revision; None when it has no interphase schema.
 
     Only reads (a SQLite file that does not exist is not created).
+
+    Raises
+    ------
+    SchemaVersionError
+        ``alembic_version`` holds more than one row. Interphase's migrations are
+        one straight line, so its databases record exactly one revision; several
+        mean another tool or a hand edit changed it, and nothing can say which
+        schema the tables have.
     """
     url = database_url(url)
     path = sqlite_path(url)
@@ -259,6 +270,13 @@ def current_revision(url: str | None = None) -> str | None:
             return None
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
         found = list(versions)
+    if len(found) > 1:
+        raise SchemaVersionError(
+            f"database {redacted_url(url)} records {len(found)} schema revisions in "
+            f"alembic_version ({', '.join(repr(r) for r in sorted(found))}); interphase keeps "
+            f"exactly one (its newest is {head_revision()}), so this schema is unknown: leave "
+            "the one revision the tables are at, or use another database"
+        )
     return found[0] if found else None
 
 
@@ -284,7 +302,8 @@ def require_schema(url: str | None = None) -> SchemaSetup:
     DatabaseNotInitialisedError
         A configured database without the schema or at an older revision.
     SchemaVersionError
-        A database at a revision this code does not know (a newer interphase).
+        A database at a revision this code does not know (a newer interphase), or
+        with several revisions recorded.
     """
     url = database_url(url)
     if url in _CURRENT:
