@@ -50,8 +50,10 @@ $(DFT_STAMP): pyproject.toml | $(STAMP) system-deps
 dft-deps: $(DFT_STAMP)
 
 # The demo is a campaign: examples/demo.yaml through `interphase campaign run`, on the
-# embedded defaults (SQLite and a local Prefect server under ./data, CPU). PySCF
-# (for its HF/def2-SVP level) installs from PyPI. Each run is a new campaign.
+# embedded defaults (SQLite and a local Prefect server in the data directory: ./.interphase,
+# which the demo creates, so any `interphase` command run in this checkout finds it; see the
+# README on the data directory), CPU. PySCF (for its HF/def2-SVP level) installs from PyPI.
+# Each run is a new campaign, demo-<date>, and reuses the labels of the runs before it.
 DEMO_STAMP := $(VENV)/.installed-demo
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
@@ -59,6 +61,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
+	mkdir -p .interphase
 	$(BIN)/interphase campaign run examples/demo.yaml --name demo-$$(date +%Y%m%d-%H%M%S)
 
 lint: $(STAMP)

@@ -58,12 +58,11 @@ def n_structures(url: str) -> int:
 @pytest.mark.parametrize(
     "command",
     [
-        ["status"],
         ["data", "import", "{paper}"],
         ["generate", "lattice", "--packing", "bcc", "--n", "1"],
-        ["jobs", "list"],
+        ["jobs", "create", "--level", "GFN2-xTB"],
     ],
-    ids=["status", "data-import", "generate", "jobs-list"],
+    ids=["data-import", "generate", "jobs-create"],
 )
 def test_embedded_database_is_created_on_first_use(
     fresh_data_dir: Path, tmp_path: Path, command: list[str]

@@ -22,6 +22,8 @@ from interphase.db.models import Campaign, CampaignSchedule, utcnow
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The longest interval between runs (365 days); rarer runs take a cron expression.
+MAX_INTERVAL_SECONDS = 365 * 86400
 
 
 class ScheduleNotFoundError(LookupError):
@@ -34,7 +36,7 @@ def parse_duration(text: str) -> int:
     Raises
     ------
     ValueError
-        When ``text`` is not such a duration, or is zero.
+        When ``text`` is not such a duration, is zero or longer than 365 days.
     """
     compact = text.strip().lower()
     parts = _DURATION_PART.findall(compact)
@@ -42,9 +44,17 @@ def parse_duration(text: str) -> int:
         raise ValueError(
             f"--interval must be a duration such as 30s, 10m, 2h or 1d (or 1h30m); got {text!r}"
         )
+    too_long = ValueError(
+        f"--interval must be at most 365d; got {text!r} (for rarer runs give --cron, "
+        "e.g. '0 2 1 1 *' once a year)"
+    )
+    if any(len(n.lstrip("0")) > 12 for n, _ in parts):  # before int() of thousands of digits
+        raise too_long
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts)
     if seconds < 1:
         raise ValueError(f"--interval must be at least 1s; got {text!r}")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise too_long
     return seconds
 
 

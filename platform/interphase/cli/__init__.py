@@ -13,13 +13,17 @@ from interphase.cli import (
     generate,
     gpr,
     jobs,
+    jobs_run,
     schedule,
     status,
+    structures,
     train,
 )
 from interphase.cli import md as md_commands
+from interphase.cli.common import OneLineErrorsGroup
 
 app = typer.Typer(
+    cls=OneLineErrorsGroup,
     help="interphase: active-learning potentials for Li-metal/electrolyte interfaces.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -27,6 +31,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
 app.add_typer(generate.app, name="generate")
+app.add_typer(structures.app, name="structures")
+jobs.app.command("run")(jobs_run.run)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(gpr.app, name="gpr")
 app.add_typer(train.app, name="model")

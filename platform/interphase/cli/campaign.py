@@ -8,10 +8,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
-from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database, progress
+from interphase.cli.arguments import check_workers
+from interphase.cli.common import (
+    PATH_ERRORS,
+    USER_ERRORS,
+    console,
+    err_console,
+    fail,
+    open_database,
+    print_error,
+    progress,
+)
 
 app = typer.Typer(help="Active-learning campaigns: the whole loop from one configuration file.")
 
@@ -61,8 +72,9 @@ class ConsoleReporter:
 
         self._close()
         console.print(
-            f"[green]✓[/] iteration {iteration} · {step.value}: {step_note(step, outputs)} "
-            f"[dim]({seconds:.1f} s)[/]"
+            f"[green]✓[/] iteration {iteration} · {step.value}: "
+            f"{escape(step_note(step, outputs))} [dim]({seconds:.1f} s)[/]",
+            markup=True,
         )
 
 
@@ -86,10 +98,9 @@ def _run_flow(name: str, iterations: int | None, workers: int | None) -> dict[st
             set_reporter(ConsoleReporter())
             return campaign_flow(name, iterations=iterations, workers=workers)
     except StepFailedError as error:
-        err_console.print(
-            f"[bold red]error:[/] {error}. Fix the cause, then "
-            f"`interphase campaign resume {name}` continues with this step",
-            soft_wrap=True,
+        print_error(
+            f"{error}. Fix the cause, then `interphase campaign resume {name}` continues "
+            "with this step"
         )
         raise typer.Exit(code=1) from None
     except (KeyboardInterrupt, WorkerInterrupted) as stop:
@@ -118,7 +129,7 @@ def _report(name: str, outcome: dict[str, Any], started: float) -> None:
         console.print("lineage of one uncertainty-selected label:")
         for line in lineage:
             console.print(line, highlight=False)
-    console.print(f"[dim]{time.perf_counter() - started:.0f} s in all[/]")
+    console.print(f"{time.perf_counter() - started:.0f} s in all", style="dim")
 
 
 @app.command("validate")
@@ -129,7 +140,7 @@ def validate(path: Annotated[Path, typer.Argument(help="Campaign file (YAML or T
 
     try:
         config = load_campaign_config(path)
-    except USER_ERRORS as error:
+    except PATH_ERRORS as error:
         fail(error)
     for line in describe_config(config):
         console.print(line, highlight=False)
@@ -150,6 +161,8 @@ def run(
 
     started = time.perf_counter()
     try:
+        if workers is not None:
+            check_workers(workers)
         config = load_campaign_config(path, name=name)
         if iterations is not None:
             stopping = config.stopping.model_copy(update={"max_iterations": iterations})
@@ -160,7 +173,7 @@ def run(
 
         check_reachable(config.executor, database_url())  # before anything is stored
         register_campaign(None, config)
-    except _campaign_errors() as error:
+    except (*_campaign_errors(), *PATH_ERRORS) as error:
         fail(error)
     console.print(f"campaign {config.name!r} registered; running")
     try:
@@ -187,7 +200,7 @@ def register(
 
         check_reachable(config.executor, database_url())  # before anything is stored
         register_campaign(None, config)
-    except _campaign_errors() as error:
+    except (*_campaign_errors(), *PATH_ERRORS) as error:
         fail(error)
     console.print(
         f"campaign {config.name!r} registered; run it with `interphase campaign resume "
@@ -202,7 +215,9 @@ def resume(
     """Continue a campaign at its first unfinished step (after a crash, Ctrl-C or stop)."""
     started = time.perf_counter()
     try:
-        open_database()
+        if workers is not None:
+            check_workers(workers)
+        open_database(create=False)
         outcome = _run_flow(name, iterations, workers)
     except _campaign_errors() as error:
         fail(error)
@@ -216,14 +231,15 @@ def list_campaigns() -> None:
     from interphase.db.session import transaction
 
     try:
-        open_database()
+        open_database(create=False)
         with transaction(read_only=True) as session:
             rows = campaign_list(session)
     except USER_ERRORS as error:
         fail(error)
     table = Table(
-        "name", "state", "iterations", "stopped because", "last activity (UTC)", "held by"
-    )
+        Column("name", overflow="fold"),  # never cut: `campaign show` needs all of it
+        "state", "iterations", "stopped because", "last activity (UTC)", "held by",
+    )  # fmt: skip
     for row in rows:
         table.add_row(
             row["name"], row["state"], str(row["iterations"]), row["stop_reason"] or "",
@@ -240,14 +256,17 @@ def show(name: NameArgument) -> None:
     from interphase.db.session import transaction
 
     try:
-        open_database()
+        open_database(create=False)
         with transaction(read_only=True) as session:
             campaign = find_campaign(session, name)
             rows = campaign_rows(session, campaign)
             lines = campaign_story(session, name)
     except _campaign_errors() as error:
         fail(error)
-    console.print(iteration_table(name, rows))
+    table = iteration_table(name, rows)
+    table.title = None  # the name goes on a line of its own, where it is never wrapped
+    console.print(f"campaign {name}", style="bold", highlight=False)
+    console.print(table)
     for line in lines:
         console.print(line, highlight=False)
 
@@ -258,7 +277,7 @@ def stop(name: NameArgument) -> None:
     from interphase.campaign.run import request_stop
 
     try:
-        open_database()
+        open_database(create=False)
         state = request_stop(None, name)
     except _campaign_errors() as error:
         fail(error)
@@ -279,7 +298,7 @@ def delete(
     from interphase.campaign.delete import delete_campaign
 
     try:
-        open_database()
+        open_database(create=False)
         planned = delete_campaign(None, name, dry_run=True)
         for line in planned.lines():
             console.print(line, markup=False, highlight=False)
@@ -311,7 +330,7 @@ def export(
     try:
         if fmt not in ("paper-json", "extxyz"):
             raise ValueError(f"--format must be paper-json or extxyz; got {fmt!r}")
-        open_database()
+        open_database(create=False)
         with transaction(read_only=True) as session:
             campaign_id = find_campaign(session, name).id
         target = output or Path(f"{name}.{'json' if fmt == 'paper-json' else 'extxyz'}")

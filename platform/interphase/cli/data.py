@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from interphase.cli.common import (
+    PATH_ERRORS,
     USER_ERRORS,
     console,
     fail,
@@ -55,7 +56,7 @@ def import_(
                 progress=lambda n: bar.update(task, completed=n),
                 campaign=campaign,
             )
-    except USER_ERRORS as error:
+    except PATH_ERRORS as error:
         fail(error)
     console.print(
         f"read {report.n_read:,} entries: {report.n_new_structures:,} new structures, "
@@ -82,7 +83,7 @@ def export(
     from interphase.io.export import export_dataset
 
     try:
-        open_database()
+        open_database(create=False)
         with interrupt_on_sigterm():
             report = export_dataset(out, fmt, level=level)
     except USER_ERRORS as error:

@@ -13,6 +13,7 @@ import typer
 from ase.units import Hartree
 from rich.table import Table
 
+from interphase.cli.arguments import MAX_ROW_ID
 from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
 from interphase.db.session import transaction
 from interphase.records import XTB_LEVEL
@@ -20,7 +21,11 @@ from interphase.records import XTB_LEVEL
 if TYPE_CHECKING:
     from interphase.gpr.fit import SubsetFit
 
-app = typer.Typer(help="Local Gaussian-process regressions (paper 002).", no_args_is_help=True)
+app = typer.Typer(
+    help="Local Gaussian-process regressions per subset: fit, select uncertain candidates, "
+    "augment with GP-labeled copies (GPR-ANN).",
+    no_args_is_help=True,
+)
 
 HARTREE_TO_MEV = Hartree * 1000.0
 
@@ -161,7 +166,9 @@ def select_candidates(
     min_rmsd: Annotated[
         float, typer.Option(min=0.0, help="Minimum RMSD (Å) between two picks of one subset.")
     ] = 0.01,
-    campaign: Annotated[int | None, typer.Option(help="Campaign id of candidates.")] = None,
+    campaign: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ROW_ID, help="Campaign id of candidates.")
+    ] = None,
 ) -> None:
     """Score unlabeled structures with their subset GP and queue the uncertain ones.
 

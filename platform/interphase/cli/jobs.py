@@ -1,4 +1,7 @@
-"""``interphase jobs``: create, list, inspect, cancel, resubmit and run labeling jobs."""
+"""``interphase jobs``: create, list, inspect, cancel and resubmit labeling jobs.
+
+``jobs run`` is :mod:`interphase.cli.jobs_run`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,27 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
+from interphase.cli.arguments import (
+    check_campaign,
+    check_engine,
+    impossible_ids,
+    setting_assignments,
+)
+from interphase.cli.common import (
+    USER_ERRORS,
+    console,
+    err_console,
+    fail,
+    one_line,
+    open_database,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from interphase.db.models import JobAttempt
     from interphase.labeling.jobs import JobFilter
 
@@ -31,6 +50,12 @@ MessageOption = Annotated[
     str | None, typer.Option(help="Only jobs whose last error message contains this text.")
 ]
 IdsArgument = Annotated[list[int] | None, typer.Argument(help="Job ids (or select by options).")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Setting to change, key=value (JSON value); repeatable."),
+]
+#: Characters of a job's last error message that `jobs list` shows.
+MESSAGE_CHARS = 60
 
 
 def _filter(
@@ -51,6 +76,11 @@ def _filter(
         raise JobSelectionError(
             f"unknown state {state!r}; choose {', '.join(s.value for s in JobState)}"
         ) from None
+    missing = impossible_ids(ids or [])
+    if missing:
+        raise JobSelectionError(f"no jobs with ids {missing[:10]}")
+    check_campaign(campaign)
+    check_engine(engine)
     return JobFilter(
         ids=tuple(ids or ()),
         state=job_state,
@@ -74,30 +104,46 @@ def list_jobs(
     level: LevelOption = None,
     engine: EngineOption = None,
     message: MessageOption = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many jobs.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Show at most this many jobs (the newest).")
+    ] = 100,
 ) -> None:
-    """Jobs with their state, attempts and last error, oldest first."""
+    """Jobs with their structure, state, attempts and last error, newest first."""
+    from interphase.db.models import LabelingJob
     from interphase.db.session import transaction
+    from interphase.labeling.jobs import count_matching
 
     try:
-        open_database()
+        open_database(create=False)
         selection = _filter(None, state, error_class, campaign, level, engine, message)
-        with transaction() as session:
-            jobs = session.scalars(selection.query().limit(limit)).all()
-            table = Table("id", "state", "level", "engine", "attempts", "error class", "worker")
+        with transaction(read_only=True) as session:
+            newest_first = selection.query().order_by(None).order_by(LabelingJob.id.desc())
+            jobs = session.scalars(newest_first.limit(limit)).all()
+            matching = count_matching(session, selection)
+            table = Table(
+                "id", "structure", "state", "level", "engine", "attempts", "error class",
+                "message", "worker",
+            )  # fmt: skip
             for job in jobs:
                 table.add_row(
-                    str(job.id),
-                    job.state.value,
-                    job.level.name,
-                    job.level.engine or "",
-                    str(job.attempt),
-                    job.error_class or "",
-                    job.worker or "",
-                )
+                    str(job.id), str(job.structure_id), job.state.value, job.level.name,
+                    job.level.engine or "", str(job.attempt), job.error_class or "",
+                    _short(job.error_message), job.worker or "",
+                )  # fmt: skip
     except USER_ERRORS as error:
         fail(error)
     console.print(table)
+    if matching > len(jobs):
+        console.print(
+            f"the newest {len(jobs):,} of {matching:,} matching jobs; "
+            "--limit N shows more, `jobs show ID` one in full"
+        )
+
+
+def _short(message: str | None) -> str:
+    """A job's last error message on one line, cut to :data:`MESSAGE_CHARS` characters."""
+    text = one_line(message or "").strip()
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
 @app.command()
@@ -107,14 +153,16 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:
     from interphase.db.session import transaction
 
     try:
-        open_database()
-        with transaction() as session:
-            job = session.get(LabelingJob, job_id)
+        open_database(create=False)
+        with transaction(read_only=True) as session:
+            job = None if impossible_ids([job_id]) else session.get(LabelingJob, job_id)
             if job is None:
                 raise KeyError(f"no labeling job with id {job_id}")
             console.print(
-                f"job {job.id}: [bold]{job.state.value}[/] · level {job.level.name} "
-                f"({job.level.engine}) · structure {job.structure_id} · reason {job.reason.value}"
+                f"job {job.id}: [bold]{job.state.value}[/] · level {escape(job.level.name)} "
+                f"({escape(str(job.level.engine))}) · structure {job.structure_id} · "
+                f"reason {job.reason.value}",
+                markup=True,
             )
             console.print(f"settings: {json.dumps(job.settings, sort_keys=True)}", markup=False)
             if job.error_class:
@@ -127,12 +175,15 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:
 
 def _print_attempt(attempt: JobAttempt) -> None:
     wall = "" if attempt.wall_time_s is None else f" · {attempt.wall_time_s:.2f} s"
-    console.print(
-        f"attempt {attempt.number}: [bold]{attempt.state.value}[/] · "
+    details = (
         f"trigger {attempt.trigger or '?'} · {attempt.engine} "
         f"{attempt.engine_version or ''} · worker {attempt.worker or attempt.host} · "
-        f"pid {attempt.pid} · exit {attempt.exit_code}{wall}",
+        f"pid {attempt.pid} · exit {attempt.exit_code}{wall}"
+    )
+    console.print(
+        f"attempt {attempt.number}: [bold]{attempt.state.value}[/] · {escape(details)}",
         soft_wrap=True,
+        markup=True,
     )
     console.print(
         f"  settings: {json.dumps(attempt.settings, sort_keys=True)}",
@@ -148,9 +199,9 @@ def _print_attempt(attempt: JobAttempt) -> None:
     elif attempt.error_message:
         console.print(f"  note: {attempt.error_message}", soft_wrap=True, markup=False)
     if attempt.log_tail:
-        console.rule(f"log tail of attempt {attempt.number}")
-        console.print(attempt.log_tail, markup=False, highlight=False)
-        console.rule()
+        console.print(f"--- log tail of attempt {attempt.number} ---", highlight=False)
+        console.print(attempt.log_tail, highlight=False)
+        console.print("---", highlight=False)
 
 
 @app.command()
@@ -162,10 +213,7 @@ def resubmit(
     level: LevelOption = None,
     engine: EngineOption = None,
     message: MessageOption = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Setting to change, key=value (JSON value); repeatable."),
-    ] = None,
+    set_: SetOption = None,
     unset: Annotated[
         list[str] | None, typer.Option("--unset", help="Setting to remove; repeatable.")
     ] = None,
@@ -175,20 +223,21 @@ def resubmit(
     Each resubmitted job starts a fresh retry budget; its history is kept.
     """
     from interphase.db.session import transaction
-    from interphase.labeling.jobs import JobSelectionError, count_matching, parse_assignments
+    from interphase.labeling.jobs import JobSelectionError, count_matching
     from interphase.labeling.jobs import resubmit_jobs as resubmit_selected
 
     try:
-        open_database()
+        open_database(create=False)
         selection = _filter(ids, state, error_class, campaign, level, engine, message)
         if selection.is_empty():
             raise JobSelectionError(
                 "give job ids or select with --state/--error-class/--campaign/--level/--engine"
             )
-        changes = parse_assignments(set_ or [])
+        changes = setting_assignments(set_ or [])
         with transaction() as session:
+            matching = count_matching(session, selection)  # before: resubmitting changes states
             resubmitted = resubmit_selected(session, selection, changes, unset or ())
-            skipped = count_matching(session, selection) - len(resubmitted)
+            skipped = matching - len(resubmitted)
     except USER_ERRORS as error:
         fail(error)
     console.print(f"resubmitted {len(resubmitted)} job(s): {_shown(resubmitted)}")
@@ -217,15 +266,16 @@ def cancel(
     from interphase.labeling.jobs import JobSelectionError, cancel_jobs, count_matching
 
     try:
-        open_database()
+        open_database(create=False)
         selection = _filter(ids, state, error_class, campaign, level, engine, message)
         if selection.is_empty():
             raise JobSelectionError(
                 "give job ids or select with --state/--error-class/--campaign/--level/--engine"
             )
         with transaction() as session:
+            matching = count_matching(session, selection)  # before: cancelling changes states
             cancelled = cancel_jobs(session, selection)
-            skipped = count_matching(session, selection) - len(cancelled)
+            skipped = matching - len(cancelled)
     except USER_ERRORS as error:
         fail(error)
     console.print(f"cancelled {len(cancelled)} job(s): {_shown(cancelled)}")
@@ -233,74 +283,6 @@ def cancel(
         console.print(
             f"skipped {skipped} matching job(s) that are running, succeeded or cancelled already"
         )
-
-
-@app.command()
-def run(
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    engine: EngineOption = None,
-    level: LevelOption = None,
-    lease_s: Annotated[
-        float, typer.Option(help="Lease length (s); at least 5, renewed every quarter.")
-    ] = 300.0,
-    time_limit_s: Annotated[
-        float | None, typer.Option(help="Default wall-time limit per isolated job (s).")
-    ] = 24 * 3600.0,
-    memory_limit_mb: Annotated[
-        float | None, typer.Option(help="Default memory limit per isolated job (MB).")
-    ] = None,
-    retry: Annotated[bool, typer.Option(help="Apply the automatic retry policy.")] = True,
-) -> None:
-    """Drain the pending jobs with a progress bar.
-
-    Ctrl-C or SIGTERM stops the running calculations and puts their jobs back to
-    pending at once (exit status 130 or 143).
-    """
-    from sqlalchemy.exc import NoResultFound
-
-    from interphase.cli.common import progress
-    from interphase.db.api import level_id as find_level_id
-    from interphase.labeling.options import WorkerOptions
-    from interphase.labeling.retry import RetryPolicy
-    from interphase.labeling.signals import WorkerInterrupted
-    from interphase.labeling.workers import WorkersFailedError, run_workers
-
-    try:
-        options = WorkerOptions(
-            lease_s=lease_s,
-            time_limit_s=time_limit_s,
-            memory_limit_mb=memory_limit_mb,
-            retry=RetryPolicy() if retry else RetryPolicy.no_retries(),
-        )
-        open_database()
-        try:
-            level_id = find_level_id(None, level) if level is not None else None
-        except NoResultFound:
-            raise KeyError(f"no level of theory named {level!r} in the database") from None
-        with progress("jobs") as bar:
-            task = bar.add_task("labeling", total=None)
-
-            def update(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            report = run_workers(
-                None, workers, engine=engine, level_id=level_id, options=options, progress=update
-            )
-    except USER_ERRORS as error:
-        fail(error)
-    except WorkerInterrupted as stop:
-        err_console.print(f"{stop}", soft_wrap=True, markup=False)
-        raise typer.Exit(code=stop.exit_status) from None
-    except WorkersFailedError as error:
-        err_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
-    if report is not None:
-        err_console.print(
-            f"succeeded {report.succeeded}, already labeled {report.already_labeled}, "
-            f"failed {report.failed}, retried {report.retried}, abandoned {report.abandoned}"
-        )
-    else:
-        err_console.print("workers finished; see `interphase jobs list`")
 
 
 @app.command()
@@ -313,17 +295,27 @@ def create(
         str | None, typer.Option(help="Only structures made by this generator.")
     ] = None,
     campaign: CampaignOption = None,
+    set_: SetOption = None,
 ) -> None:
-    """Queue labeling jobs for structures with no label or job at the level yet."""
+    """Queue labeling jobs for structures with no label or job at the level yet.
+
+    `interphase structures list` shows the structures and their ids.
+    """
     from interphase.db.session import transaction
-    from interphase.labeling.jobs import queue_labeling_jobs
+    from interphase.labeling.jobs import JobSelectionError, queue_labeling_jobs
 
     try:
+        changes = setting_assignments(set_ or [])
+        missing = impossible_ids(ids or [])
+        if missing:
+            raise JobSelectionError(f"no structures with ids {missing[:10]}")
+        check_campaign(campaign)
         open_database()
         with transaction() as session:
             queued = queue_labeling_jobs(
                 session, level, structure_ids=ids or (), generator=generator, campaign=campaign
             )
+            _apply_settings(session, level, queued.job_ids, changes)
     except USER_ERRORS as error:
         fail(error)
     if queued.skipped:
@@ -337,3 +329,32 @@ def create(
         f"queued {len(queued.job_ids)} job(s) at {level} "
         f"({queued.job_ids[0]}…{queued.job_ids[-1]}); run them with `interphase jobs run`"
     )
+    if changes:
+        console.print(f"with settings {json.dumps(changes, sort_keys=True)}")
+
+
+def _apply_settings(
+    session: Session, level: str, job_ids: list[int], changes: dict[str, object]
+) -> None:
+    """``changes`` applied to the new jobs' settings, checked against the level's engine.
+
+    Checked even when no job was queued, so a bad ``--set`` is always an error.
+
+    Raises
+    ------
+    JobSettingsError
+        For a key or value the engine (or the queue) does not take.
+    """
+    from sqlalchemy import select
+
+    from interphase.db.models import LabelingJob, LevelOfTheory
+    from interphase.labeling.settings import changed_settings
+
+    if not changes:
+        return
+    engine = session.scalar(select(LevelOfTheory.engine).where(LevelOfTheory.name == level))
+    changed_settings({}, changes, (), engine)
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start : start + 500]
+        for job in session.scalars(select(LabelingJob).where(LabelingJob.id.in_(chunk))):
+            job.settings = changed_settings(job.settings, changes, (), job.level.engine)

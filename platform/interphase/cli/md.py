@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from interphase.cli.arguments import impossible_ids
 from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def _structure_from_database(spec: str) -> Atoms:
         structure_id = int(spec.removeprefix("db:"))
     except ValueError:
         raise ValueError(f"{spec!r}: expected db:ID with an integer structure id") from None
-    open_database()
-    with transaction() as session:
-        row = session.get(Structure, structure_id)
+    open_database(create=False)
+    with transaction(read_only=True) as session:
+        row = None if impossible_ids([structure_id]) else session.get(Structure, structure_id)
         if row is None:
             raise KeyError(f"no structure with id {structure_id} in the database")
         atoms = Atoms(

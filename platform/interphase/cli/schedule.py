@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from interphase.cli.arguments import check_workers
 from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
@@ -94,6 +95,11 @@ def schedule(
     from interphase.campaign.schedules import set_schedule
     from interphase.db.session import transaction
 
+    try:
+        spec = _spec(name, cron, interval, iterations_per_run, timezone)
+        open_database(create=False)  # before Prefect, which keeps its home in the data dir
+    except _errors() as error:
+        fail(error)
     _prefect()
     from interphase_flows.schedule import (
         WorkPoolMissingError,
@@ -105,8 +111,6 @@ def schedule(
 
     refusals: tuple[type[Exception], ...] = (*_errors(), WorkPoolMissingError)
     try:
-        spec = _spec(name, cron, interval, iterations_per_run, timezone)
-        open_database()
         next_runs(spec, n=1)  # Prefect reads the cron expression
         pool = None
         with transaction() as session:
@@ -151,16 +155,16 @@ def schedules(
     from interphase.campaign.schedules import active_schedules
     from interphase.db.session import transaction
 
-    _prefect()
-    from interphase_flows.schedule import api_errors, next_runs, recent_runs
-
     try:
-        open_database()
+        open_database(create=False)  # before Prefect, which keeps its home in the data dir
         with transaction(read_only=True) as session:
             specs = active_schedules(session)
             states = {s.campaign: find_campaign(session, s.campaign).state for s in specs}
     except _errors() as error:
         fail(error)
+    _prefect()
+    from interphase_flows.schedule import api_errors, next_runs, recent_runs
+
     if not specs:
         console.print("nothing is scheduled (add one with `interphase campaign schedule NAME ...`)")
         return
@@ -174,13 +178,13 @@ def schedules(
     with _tick_api() as url:
         if url is None:
             console.print(
-                "[dim]no Prefect server is up; ticks show while `interphase serve` runs[/]"
+                "no Prefect server is up; ticks show while `interphase serve` runs", style="dim"
             )
             return
         try:
             runs = recent_runs(limit=200)
         except api_errors() as error:
-            err_console.print(f"[dim]could not read ticks from {url}: {error}[/]")
+            err_console.print(f"could not read ticks from {url}: {error}", style="dim")
             return
     for spec in specs:
         skipped = [run for run in runs if run.campaign == spec.campaign and run.skipped]
@@ -200,11 +204,14 @@ def unschedule(name: NameArgument) -> None:
     from interphase.campaign.schedules import remove_schedule
     from interphase.db.session import transaction
 
+    try:
+        open_database(create=False)  # before Prefect, which keeps its home in the data dir
+    except _errors() as error:
+        fail(error)
     _prefect()
     from interphase_flows.schedule import api_errors, delete_deployment
 
     try:
-        open_database()
         with transaction() as session:
             removed = remove_schedule(session, name)
             deleted = bool(os.environ.get("PREFECT_API_URL")) and delete_deployment(name)
@@ -242,7 +249,9 @@ def serve(
     from interphase.db.session import transaction
 
     try:
-        open_database()
+        if workers is not None:
+            check_workers(workers)
+        open_database(create=False)
         with transaction(read_only=True) as session:
             specs = active_schedules(session)
         if not specs:
@@ -270,7 +279,7 @@ def serve(
                     f"next {_when(next_runs(spec, 1)[0])}",
                     highlight=False,
                 )
-            console.print("[dim]Ctrl-C stops[/]")
+            console.print("Ctrl-C stops", style="dim")
             serve_schedules(
                 specs, data_dir=_data_dir(), api_url=api_url, report=_report_tick, workers=workers
             )

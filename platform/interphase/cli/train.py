@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from interphase.cli.arguments import impossible_ids
 from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def epoch_line(report: EpochReport, epochs: int) -> str:
         )
     if shown.charge_rmse_e is not None:
         parts.append(f"q {shown.charge_rmse_e:.3f} e")
-    return "  ".join(parts) + ("  [green]best[/]" if report.is_best else "")
+    return "  ".join(parts) + ("  best" if report.is_best else "")
 
 
 def _pair(mae: float | None, rmse: float | None, count: int, digits: int) -> str:
@@ -174,7 +175,7 @@ def evaluate(
         if data is None:
             from interphase.db.session import transaction
 
-            open_database()
+            open_database(create=False)
             with transaction(read_only=True) as session:
                 examples = database_examples(session, potential)
         else:
@@ -192,7 +193,7 @@ def evaluate(
 
 def _model_path(spec: str) -> Path:
     """A model file path, or the newest artifact of training run ``spec`` (an integer)."""
-    if not spec.isdigit():
+    if not (spec.isascii() and spec.isdigit()):
         path = Path(spec)
         if not path.exists():
             raise FileNotFoundError(f"model file {spec} does not exist (or give a run id)")
@@ -200,9 +201,10 @@ def _model_path(spec: str) -> Path:
     from interphase.db.models import TrainingRun
     from interphase.db.session import database_url, redacted_url, transaction
 
-    open_database()
+    open_database(create=False)
     with transaction(read_only=True) as session:
-        run = session.get(TrainingRun, int(spec))
+        beyond = len(spec) > 19 or impossible_ids([int(spec)])  # no row has such an id
+        run = None if beyond else session.get(TrainingRun, int(spec))
         if run is None:
             raise ValueError(
                 f"there is no training run {spec} in the database {redacted_url(database_url())}"
