@@ -43,9 +43,9 @@ def chromium_or_skip() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
@@ -59,21 +59,30 @@ class DashboardServer:
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str], unset: tuple[str, ...] = ()) -> Iterator[DashboardServer]:
-    """Start ``python -m interphase.cli dashboard --port <free>``; stop it (SIGTERM) after.
+def dashboard_server(
+    env: dict[str, str],
+    unset: tuple[str, ...] = (),
+    *,
+    host: str = "127.0.0.1",
+    prefix: tuple[str, ...] = (),
+) -> Iterator[DashboardServer]:
+    """Start ``python -m interphase.cli dashboard --host <host> --port <free>``; stop it after.
 
-    ``env`` is added to this process's environment, less the variables in ``unset``.
+    ``env`` is added to this process's environment, less the variables in ``unset``;
+    ``prefix`` is a command the dashboard runs under (e.g. ``unshare``).
     """
-    port = free_port()
+    bare = host.strip("[]")  # --host takes an IPv6 address with or without brackets
+    port = free_port(bare)
     environment = {k: v for k, v in {**os.environ, **env}.items() if k not in unset}
+    command = [sys.executable, "-m", "interphase.cli", "dashboard", "--host", host]
     process = subprocess.Popen(
-        [sys.executable, "-m", "interphase.cli", "dashboard", "--port", str(port)],
+        [*prefix, *command, "--port", str(port)],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = DashboardServer(f"http://127.0.0.1:{port}", process)
+    server = DashboardServer(f"http://{f'[{bare}]' if ':' in bare else bare}:{port}", process)
     try:
         deadline = time.monotonic() + 120
         while True:

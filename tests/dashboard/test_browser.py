@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from interphase.db.models import JobState
@@ -181,6 +182,10 @@ def test_resubmit_failed_jobs_through_the_page(
         done = tab.locator("#write-result .message.ok")
         done.wait_for()
         assert f"Resubmitted 2 jobs: {chosen[0]}, {chosen[1]}" in done.inner_text()
+        # The write used up the ticks: none is left, and the count says so (not "2").
+        tab.wait_for_function("() => document.getElementById('selected-count').textContent === '0'")
+        for job_id in chosen:
+            assert not tab.is_checked(f'#jobs-live input[name=ids][value="{job_id}"]')
         screenshot(tab, tmp_path, "resubmit-done")
         for job_id in chosen:
             job, attempts = job_and_attempts(local_env, job_id)
@@ -251,3 +256,30 @@ RECORD_SUCCEEDED = """
   });
 }
 """
+
+
+def test_the_3d_view_draws_li_and_o_in_their_legend_colours(
+    local_env: str, server_env: dict[str, str], tmp_path: Path, page: tuple[Any, PageProblems]
+) -> None:
+    """Li violet and O red on the canvas (3Dmol's own default drew both red)."""
+    from PIL import Image
+
+    from tests.dashboard.test_element_colours import store_mixture
+
+    tab, problems = page
+    structure_id = store_mixture(local_env, ["Li", "O", "Li", "O", "Li", "O"])
+    with dashboard_server(server_env) as server:
+        tab.goto(server.url + f"/structures/{structure_id}")
+        tab.wait_for_selector("#viewer canvas")
+        tab.wait_for_timeout(500)  # one frame after the canvas appears
+        shot = tmp_path / "viewer.png"
+        tab.locator("#viewer").screenshot(path=str(shot))
+        legend = [" ".join(t.split()) for t in tab.locator("#element-legend li").all_inner_texts()]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    red, green, blue = pixels.T
+    violet = (blue > 150) & (red > 100) & (green < red - 30) & (green < blue - 30)
+    pure_red = (red > 150) & (green < 60) & (blue < 60)
+    assert violet.sum() > 200, "no violet Li on the canvas"
+    assert pure_red.sum() > 200, "no red O on the canvas"
+    assert legend == ["Li 3", "O 3"]
+    assert problems.errors == []

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from interphase.cli.common import USER_ERRORS, console, err_console, fail, open_database
+
+if TYPE_CHECKING:
+    from interphase.dashboard.security import DashboardToken
 
 
 class PortInUseError(ValueError):
@@ -35,9 +38,8 @@ def dashboard(
     """Serve the dashboard (jobs, structures, models, campaigns); writes need the token."""
     from interphase.dashboard.security import (
         TOKEN_HEADER,
-        TokenSource,
         configured_token,
-        is_loopback,
+        loopback_host_names,
         resolve_token,
     )
     from interphase.db.session import database_url, redacted_url
@@ -54,15 +56,36 @@ def dashboard(
 
     from interphase.dashboard.app import create_app
 
-    # Host names a page on this machine can be reached by (against DNS rebinding).
-    names = ["127.0.0.1", "localhost"] if is_loopback(host) and ":" not in host else None
-    app = create_app(token=token.value, allowed_hosts=names)
-    shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"interphase dashboard on http://{shown_host}:{port}/", soft_wrap=True)
-    console.print(f"database {redacted_url(database_url())}", soft_wrap=True)
+    # On loopback, only this machine's names are answered (against DNS rebinding).
+    names = loopback_host_names(host)
+    app = create_app(token=token.value, allowed_hosts=None if names is None else sorted(names))
+    bare = host.strip("[]")  # an IPv6 address may be given with or without brackets
+    shown_host = f"[{bare}]" if ":" in bare else bare
+    console.print(
+        f"interphase dashboard on http://{shown_host}:{port}/", soft_wrap=True, markup=False
+    )
+    console.print(f"database {redacted_url(database_url())}", soft_wrap=True, markup=False)
+    _print_token(token)
+    err_console.print(
+        f"reads are open; writes send the token as the {TOKEN_HEADER} header", style="dim"
+    )
+    uvicorn.run(app, host=bare, port=port, log_level="warning", access_log=False)
+
+
+def _print_token(token: DashboardToken) -> None:
+    """Where the write token comes from; a token made now is shown, once."""
+    from interphase.dashboard.security import TokenSource
+
     if token.source is TokenSource.created:
         console.print(
             f"write token (saved in {token.path}, mode 0600; shown once): {token.value}",
+            soft_wrap=True,
+            markup=False,
+        )
+    elif token.source is TokenSource.memory:
+        console.print(
+            f"write token (not saved: cannot write {token.path}: {token.problem}; valid while "
+            f"this dashboard runs; shown once): {token.value}",
             soft_wrap=True,
             markup=False,
         )
@@ -70,5 +93,3 @@ def dashboard(
         err_console.print(f"write token: in {token.path}", soft_wrap=True, markup=False)
     else:
         err_console.print("write token: from INTERPHASE_DASHBOARD_TOKEN")
-    err_console.print(f"[dim]reads are open; writes send the token as the {TOKEN_HEADER} header[/]")
-    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False)

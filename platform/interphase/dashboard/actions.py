@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError, SelectionChangedError
+from interphase.dashboard.params import optional_whole_number, whole_number
 from interphase.dashboard.queries.jobs import JobsQuery, matching_ids
 from interphase.labeling.jobs import JobFilter, JobSelectionError, parse_assignments, resubmit_jobs
 
@@ -55,7 +56,8 @@ class JobsWrite:
         Raises
         ------
         DashboardInputError
-            For an unknown scope, a non-numeric id, or no ticked job.
+            For an unknown scope, an id or count that is not a whole number in
+            range, text holding NUL, or no ticked job.
         """
 
         def one(name: str) -> str:
@@ -68,11 +70,12 @@ class JobsWrite:
             raise DashboardInputError(
                 f"unknown scope {one('scope')!r}; choose selected or matching"
             ) from None
-        try:
-            ids = tuple(int(value) for value in form.get("ids", []) if value.strip())
-            expected = int(one("expected_count")) if one("expected_count") else None
-        except ValueError as error:
-            raise DashboardInputError(f"job ids must be whole numbers ({error})") from None
+        ids = tuple(
+            whole_number(value.strip(), "a ticked job id")
+            for value in form.get("ids", [])
+            if value.strip()
+        )
+        expected = optional_whole_number(one("expected_count"), "expected_count")
         if scope is Scope.selected and not ids:
             raise DashboardInputError(
                 "no job is ticked: tick jobs in the table, or choose "
@@ -88,8 +91,18 @@ class JobsWrite:
         )
 
     def changes(self) -> dict[str, Any]:
-        """The settings overrides, parsed as ``jobs resubmit --set`` parses them."""
-        return parse_assignments(self.assignments)
+        """The settings overrides, parsed as ``jobs resubmit --set`` parses them.
+
+        Raises
+        ------
+        DashboardInputError
+            For a value nested too deeply to parse (the library's own refusals
+            are ValueErrors too).
+        """
+        try:
+            return parse_assignments(self.assignments)
+        except RecursionError:
+            raise DashboardInputError("a setting's value is nested too deeply") from None
 
 
 def job_filter(session: Session, write: JobsWrite) -> JobFilter:

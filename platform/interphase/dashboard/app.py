@@ -2,51 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from interphase.dashboard.database import DashboardState
 from interphase.dashboard.errors import (
     DashboardInputError,
     NotFoundError,
     NotRunningError,
+    RequestTooLargeError,
     SelectionChangedError,
+)
+from interphase.dashboard.middleware import (
+    SECURITY_HEADERS,
+    BodyLimit,
+    HostAllowList,
+    SameOrigin,
+    SecurityHeaders,
 )
 from interphase.dashboard.routes import campaigns, jobs, models, structures
 from interphase.dashboard.routes.common import WriteForbiddenError
 from interphase.dashboard.security import TOKEN_HEADER
-from interphase.dashboard.templating import is_fragment_request, render
+from interphase.dashboard.templating import error_page
 from interphase.db.session import database_url, redacted_url, session_factory
 
 STATIC_DIR = Path(__file__).parent / "static"
-
-#: Scripts only from this server, no inline script, no eval: a stored string that
-#: slipped past escaping still could not run.
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
-        "connect-src 'self'",
-        "font-src 'self' data:",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 
 def plotly_js_path() -> Path:
@@ -66,8 +52,8 @@ def create_app(
     token
         The write token every POST must carry in the ``X-Interphase-Token`` header.
     allowed_hosts
-        Host header values to accept (e.g. loopback names, against DNS rebinding);
-        None accepts any.
+        Host names to answer, any port (e.g. :func:`~interphase.dashboard.security.
+        loopback_host_names`, against DNS rebinding); None answers any.
     """
     resolved = database_url(url)
     app = FastAPI(title="interphase dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -82,20 +68,12 @@ def create_app(
     for module in (campaigns, jobs, structures, models):
         app.include_router(module.router)
     _add_error_pages(app)
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.method != "GET":
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
+    # Each add wraps the ones before: a request meets them in the reverse order.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SameOrigin)
     if allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+        app.add_middleware(HostAllowList, names=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -113,12 +91,31 @@ def _add_error_pages(app: FastAPI) -> None:
     def page(status: int, title: str) -> Callable[[Request, Exception], Response]:
         def handler(request: Request, error: Exception) -> Response:
             message = str(error.args[0]) if error.args else title
-            if is_fragment_request(request):
-                return render(request, "_message.html", {"kind": "error", "text": message}, status)
-            context = {"status": status, "title": title, "text": message}
-            return render(request, "error.html", context, status)
+            return error_page(request, status, title, message)
 
         return handler
+
+    def invalid(request: Request, error: Exception) -> Response:
+        """A path id that is not a row id is a page that cannot exist (404)."""
+        problems = error.errors() if isinstance(error, RequestValidationError) else []
+        in_path = any(problem.get("loc", ("",))[0] == "path" for problem in problems)
+        reasons = "; ".join(str(problem.get("msg", "")) for problem in problems)
+        if in_path:
+            return error_page(request, 404, "not found", f"no such page: {reasons}")
+        return error_page(request, 400, "cannot show that", reasons or "invalid request")
+
+    def server_error(request: Request, error: Exception) -> Response:
+        """The 500 page, with the security headers itself: it is answered outside all
+        middleware (the traceback still goes to the log)."""
+        text = "internal error: the dashboard's log has the details"
+        response = error_page(request, 500, "internal error", text)
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Exception, server_error)
+    app.add_exception_handler(RequestTooLargeError, page(413, "request too large"))
 
     app.add_exception_handler(DashboardInputError, page(400, "cannot show that"))
     app.add_exception_handler(NotFoundError, page(404, "not found"))

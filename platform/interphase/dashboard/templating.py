@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,41 @@ def element_symbols(numbers: list[int]) -> str:
     return " ".join(chemical_symbols[int(z)] for z in numbers)
 
 
+def format_reason(detail: Mapping[str, Any]) -> str:
+    """A job's ``reason_detail`` as a sentence, numbers to 3 significant figures.
+
+    ``{"gpr_model_id": 7, "predicted_std_per_atom_mev": 12.345678901234567,
+    "threshold_per_atom_mev": 5.0, …}`` → ``GP 7 predicted a std of 12.3 meV/atom
+    (threshold 5 meV/atom)``; other keys as ``key value``.
+    """
+    rest = dict(detail)
+    parts = []
+    if {"gpr_model_id", "predicted_std_per_atom_mev", "threshold_per_atom_mev"} & rest.keys():
+        model = rest.pop("gpr_model_id", None)
+        std = rest.pop("predicted_std_per_atom_mev", None)
+        threshold = rest.pop("threshold_per_atom_mev", None)
+        for duplicate in ("predicted_std_per_atom_hartree", "threshold_per_atom_hartree"):
+            rest.pop(duplicate, None)  # the same numbers in Hartree
+        who = "no GP" if model is None else f"GP {model}"
+        what = "no std" if std is None else f"a std of {_short(std)} meV/atom"
+        sentence = f"{who} predicted {what}"
+        if threshold is not None:
+            sentence += f" (threshold {_short(threshold)} meV/atom)"
+        parts.append(sentence)
+    if (rmsd := rest.pop("min_rmsd_angstrom", None)) is not None:
+        parts.append(f"picks at least {_short(rmsd)} Å apart")
+    parts += [f"{key.replace('_', ' ')} {_short(value)}" for key, value in sorted(rest.items())]
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, (str, int)):
+        return str(value)
+    return json.dumps(value, default=str)
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
@@ -97,6 +133,7 @@ def make_environment() -> Environment:
         seconds=format_seconds,
         number=format_number,
         pretty_json=pretty_json,
+        reason=format_reason,
         symbols=element_symbols,
     )
     return environment
@@ -121,3 +158,10 @@ def render(
         **context,
     )
     return HTMLResponse(page, status_code=status_code)
+
+
+def error_page(request: Request, status: int, title: str, text: str) -> HTMLResponse:
+    """A one-line error: a fragment for htmx, a page otherwise."""
+    if is_fragment_request(request):
+        return render(request, "_message.html", {"kind": "error", "text": text}, status)
+    return render(request, "error.html", {"status": status, "title": title, "text": text}, status)

@@ -1,4 +1,4 @@
-"""Labeling jobs for the dashboard: filtered pages, failure groups, stuck work, detail.
+"""Labeling jobs for the dashboard: filtered pages, stuck work, detail (failures: failures.py).
 
 Pages are keyset-paginated on the job id (newest first), so a page costs the
 same at job 100,000 as at job 1; every filter is an equality on an indexed
@@ -16,7 +16,9 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.params import optional_whole_number, text_value
 from interphase.dashboard.queries.distinct import distinct_values
+from interphase.dashboard.queries.job_settings import AppliedSettings, applied_settings
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
@@ -58,8 +60,7 @@ class JobsQuery:
         """
 
         def text(name: str) -> str | None:
-            value = (values.get(name) or "").strip()
-            return value or None
+            return text_value(values.get(name), name)
 
         state = text("state")
         if state is not None and state not in JobState.__members__:
@@ -67,8 +68,8 @@ class JobsQuery:
                 f"unknown job state {state!r}; choose {', '.join(JobState.__members__)}"
             )
         return cls(
-            campaign=_int_or_none(text("campaign"), "campaign"),
-            iteration=_int_or_none(text("iteration"), "iteration"),
+            campaign=optional_whole_number(values.get("campaign"), "campaign"),
+            iteration=optional_whole_number(values.get("iteration"), "iteration"),
             level=text("level"),
             engine=text("engine"),
             state=JobState(state) if state is not None else None,
@@ -106,20 +107,12 @@ class JobsQuery:
         return where
 
 
-def _int_or_none(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise DashboardInputError(f"{name} must be an id (a whole number), got {value!r}") from None
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(query: JobsQuery, *columns: Any) -> Select[Any]:
+def filtered(query: JobsQuery, *columns: Any) -> Select[Any]:
+    """``columns`` of the jobs matching ``query`` (joined with their level of theory)."""
     return (
         select(*columns)
         .select_from(LabelingJob)
@@ -146,6 +139,8 @@ class JobRow:
     message: str | None
     worker: str | None
     updated_at: datetime | None
+    wall_time_s: float | None = None  # the latest attempt's; while it runs, so far
+    wall_time_running: bool = False  # the latest attempt has not finished
 
 
 @dataclass(frozen=True)
@@ -164,11 +159,11 @@ class JobPage:
 
 def matching_ids(session: Session, query: JobsQuery) -> list[int]:
     """Ids of every job the filter matches, oldest first."""
-    return list(session.scalars(_filtered(query, LabelingJob.id).order_by(LabelingJob.id)))
+    return list(session.scalars(filtered(query, LabelingJob.id).order_by(LabelingJob.id)))
 
 
 def count_jobs(session: Session, query: JobsQuery) -> int:
-    return int(session.scalar(_filtered(query, func.count(LabelingJob.id))) or 0)
+    return int(session.scalar(filtered(query, func.count(LabelingJob.id))) or 0)
 
 
 def job_page(
@@ -197,7 +192,7 @@ def job_page(
         LabelingJob.updated_at,
     )
     rows_query = (
-        _filtered(query, *columns)
+        filtered(query, *columns)
         .outerjoin(Campaign, LabelingJob.campaign_id == Campaign.id)
         .outerjoin(Iteration, LabelingJob.iteration_id == Iteration.id)
     )
@@ -209,7 +204,7 @@ def job_page(
         if before is not None:
             rows_query = rows_query.where(LabelingJob.id < before)
         found = session.execute(rows_query.order_by(LabelingJob.id.desc()).limit(size)).all()
-    rows = [JobRow(*row) for row in found]
+    rows = _with_wall_times(session, [JobRow(*row) for row in found])
     newer = older = None
     if rows:
         if _exists(session, query, LabelingJob.id > rows[0].id):
@@ -219,8 +214,35 @@ def job_page(
     return JobPage(rows, count_jobs(session, query), newer, older)
 
 
+def _with_wall_times(session: Session, rows: list[JobRow]) -> list[JobRow]:
+    """``rows`` with the wall time of each job's latest attempt (elapsed, if it runs)."""
+    latest: dict[int, tuple[int, float | None, datetime | None, datetime | None]] = {}
+    attempts = select(
+        JobAttempt.job_id,
+        JobAttempt.number,
+        JobAttempt.wall_time_s,
+        JobAttempt.started_at,
+        JobAttempt.finished_at,
+    ).where(JobAttempt.job_id.in_([row.id for row in rows]))
+    for job_id, number, wall_s, started, finished in session.execute(attempts):
+        if job_id not in latest or number > latest[job_id][0]:
+            latest[job_id] = (number, wall_s, as_utc(started), finished)
+    now = datetime.now(UTC)
+    timed = []
+    for row in rows:
+        if row.id not in latest:
+            timed.append(row)
+            continue
+        _, wall_s, began, finished = latest[row.id]
+        running = wall_s is None and finished is None and row.state is JobState.running
+        if running and began is not None:
+            wall_s = (now - began).total_seconds()
+        timed.append(replace(row, wall_time_s=wall_s, wall_time_running=running))
+    return timed
+
+
 def _exists(session: Session, query: JobsQuery, condition: ColumnElement[bool]) -> bool:
-    return session.scalar(_filtered(query, LabelingJob.id).where(condition).limit(1)) is not None
+    return session.scalar(filtered(query, LabelingJob.id).where(condition).limit(1)) is not None
 
 
 def state_counts(session: Session, query: JobsQuery) -> dict[JobState, int]:
@@ -229,32 +251,10 @@ def state_counts(session: Session, query: JobsQuery) -> dict[JobState, int]:
     counts: dict[JobState, int] = {
         state: int(n)
         for state, n in session.execute(
-            _filtered(without_state, LabelingJob.state, func.count()).group_by(LabelingJob.state)
+            filtered(without_state, LabelingJob.state, func.count()).group_by(LabelingJob.state)
         )
     }
     return {state: int(counts.get(state, 0)) for state in JobState}
-
-
-@dataclass(frozen=True)
-class FailureGroup:
-    """Failed jobs sharing an error class and message."""
-
-    error_class: str | None
-    message: str | None
-    count: int
-
-
-def failure_groups(session: Session, query: JobsQuery, limit: int = 15) -> list[FailureGroup]:
-    """What is failing: failed jobs under the filter grouped by (error class, message)."""
-    failed = replace(query, state=JobState.failed)
-    message = LabelingJob.error_message
-    rows = session.execute(
-        _filtered(failed, LabelingJob.error_class, message, func.count())
-        .group_by(LabelingJob.error_class, message)
-        .order_by(func.count().desc(), LabelingJob.error_class)
-        .limit(limit)
-    ).all()
-    return [FailureGroup(error_class, text, int(n)) for error_class, text, n in rows]
 
 
 @dataclass(frozen=True)
@@ -351,6 +351,11 @@ class JobDetail:
     @property
     def is_live(self) -> bool:
         return self.job.state in (JobState.pending, JobState.running)
+
+    @property
+    def applied(self) -> AppliedSettings:
+        """The settings the job runs with (its own and the defaults it leaves in place)."""
+        return applied_settings(self.level.engine, self.job.settings)
 
 
 def job_detail(session: Session, job_id: int) -> JobDetail | None:

@@ -17,7 +17,8 @@ import numpy as np
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.elements import LegendEntry, element_legend
+from interphase.dashboard.params import optional_whole_number, text_value
 from interphase.dashboard.queries.distinct import distinct_values
 from interphase.db import membership
 from interphase.db.api import lineage, record_from_row
@@ -49,13 +50,11 @@ class StructuresQuery:
 
     @classmethod
     def parse(cls, values: Mapping[str, str]) -> StructuresQuery:
-        def text(name: str) -> str | None:
-            return (values.get(name) or "").strip() or None
-
-        campaign = text("campaign")
-        if campaign is not None and not campaign.isdigit():
-            raise DashboardInputError(f"campaign must be an id (a whole number), got {campaign!r}")
-        return cls(text("generator"), int(campaign) if campaign else None, text("formula"))
+        return cls(
+            text_value(values.get("generator"), "generator"),
+            optional_whole_number(values.get("campaign"), "campaign"),
+            text_value(values.get("formula"), "formula"),
+        )
 
     def params(self, **overrides: Any) -> dict[str, str]:
         values: dict[str, Any] = {
@@ -213,15 +212,20 @@ class StructureDetail:
     n_children: int
 
     def viewer_data(self) -> dict[str, Any]:
-        """Symbols, positions (Å) and cell (Å) for the 3D view."""
+        """Symbols, positions (Å), cell (Å) and element colours for the 3D view."""
         record = self.record
         return {
             "symbols": record.symbols,
+            "colors": {entry.symbol: entry.color for entry in self.legend()},
             "positions": np.asarray(record.positions_angstrom, dtype=float).round(6).tolist(),
             "cell": None
             if record.cell_angstrom is None or not record.is_periodic
             else np.asarray(record.cell_angstrom, dtype=float).round(6).tolist(),
         }
+
+    def legend(self) -> list[LegendEntry]:
+        """The elements of the 3D view with their colours."""
+        return element_legend(list(self.record.symbols))
 
 
 def structure_detail(session: Session, structure_id: int) -> StructureDetail | None:

@@ -13,6 +13,7 @@ from interphase.dashboard.campaign_charts import (
 )
 from interphase.dashboard.database import reading, state_of
 from interphase.dashboard.errors import NotFoundError, NotRunningError
+from interphase.dashboard.params import RowId
 from interphase.dashboard.queries.campaign_view import (
     CampaignHeader,
     campaign_header,
@@ -50,12 +51,12 @@ def _campaign_context(request: Request, campaign_id: int) -> dict[str, object]:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(request: Request, campaign_id: int) -> HTMLResponse:
+def campaign_page(request: Request, campaign_id: RowId) -> HTMLResponse:
     return render(request, "campaigns/detail.html", _campaign_context(request, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/live", response_class=HTMLResponse)
-def campaign_live(request: Request, campaign_id: int) -> HTMLResponse:
+def campaign_live(request: Request, campaign_id: RowId) -> HTMLResponse:
     """The polled part of a campaign's page (while it runs)."""
     return render(request, "campaigns/_detail_live.html", _campaign_context(request, campaign_id))
 
@@ -94,13 +95,13 @@ def iteration_figures(view: IterationView) -> dict[str, object]:
 
 
 @router.get("/campaigns/{campaign_id}/iterations/{index}", response_class=HTMLResponse)
-def iteration_page(request: Request, campaign_id: int, index: int) -> HTMLResponse:
+def iteration_page(request: Request, campaign_id: RowId, index: RowId) -> HTMLResponse:
     context = _iteration_context(request, campaign_id, index)
     return render(request, "campaigns/iteration.html", context)
 
 
 @router.get("/campaigns/{campaign_id}/iterations/{index}/live", response_class=HTMLResponse)
-def iteration_live(request: Request, campaign_id: int, index: int) -> HTMLResponse:
+def iteration_live(request: Request, campaign_id: RowId, index: RowId) -> HTMLResponse:
     """The polled part of an iteration's page: the campaign's state and the steps."""
     context = _iteration_context(request, campaign_id, index, with_charts=False)
     return render(request, "campaigns/_iteration_live.html", context)
@@ -115,7 +116,7 @@ def _header(request: Request, campaign_id: int) -> CampaignHeader:
 
 
 @router.get("/campaigns/{campaign_id}/stop", response_class=HTMLResponse)
-def stop_confirm(request: Request, campaign_id: int) -> HTMLResponse:
+def stop_confirm(request: Request, campaign_id: RowId) -> HTMLResponse:
     """What stopping would do (no change yet): the confirm box."""
     header = _header(request, campaign_id)
     if not header.is_running:
@@ -130,7 +131,7 @@ def stop_confirm(request: Request, campaign_id: int) -> HTMLResponse:
     response_class=HTMLResponse,
     dependencies=[Depends(require_token)],
 )
-def stop(request: Request, campaign_id: int) -> HTMLResponse:
+def stop(request: Request, campaign_id: RowId) -> HTMLResponse:
     """Ask the campaign's runner to stop after its current step (token required)."""
     header = _header(request, campaign_id)
     state = request_stop(state_of(request).url, header.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from interphase.dashboard.database import state_of
-from interphase.dashboard.errors import DashboardInputError
+from interphase.dashboard.params import optional_whole_number
 from interphase.dashboard.security import TOKEN_HEADER, token_matches
 
 
@@ -31,8 +31,4 @@ def require_token(request: Request) -> None:
 
 def cursor(value: str | None) -> int | None:
     """A keyset cursor (a row id) from the address, or None."""
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise DashboardInputError(f"page cursor must be a row id, got {value!r}")
-    return int(value)
+    return optional_whole_number(value, "page cursor")

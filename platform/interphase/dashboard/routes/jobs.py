@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse
 from interphase.dashboard.actions import Action, JobsWrite, cancel_function, perform
 from interphase.dashboard.database import reading, rehearsing, writing
 from interphase.dashboard.errors import DashboardInputError, NotFoundError, SelectionChangedError
+from interphase.dashboard.params import RowId, refuse_nul
+from interphase.dashboard.queries.failures import failure_groups
 from interphase.dashboard.queries.jobs import (
     JobsQuery,
-    failure_groups,
     filter_choices,
     job_detail,
     job_page,
@@ -29,9 +30,16 @@ Form = dict[str, list[str]]
 
 
 async def form_fields(request: Request) -> Form:
-    """The url-encoded body htmx sends (every field a list of values)."""
+    """The url-encoded body htmx sends (every field a list of values).
+
+    The body is at most :data:`~interphase.dashboard.middleware.MAX_BODY_BYTES`
+    (the middleware answers 413 before more is read); a field holding NUL is
+    refused, as PostgreSQL could not bind it.
+    """
     body = (await request.body()).decode("utf-8", errors="replace")
-    return parse_qs(body, keep_blank_values=True)
+    fields = parse_qs(body, keep_blank_values=True)
+    refuse_nul(fields)
+    return fields
 
 
 def _live_context(request: Request) -> dict[str, object]:
@@ -65,12 +73,12 @@ def jobs_live(request: Request) -> HTMLResponse:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page_detail(request: Request, job_id: int) -> HTMLResponse:
+def job_page_detail(request: Request, job_id: RowId) -> HTMLResponse:
     return render(request, "jobs/detail.html", _detail_context(request, job_id))
 
 
 @router.get("/jobs/{job_id}/live", response_class=HTMLResponse)
-def job_live(request: Request, job_id: int) -> HTMLResponse:
+def job_live(request: Request, job_id: RowId) -> HTMLResponse:
     return render(request, "jobs/_detail_live.html", _detail_context(request, job_id))
 
 

@@ -11,6 +11,7 @@ from interphase.dashboard.campaign_charts import parity_figures
 from interphase.dashboard.charts import Series, line_figure
 from interphase.dashboard.database import reading
 from interphase.dashboard.errors import NotFoundError
+from interphase.dashboard.params import RowId
 from interphase.dashboard.queries.models import Curves, artifact, run_detail, training_runs
 from interphase.dashboard.queries.parity import run_parity
 from interphase.dashboard.templating import is_fragment_request, render
@@ -41,18 +42,18 @@ def _detail_context(request: Request, run_id: int) -> dict[str, object]:
 
 
 @router.get("/models/{run_id}", response_class=HTMLResponse)
-def model_page(request: Request, run_id: int) -> HTMLResponse:
+def model_page(request: Request, run_id: RowId) -> HTMLResponse:
     return render(request, "models/detail.html", _detail_context(request, run_id))
 
 
 @router.get("/models/{run_id}/live", response_class=HTMLResponse)
-def model_live(request: Request, run_id: int) -> HTMLResponse:
+def model_live(request: Request, run_id: RowId) -> HTMLResponse:
     """The polled part of a run's page: progress and training curves."""
     return render(request, "models/_detail_live.html", _detail_context(request, run_id))
 
 
 @router.get("/models/{run_id}/artifacts/{artifact_id}")
-def model_artifact(request: Request, run_id: int, artifact_id: int) -> FileResponse:
+def model_artifact(request: Request, run_id: RowId, artifact_id: RowId) -> FileResponse:
     """The model file, as recorded (only paths stored in the database are served)."""
     with reading(request) as session:
         found = artifact(session, run_id, artifact_id)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from interphase.dashboard.database import reading
 from interphase.dashboard.errors import NotFoundError
+from interphase.dashboard.params import RowId
 from interphase.dashboard.queries.jobs import filter_choices
 from interphase.dashboard.queries.structures import (
     StructuresQuery,
@@ -43,7 +44,7 @@ def structures_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/structures/{structure_id}", response_class=HTMLResponse)
-def structure_page_detail(request: Request, structure_id: int) -> HTMLResponse:
+def structure_page_detail(request: Request, structure_id: RowId) -> HTMLResponse:
     with reading(request) as session:
         detail = structure_detail(session, structure_id)
         if detail is None:
@@ -52,7 +53,7 @@ def structure_page_detail(request: Request, structure_id: int) -> HTMLResponse:
 
 
 @router.get("/structures/{structure_id}/extxyz")
-def structure_extxyz(request: Request, structure_id: int) -> Response:
+def structure_extxyz(request: Request, structure_id: RowId) -> Response:
     """The structure and its labels as one extxyz frame (``interphase.io`` writer)."""
     with reading(request) as session:
         structure = session.get(Structure, structure_id)

@@ -42,10 +42,11 @@
     }
   });
 
-  // One-line refusals (400 bad input, 403 token, 404, 409 changed selection) are shown.
+  // One-line refusals (400 bad input, 403 token, 404, 409 changed selection, 413 too
+  // large, 500 internal error) are shown.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var status = event.detail.xhr.status;
-    if ([400, 403, 404, 409, 501].indexOf(status) >= 0) {
+    if ([400, 403, 404, 409, 413, 500, 501].indexOf(status) >= 0) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
       if (status === 403) { forgetToken(); }
@@ -110,6 +111,14 @@
       var viewer = window.$3Dmol.createViewer(element, { backgroundColor: "white" });
       viewer.addModel(xyzText(data), "xyz");
       viewer.setStyle({}, { stick: { radius: 0.12 }, sphere: { scale: 0.28 } });
+      // The legend's colours (Jmol's, from the server), not 3Dmol's (Li and O both red).
+      var colors = data.colors || {};
+      Object.keys(colors).forEach(function (symbol) {
+        var color = colors[symbol];
+        viewer.setStyle({ elem: symbol }, {
+          stick: { radius: 0.12, color: color }, sphere: { scale: 0.28, color: color }
+        });
+      });
       if (data.cell) { drawCell(viewer, data.cell); }
       viewer.zoomTo();
       viewer.render();
@@ -149,6 +158,13 @@
       });
       countSelected();
     }
+  });
+
+  // A confirmed resubmit or cancel (the server sends the "jobs-changed" event) used up
+  // the ticked jobs: untick them, so the count says what the next write would act on.
+  document.addEventListener("jobs-changed", function () {
+    selected.clear();
+    restoreSelection(document);
   });
 
   // The write form sends the ticked ids (from every refresh of the table).
