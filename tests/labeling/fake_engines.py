@@ -3,6 +3,9 @@
 ``HoldingEngine`` runs real GFN2-xTB but first waits while a file exists, so a
 test can kill its worker mid-job or hold a calculation past its time limit,
 deterministically; ``IsolatedHoldingEngine`` does the same in its own process.
+``SlowStartEngine``'s process waits while a file exists before it has even
+begun (as a process still starting on a loaded machine does), so a test can
+stop it at that moment.
 ``MemoryHogEngine`` allocates far more than its memory limit. All must be
 importable by worker and child processes, hence a module of their own;
 :func:`register` adds them to the engine registry.
@@ -10,6 +13,7 @@ importable by worker and child processes, hence a module of their own;
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -78,8 +82,43 @@ class MemoryHogEngine(TBLiteEngine):
         return super().compute(structure, Calculation("GFN2-xTB", None, settings))
 
 
+#: Environment variable naming the file while which a ``SlowStartEngine`` process waits.
+SLOW_START_FILE = "INTERPHASE_TEST_SLOW_START_FILE"
+
+
+class SlowStartEngine(TBLiteEngine):
+    """GFN2-xTB in a process that waits, before it starts, while ``$SLOW_START_FILE`` exists.
+
+    The wait is in unpickling the engine in the new process, so it comes before
+    any of the calculation process's own code (its process group, watchdog and
+    log); ``<file>.started`` is created when it begins. Nothing is printed.
+    """
+
+    name = "slow-start"
+    isolate = True
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return _start_slowly, ()
+
+
+def _start_slowly() -> SlowStartEngine:
+    hold_file = os.environ.get(SLOW_START_FILE)
+    if hold_file:
+        hold = Path(hold_file)
+        Path(f"{hold}.started").touch()
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return SlowStartEngine()
+
+
 def register() -> None:
     """Make the fakes resolvable by name in this process."""
-    engines: list[type[LabelingEngine]] = [HoldingEngine, IsolatedHoldingEngine, MemoryHogEngine]
+    engines: list[type[LabelingEngine]] = [
+        HoldingEngine,
+        IsolatedHoldingEngine,
+        MemoryHogEngine,
+        SlowStartEngine,
+    ]
     for engine in engines:
         ENGINES[engine.name] = engine

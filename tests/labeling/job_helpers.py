@@ -152,13 +152,28 @@ report = run_pending_jobs(sys.argv[1], options=options)
 print(report.succeeded, report.already_labeled, report.failed)
 """
 
+#: ``jobs run``'s worker body, with the fake engines known (exits 130/143 when stopped).
+FAKE_ENGINE_WORKER = """
+import sys
+from tests.labeling import fake_engines
+from interphase.labeling.queue import WorkerOptions
+from interphase.labeling.workers import worker_main
+fake_engines.register()
+worker_main(sys.argv[1], None, None, WorkerOptions(lease_s=float(sys.argv[2])))
+"""
 
-def start_worker(url: str, lease_s: float = 60.0, script: str = WORKER) -> subprocess.Popen[str]:
-    """A worker subprocess (fake engines registered) on ``url``, in its own session."""
+
+def start_worker(
+    url: str, lease_s: float = 60.0, script: str = WORKER, **env: str
+) -> subprocess.Popen[str]:
+    """A worker subprocess (fake engines registered) on ``url``, in its own session.
+
+    ``env``: more environment variables for it.
+    """
     return subprocess.Popen(
         [sys.executable, "-c", script, url, str(lease_s)],
         cwd=ROOT,
-        env=worker_env(url),
+        env=worker_env(url, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,12 +14,19 @@ Busy timeout. A write transaction (``BEGIN IMMEDIATE``) waits for another
 writer's lock for 30 s, or ``?timeout=SECONDS`` given in the URL; past that
 it raises :class:`DatabaseLockedError`. Read-only engines use a deferred
 ``BEGIN`` and ``PRAGMA query_only``: in WAL mode a reader never waits.
+
+Full disk. A write that finds no room (``SQLITE_FULL``), or an I/O error while
+the file system has almost no room left (opening a WAL database creates its
+``-shm`` index, which fails as ``SQLITE_IOERR_SHMSIZE``), raises
+:class:`DatabaseDiskFullError`, one line naming the database. SQLite keeps the
+database intact: the transaction that failed is not stored.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,22 @@ DEFAULT_SQLITE_BUSY_TIMEOUT_S = 30.0
 
 class DatabaseReadOnlyError(RuntimeError):
     """A command that writes was given a SQLite database it cannot write."""
+
+
+#: An I/O error with less than this free (bytes) beside the database is a full disk.
+NEARLY_FULL_BYTES = 1024 * 1024
+
+
+class DatabaseDiskFullError(DatabaseReadOnlyError):
+    """The disk of a SQLite database is full: it cannot take this command's writes.
+
+    A :class:`DatabaseReadOnlyError` (it cannot be written, and commands report
+    both the same way), whose message is one line starting ``disk full at PATH``.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DatabaseLockedError(OperationalError):
@@ -145,8 +168,62 @@ def _sqlite_errors(url: str, timeout_s: float) -> Any:
         reason = read_only_reason(url) if name.startswith("SQLITE_READONLY") else None
         if reason is not None:
             raise read_only_error(url, reason) from original
+        path = sqlite_path(url)
+        if path is not None and _disk_full(path, name):
+            raise disk_full_error(path, name) from original
 
     return translate
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        return shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return None
+
+
+def _disk_full(path: str, error_name: str) -> bool:
+    """Whether a SQLite error of this name on the database at ``path`` means its disk is full."""
+    if error_name.startswith("SQLITE_FULL"):
+        return True
+    free = _free_bytes(path) if error_name.startswith("SQLITE_IOERR") else None
+    return free is not None and free < NEARLY_FULL_BYTES
+
+
+def return_wal_space(url: str) -> bool:
+    """Checkpoint a SQLite database's WAL into its file and truncate the WAL; whether it did.
+
+    On a full disk this returns the WAL's space, so that a small write (a
+    worker putting its job back) can fit again: the checkpoint itself needs
+    room only where the database file grows. False for other databases, or
+    when the checkpoint could not complete (another connection reading, or no
+    room even for that).
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return False
+    try:
+        connection = sqlite3.connect(path, timeout=_busy_timeout_s(url))
+        try:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return busy == 0
+
+
+def disk_full_error(path: str, error_name: str = "SQLITE_FULL") -> DatabaseDiskFullError:
+    """The one-line error for a database whose disk has no room left."""
+    free = _free_bytes(path)
+    room = "" if free is None else f" ({free / 1024:,.0f} KB free)"
+    return DatabaseDiskFullError(
+        f"disk full at {path}{room}: SQLite could not open or write the database "
+        f"({error_name}), which stays as it was before this transaction. Free some space "
+        "there, or point INTERPHASE_DATA_DIR (or INTERPHASE_DATABASE_URL) at a disk with "
+        "room, and retry",
+        path,
+    )
 
 
 def read_only_error(url: str, reason: str) -> DatabaseReadOnlyError:

@@ -15,6 +15,15 @@ worker and kills the whole group (the child, any program it started such as
 ``psi4``, and itself) the moment the worker dies, however busy the child is in
 C code.
 
+A calculation's processes are also gone when its worker goes on: when it is
+stopped (time limit, lost lease, a stop signal) the child itself and its
+process group are killed, and the worker waits until every one of them has
+exited (:mod:`interphase.labeling.process_group`) and the child's exit status
+has come, so the attempt records it (-9 for a kill). The worker then appends a
+line to the child's log saying how the engine process ended, after how long
+and why it was stopped, so every attempt's tail says it, even where the engine
+had written nothing yet.
+
 Under a memory limit the child first imports the engine's modules
 (:meth:`~interphase.labeling.engine.LabelingEngine.preload`), then fits the
 engine's own memory setting to what the limit leaves
@@ -27,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
 import re
 import resource
@@ -52,7 +60,9 @@ from interphase.labeling.engine import (
     LabelingEngine,
     OutOfMemory,
 )
+from interphase.labeling.forkserver import fork_server_context
 from interphase.labeling.logtail import tail_of_file
+from interphase.labeling.process_group import GROUP_EXIT_S, end_group, kill_process, open_pidfd
 from interphase.records import LabelRecord, StructureRecord
 
 PR_SET_PDEATHSIG = 1
@@ -101,12 +111,6 @@ class LeaseLost(RuntimeError):
     """The worker lost its lease while the calculation ran; the child was stopped."""
 
 
-def _context() -> Any:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["interphase.labeling.engines", "interphase.labeling.isolated"])
-    return context
-
-
 def run_isolated(
     engine: LabelingEngine,
     structure: StructureRecord,
@@ -120,13 +124,18 @@ def run_isolated(
 ) -> LabelRecord:
     """``engine.compute(structure, calculation)`` in a child process.
 
+    However the calculation ends, every process it started has exited when
+    this returns or raises, and its log ends with a line saying how it ended.
+    Call it within :func:`~interphase.labeling.forkserver.calculation_servers`
+    so that the fork server does not outlive the caller either.
+
     Parameters
     ----------
     limits
         Wall-time (s) and address-space (MB) limits of the child.
     report
-        Filled in with the child's pid, exit code and peak resident memory,
-        however the calculation ends.
+        Filled in with the child's pid, exit code, peak resident memory and
+        log tail, however the calculation ends.
     on_start
         Called with the child's pid once it runs.
     check_in
@@ -142,27 +151,52 @@ def run_isolated(
     with tempfile.TemporaryDirectory(prefix="interphase-job-") as scratch:
         log_path = Path(scratch) / "child.log"
         calculation = replace(calculation, log_path=str(log_path))
-        receiver, sender = _context().Pipe(duplex=False)
-        process = _context().Process(
+        context = fork_server_context()
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
             target=_child_main,
             args=(sender, engine, structure, calculation, limits.memory_limit_mb, os.getpid()),
             name=f"interphase-{engine.name}",
         )
+        started = time.monotonic()
         process.start()
         sender.close()
         report.pid = process.pid
+        pidfd = open_pidfd(process.pid)
+        waited = Waited(None)
+        stopped_by = ""
         try:
             if on_start is not None:
                 on_start(process.pid)
-            reply = _wait(process, receiver, limits, check_in, poll_s, log_path)
-            process.join(EXIT_GRACE_S)  # its own exit code, not the -9 of the reaping below
+            waited = _wait(process, receiver, limits, check_in, poll_s)
+            if waited.timed_out:
+                stopped_by = f"time limit of {limits.time_limit_s:g} s exceeded"
+            else:
+                process.join(EXIT_GRACE_S)  # its own exit code, not the -9 of a kill below
+        except BaseException as stop:  # noted in the log, then raised on
+            stopped_by = str(stop) or type(stop).__name__
+            raise
         finally:
-            _kill_group(process.pid)
-            process.join(5)
+            _end_child(process, pidfd)
             receiver.close()
             report.exit_code = process.exitcode
+            _note_ending(log_path, report, time.monotonic() - started, stopped_by)
             report.log_tail = tail_of_file(log_path)
-        return _result(reply, report, limits, log_path)
+        if waited.timed_out:
+            raise EngineTimeout(
+                f"calculation exceeded its time limit of {limits.time_limit_s:g} s and was "
+                "killed (SIGKILL)",
+                log_tail=report.log_tail,
+            )
+        return _result(waited.reply, report, limits, log_path)
+
+
+@dataclass(frozen=True)
+class Waited:
+    """How waiting on the child ended: its reply (None: it died without one), or the time limit."""
+
+    reply: ChildReply | None
+    timed_out: bool = False
 
 
 def _wait(
@@ -171,27 +205,53 @@ def _wait(
     limits: Limits,
     check_in: Callable[[], None] | None,
     poll_s: float,
-    log_path: Path,
-) -> ChildReply | None:
+) -> Waited:
     deadline = None if limits.time_limit_s is None else time.monotonic() + limits.time_limit_s
     while True:
         ready = wait([receiver, process.sentinel], timeout=poll_s)
         if receiver in ready:
             try:
                 reply: ChildReply = receiver.recv()
-                return reply
+                return Waited(reply)
             except EOFError:
-                return None  # died after closing its end: treated as a crash below
+                return Waited(None)  # died after closing its end: treated as a crash below
         if process.sentinel in ready:
-            return receiver.recv() if receiver.poll() else None
+            return Waited(receiver.recv() if receiver.poll() else None)
         if check_in is not None:
             check_in()
         if deadline is not None and time.monotonic() > deadline:
-            raise EngineTimeout(
-                f"calculation exceeded its time limit of {limits.time_limit_s:g} s and was "
-                "killed (SIGKILL)",
-                log_tail=tail_of_file(log_path),
-            )
+            return Waited(None, timed_out=True)
+
+
+def _end_child(process: Any, pidfd: int | None) -> None:
+    """Kill the child unless it exited, and return once it and its process group are gone.
+
+    The child itself is killed, not only its group: until it has called
+    ``setpgrp`` (a child still starting, e.g. under load) the group does not
+    exist and a signal to it would miss the child.
+    """
+    try:
+        if process.exitcode is None:
+            kill_process(process.pid, pidfd)
+        process.join(GROUP_EXIT_S)  # its exit status, which the fork server sends once reaped
+        end_group(process.pid)  # its watchdog and any program the engine started
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _note_ending(log_path: Path, report: ProcessReport, wall_s: float, stopped_by: str) -> None:
+    """Append how the engine process ended to its log, so that every tail says it."""
+    code = report.exit_code
+    if code is None:
+        how = f"gave no exit status within {GROUP_EXIT_S:g} s of being killed"
+    elif code < 0:
+        how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
+    else:
+        how = f"exited with status {code}"
+    why = f" ({stopped_by})" if stopped_by else ""
+    with contextlib.suppress(OSError), open(log_path, "a") as log:  # e.g. a full disk: no note
+        log.write(f"[interphase] engine process {report.pid} {how} after {wall_s:.2f} s{why}\n")
 
 
 def _result(
@@ -242,7 +302,7 @@ def _child_main(
     worker_pid: int,
 ) -> None:
     os.setpgrp()
-    _start_watchdog(worker_pid, keep_open=sender.fileno())
+    watchdog, watching = _start_watchdog(worker_pid, keep_open=sender.fileno())
     with contextlib.suppress(OSError, AttributeError):  # a second line of defence only
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     assert calculation.log_path is not None  # run_isolated always gives one
@@ -254,6 +314,8 @@ def _child_main(
     sys.stderr.flush()
     sender.send(reply)
     sender.close()
+    os.close(watching)  # the watchdog exits; reaped here so that it never outlives this process
+    os.waitpid(watchdog, 0)
 
 
 def _compute(
@@ -303,16 +365,18 @@ def address_space_mb() -> float:
     return 0.0
 
 
-def _start_watchdog(worker_pid: int, *, keep_open: int) -> None:
+def _start_watchdog(worker_pid: int, *, keep_open: int) -> tuple[int, int]:
     """Fork a process into this process group that kills the group when the worker dies.
 
-    It also exits, doing nothing, when this process ends (the pipe it holds
-    closes). ``keep_open`` is the child's result pipe, which the watchdog closes.
+    It also exits, doing nothing, when this process ends or closes the pipe
+    end it returns. ``keep_open`` is the child's result pipe, which the
+    watchdog closes. Returns the watchdog's pid and that pipe end.
     """
     ended_r, ended_w = os.pipe()  # not inherited by programs the engine starts
-    if os.fork() != 0:
+    watchdog = os.fork()
+    if watchdog != 0:
         os.close(ended_r)
-        return  # ended_w stays open for the child's lifetime
+        return watchdog, ended_w
     try:
         os.close(ended_w)
         os.close(keep_open)
@@ -355,10 +419,3 @@ def _kill_own_group() -> None:
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def _kill_group(pid: int | None) -> None:
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from interphase.db.models import JobAttempt, JobState, LabelingJob, utcnow
 from interphase.db.session import transaction
+from interphase.db.sqlite import DatabaseDiskFullError
 from interphase.labeling.dbretry import is_transient, logger
 from interphase.labeling.engines import UnknownEngineError, get_engine
 from interphase.labeling.retry import LEASE_EXPIRED, RetryPolicy
@@ -92,6 +93,9 @@ class Heartbeat:
                 logger.warning(
                     "job %d: lease renewal failed (%s); next beat retries", self.job_id, error.orig
                 )
+                continue
+            except DatabaseDiskFullError as error:  # the job's own write reports it and stops
+                logger.info("job %d: lease renewal failed (%s)", self.job_id, error)
                 continue
             if not renewed:
                 self._lost.set()

@@ -186,18 +186,19 @@ def _retry_settings(
 
 
 def record_interrupted(
-    session: Session, claimed: ClaimedJob, worker: str, end: AttemptEnd, signal_name: str
+    session: Session, claimed: ClaimedJob, worker: str, end: AttemptEnd, reason: str
 ) -> bool:
     """Close the attempt as ``Interrupted`` and put the job back to pending at once.
 
-    The attempt does not count against the retry budget. Returns False when the
-    job was no longer this worker's.
+    ``reason`` completes "worker …" (``stopped by SIGTERM``). The attempt does
+    not count against the retry budget. Returns False when the job was no
+    longer this worker's.
     """
     job = _owned_job(session, claimed, worker)
     if job is None:
         return False
     attempt = _close_attempt(session, claimed, end)
-    message = f"worker stopped by {signal_name}; job put back to pending"
+    message = f"worker {reason}; job put back to pending"
     attempt.state = JobState.failed
     job.error_class = attempt.error_class = INTERRUPTED
     job.error_message = attempt.error_message = message

@@ -39,6 +39,7 @@ from interphase.db import membership
 from interphase.db.api import record_from_row
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob, LevelOfTheory, utcnow
 from interphase.db.session import transaction
+from interphase.db.sqlite import DatabaseDiskFullError
 from interphase.labeling.dbretry import with_retries
 from interphase.labeling.engine import (
     Calculation,
@@ -49,6 +50,7 @@ from interphase.labeling.engine import (
     LabelingEngine,
 )
 from interphase.labeling.engines import ENGINES, UnknownEngineError, get_engine
+from interphase.labeling.forkserver import calculation_servers
 from interphase.labeling.isolated import LeaseLost, Limits, ProcessReport, run_isolated
 from interphase.labeling.lease import Heartbeat, requeue_expired
 from interphase.labeling.options import WorkerOptions
@@ -58,9 +60,9 @@ from interphase.labeling.outcome import (
     Outcome,
     record_already_labeled,
     record_failure,
-    record_interrupted,
     record_label,
 )
+from interphase.labeling.release import release_interrupted, release_on_full_disk
 from interphase.labeling.settings import (
     CONTROL_KEYS,
     JobSettingsError,
@@ -216,15 +218,34 @@ def execute_job(
     WorkerInterrupted
         After a stop signal: the calculation was stopped, the attempt recorded
         as ``Interrupted`` and the job put back to pending.
+    DatabaseDiskFullError
+        The database's disk filled up: the calculation was stopped, the attempt
+        recorded as ``Interrupted`` and the job put back to pending, or, where
+        even that could not be written, the message says that the job returns
+        when its lease expires.
     """
     options = options or WorkerOptions()
-    guard = guard or StopGuard()
     report = ProcessReport(pid=os.getpid())
     started = time.perf_counter()
 
     def end() -> AttemptEnd:
         return AttemptEnd(time.perf_counter() - started, report)
 
+    try:
+        return _execute(url, claimed, worker, options, guard or StopGuard(), report, end)
+    except DatabaseDiskFullError as full:
+        raise release_on_full_disk(url, claimed, worker, end(), full, options) from None
+
+
+def _execute(
+    url: str | None,
+    claimed: ClaimedJob,
+    worker: str,
+    options: WorkerOptions,
+    guard: StopGuard,
+    report: ProcessReport,
+    end: Callable[[], AttemptEnd],
+) -> Outcome:
     if claimed.existing_label_id is not None:
         return _record(url, options, lambda s: record_already_labeled(s, claimed, worker, end()))
     if claimed.refusal is not None:
@@ -249,6 +270,8 @@ def execute_job(
         raise WorkerInterrupted(stop.signum, claimed.job_id) from None
     except EngineError as failure:
         error = failure
+    except DatabaseDiskFullError:
+        raise  # not the engine's failure: the caller releases the job
     except Exception as bug:  # an engine bug must still end as a recorded failure
         error = EngineCrashed(f"{type(bug).__name__}: {bug}", log_tail=traceback.format_exc())
     if label is not None:
@@ -279,25 +302,6 @@ def _record(
 
     return with_retries(
         attempt, what="record a job outcome", give_up_after_s=options.database_retry_s
-    )
-
-
-def release_interrupted(
-    url: str | None,
-    claimed: ClaimedJob,
-    worker: str,
-    end: AttemptEnd,
-    stop: WorkerInterrupted,
-    options: WorkerOptions,
-) -> None:
-    """Record the attempt as ``Interrupted`` and put the job back to pending now."""
-
-    def attempt() -> bool:
-        with transaction(url) as session:
-            return record_interrupted(session, claimed, worker, end, stop.signal_name)
-
-    with_retries(
-        attempt, what="release an interrupted job", give_up_after_s=options.database_retry_s
     )
 
 
@@ -379,6 +383,10 @@ def run_pending_jobs(
     ``guard`` is checked between jobs and while an isolated job runs, so a
     worker without signal handlers (a Dask worker thread) can be stopped the
     same way (a subclass whose ``check`` looks at a flag elsewhere).
+
+    Nothing it started outlives it: when it returns or raises, every
+    calculation process has exited, and so have the fork server and resource
+    tracker it started (:func:`~interphase.labeling.forkserver.calculation_servers`).
     """
     options = options or WorkerOptions()
     worker = worker or new_worker_name()
@@ -396,7 +404,7 @@ def run_pending_jobs(
             options=options,
         )
 
-    with stop_signals(handle_signals, guard) as guard:
+    with stop_signals(handle_signals, guard) as guard, calculation_servers():
         while True:
             guard.check()
             claimed = with_retries(claim, what="claim a job", give_up_after_s=retrying)

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from interphase.db import membership
 from interphase.db.models import JobState, LabelingJob, LevelOfTheory
 from interphase.db.session import transaction
+from interphase.labeling.forkserver import calculation_servers
 from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
 from interphase.labeling.signals import STOP_SIGNALS, WorkerInterrupted
 
@@ -121,6 +122,9 @@ def run_workers(
     for a single in-process worker; with several workers the outcome is in the
     database (``interphase status`` / ``jobs list``).
 
+    Every worker process, and every process they started, has exited when
+    this returns or raises.
+
     Raises
     ------
     WorkerInterrupted
@@ -159,7 +163,8 @@ def run_workers(
         )
         for _ in range(n_workers)
     ]
-    with _noting_stop_signals() as received:
+    # calculation_servers: starting a worker starts the resource tracker, stopped at the end.
+    with calculation_servers(), _noting_stop_signals() as received:
         with _ignoring_stop_signals():  # children start ignoring them until their handlers are in
             for worker in workers:
                 worker.start()
