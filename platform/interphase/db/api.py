@@ -578,9 +578,11 @@ def create_jobs(
                 )
             )
         )
+    # In structure-id order: two transactions inserting overlapping jobs then wait for
+    # each other in one order, never in opposite orders (a deadlock on PostgreSQL).
     rows = [
         {"structure_id": sid, "level_id": level.id, "settings": settings, **fields}
-        for sid in wanted
+        for sid in sorted(wanted)
         if sid not in done
     ]
     table = cast(Table, LabelingJob.__table__)

@@ -104,7 +104,8 @@ def request(
         session, ctx.campaign_id, wanted, MembershipRole.picked, ctx.iteration, level.id
     )
     job_ids: list[int] = []
-    fresh = [i for i in wanted if i not in labeled and i not in open_elsewhere]
+    # Sorted: concurrent campaigns insert overlapping jobs in one order (no deadlock).
+    fresh = sorted(i for i in wanted if i not in labeled and i not in open_elsewhere)
     fields = {"reason": reason, "campaign_id": ctx.campaign_id, "iteration_id": ctx.iteration_id}
     if reason_detail is None:
         job_ids = [job.id for job in create_jobs(session, fresh, level, **fields)]
