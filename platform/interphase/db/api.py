@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
-from sqlalchemy import JSON, Table, insert, select
+from sqlalchemy import JSON, Table, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -269,8 +269,20 @@ def prepare_structures(
     return PreparedStructures(hashes, structure_rows, label_rows)
 
 
+#: PostgreSQL advisory lock serialising structure inserts ("ipst" as a number).
+STRUCTURE_INSERT_LOCK = 0x69707374
+
+
 def insert_prepared(session: Session, prepared: PreparedStructures) -> StoreResult:
-    """Insert prepared rows, never storing a structure twice (see :func:`store_structures`)."""
+    """Insert prepared rows, never storing a structure twice (see :func:`store_structures`).
+
+    On PostgreSQL the transaction first takes an advisory lock (held until it
+    ends): two transactions storing the same new structure (two campaigns
+    generating at once) would otherwise both find it missing and the second
+    would fail on the unique content hash. SQLite serialises writers anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STRUCTURE_INSERT_LOCK})
     hashes = prepared.hashes
     existing = dict(
         session.execute(
