@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -56,17 +55,6 @@ def without_picks(
     return [i for i in ids if i not in have]
 
 
-@dataclass
-class Request:
-    """What asking for labels at one level did: jobs queued, labels reused, jobs shared."""
-
-    job_ids: list[int]
-    #: Structures that had a label at the level already (computed by nobody now).
-    reused: list[int]
-    #: Structures with an open job of another campaign: waited for, not queued twice.
-    shared: list[int]
-
-
 def request(
     session: Session,
     ctx: StepContext,
@@ -74,50 +62,23 @@ def request(
     ids: list[int],
     reason: JobReason = JobReason.initial,
     reason_detail: Callable[[int], dict[str, Any]] | None = None,
-) -> Request:
-    """Pick ``ids`` at ``level`` for the campaign and queue jobs only where they are needed.
+) -> list[int]:
+    """Pick ``ids`` at ``level`` for the campaign; returns the ids of the jobs it queued.
 
-    A structure with a label at the level reuses it; one with an open job
-    (of any campaign) waits for that job; the rest get a job of this campaign.
-    Structures picked earlier (a resumed step) are left as they are.
+    :func:`~interphase.db.api.create_jobs` makes the picks and queues jobs only
+    where needed: a structure with a label at the level reuses it, one with an
+    open job (of any campaign) waits for that job. Structures picked earlier (a
+    resumed step) are left as they are.
     """
     wanted = without_picks(session, ctx, level, ids)
-    if not wanted:
-        return Request([], [], [])
-    labeled = set(
-        session.scalars(
-            select(Label.structure_id).where(
-                Label.level_id == level.id, Label.structure_id.in_(wanted)
-            )
-        )
-    )
-    open_elsewhere = set(
-        session.scalars(
-            select(LabelingJob.structure_id).where(
-                LabelingJob.level_id == level.id,
-                LabelingJob.state.in_(OPEN_JOB_STATES),
-                LabelingJob.structure_id.in_(wanted),
-            )
-        )
-    )
-    membership.join(
-        session, ctx.campaign_id, wanted, MembershipRole.picked, ctx.iteration, level.id
-    )
-    job_ids: list[int] = []
-    # Sorted: concurrent campaigns insert overlapping jobs in one order (no deadlock).
-    fresh = sorted(i for i in wanted if i not in labeled and i not in open_elsewhere)
     fields = {"reason": reason, "campaign_id": ctx.campaign_id, "iteration_id": ctx.iteration_id}
     if reason_detail is None:
-        job_ids = [job.id for job in create_jobs(session, fresh, level, **fields)]
-    else:
-        for i in fresh:
-            created = create_jobs(session, [i], level, reason_detail=reason_detail(i), **fields)
-            job_ids += [job.id for job in created]
-    return Request(
-        job_ids,
-        [i for i in wanted if i in labeled],
-        [i for i in wanted if i in open_elsewhere and i not in labeled],
-    )
+        return [job.id for job in create_jobs(session, wanted, level, **fields)]
+    job_ids: list[int] = []
+    for i in sorted(wanted):  # one insert order for all campaigns (no deadlock)
+        created = create_jobs(session, [i], level, reason_detail=reason_detail(i), **fields)
+        job_ids += [job.id for job in created]
+    return job_ids
 
 
 def sources(

@@ -46,7 +46,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 rng = np.random.default_rng(ctx.seed("initial", k))
                 seeds = sorted(pool[int(i)] for i in rng.choice(len(pool), n, replace=False))
                 wanted = [i for i in mine if i in test_ids] + seeds
-            queued[route.level] = len(jobs.request(session, ctx, level, wanted).job_ids)
+            queued[route.level] = len(jobs.request(session, ctx, level, wanted))
     jobs.drain(ctx, "label")
     outputs: dict[str, Any] = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
     with transaction(ctx.url) as session:
