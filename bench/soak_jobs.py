@@ -119,6 +119,11 @@ def open_jobs(url: str) -> int:
         return int(session.scalar(query.select_from(LabelingJob)) or 0)
 
 
+def kill_thresholds(n_jobs: int, kills: int) -> list[int]:
+    """Open-job counts at which the kills fire: after 1/(k+1), 2/(k+1), ... of the queue."""
+    return [n_jobs - (n_jobs * (k + 1)) // (kills + 1) for k in range(kills)]
+
+
 def running_attempts_of(url: str, pid: int) -> list[int]:
     """Attempts left open by the (dead) worker process ``pid``."""
     with transaction(url) as session:
@@ -166,20 +171,18 @@ class Soak:
         self.workers.append(start_worker(self.url, self.data_dir))
         self.sessions.add(self.workers[-1].pid)
 
-    def run(self) -> float:
+    def run(self, n_jobs: int) -> float:
         started = time.perf_counter()
-        next_kill = started + self.args.kill_every_s
-        while open_jobs(self.url):
-            now = time.perf_counter()
-            if len(self.kills) < self.args.kills and now >= next_kill:
+        thresholds = kill_thresholds(n_jobs, self.args.kills)
+        while remaining := open_jobs(self.url):
+            if len(self.kills) < len(thresholds) and remaining <= thresholds[len(self.kills)]:
                 self.kill_one()
-                next_kill = now + self.args.kill_every_s * self.rng.uniform(0.5, 1.5)
             if not any(worker.poll() is None for worker in self.workers):
                 # Workers exit once nothing is pending; a job held by a dead worker
                 # comes back only when its lease ends, so keep one waiting for it.
                 self.workers.append(start_worker(self.url, self.data_dir))
                 self.sessions.add(self.workers[-1].pid)
-            time.sleep(0.2)
+            time.sleep(0.05)
         wall_s = time.perf_counter() - started
         for worker in self.workers:
             worker.wait(timeout=120)
@@ -265,8 +268,9 @@ def main() -> int:
     parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--kills", type=int, default=12, help="SIGKILLs in all (bounded)")
-    parser.add_argument("--kill-every-s", type=float, default=3.0, help="mean kill interval")
+    parser.add_argument(
+        "--kills", type=int, default=12, help="SIGKILLs in all, spread over the queue's progress"
+    )
     parser.add_argument("--isolated-fraction", type=float, default=0.1)
     parser.add_argument("--orphan-deadline-s", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -278,7 +282,7 @@ def main() -> int:
         job_ids, n_isolated = queue_waters(url, args.jobs, args.isolated_fraction, args.seed)
         with tempfile.TemporaryDirectory(prefix="interphase-soak-") as data_dir:
             soak = Soak(url, args, Path(data_dir))
-            wall_s = soak.run()
+            wall_s = soak.run(len(job_ids))
         report = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",

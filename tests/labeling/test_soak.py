@@ -19,7 +19,7 @@ from tests.labeling.job_helpers import ROOT, worker_env
 @pytest.mark.slow
 def test_scaled_down_soak_with_random_kills(db_url: str) -> None:
     command = [sys.executable, str(ROOT / "bench" / "soak_jobs.py"), "--url", db_url]
-    command += ["--jobs", "200", "--workers", "2", "--kills", "3", "--kill-every-s", "2"]
+    command += ["--jobs", "200", "--workers", "2", "--kills", "3"]
     done = subprocess.run(
         command, cwd=ROOT, env=worker_env(db_url), capture_output=True, text=True, timeout=600
     )
@@ -31,9 +31,9 @@ def test_scaled_down_soak_with_random_kills(db_url: str) -> None:
         "lease_expired_matches_kills": True,
         "no_orphans": True,
     }, report
-    # Up to 3 kills, one every 2 s while jobs remain: on a fast machine the queue can
-    # empty before the last one; the checks above hold for however many there were.
-    assert done.returncode == 0 and 1 <= report["kills"] <= 3
+    # The kills fire at a quarter, half and three quarters of the queue, however fast
+    # the machine (a timed killer missed them all on a fast one).
+    assert done.returncode == 0 and report["kills"] == 3
     assert report["attempts_by_outcome"]["succeeded"] == 200
     assert (
         report["attempts_by_outcome"].get("LeaseExpired", 0)
