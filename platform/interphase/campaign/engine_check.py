@@ -5,7 +5,7 @@ refuses a level whose method or basis its engine does not know, so no job is
 queued that can only fail as ``InvalidInput``. The checks look names up and
 compute nothing:
 
-- tblite and GPAW: the harness's fixed method lists; neither takes a basis.
+- tblite, GPAW and the analytic potentials: the harness's fixed method lists; no basis.
 - PySCF (when importable): the basis (and a density-fitting ``auxbasis``) is
   loaded for one element, and the functional parsed as the engine would.
 - Psi4 (when its executable is found): the basis must be a ``.gbs`` file of
@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 from interphase.labeling.engines import ENGINES
+from interphase.labeling.engines.analytic import METHODS as ANALYTIC_METHODS
 from interphase.labeling.engines.gpaw import METHODS as GPAW_METHODS
 from interphase.labeling.engines.psi4 import Psi4Engine
 from interphase.labeling.engines.tblite import METHODS as TBLITE_METHODS
@@ -83,7 +84,7 @@ def _check(
     """(problem, unchecked): the first problem found ('' if none) and what was not checked."""
     if engine not in ENGINES:  # LevelSpec refuses these already; kept for a direct call
         return f"unknown engine {engine!r}; known engines: {', '.join(sorted(ENGINES))}", ""
-    if engine in ("tblite", "gpaw"):
+    if engine in ("tblite", "gpaw", "analytic"):
         return _fixed_methods(engine, method, basis), ""
     if not basis:
         return f"{engine} needs a basis set (e.g. def2-SVP)", ""
@@ -93,7 +94,9 @@ def _check(
 
 
 def _fixed_methods(engine: str, method: str, basis: str | None) -> str:
-    methods = TBLITE_METHODS if engine == "tblite" else tuple(GPAW_METHODS)
+    methods = {"tblite": TBLITE_METHODS, "gpaw": tuple(GPAW_METHODS), "analytic": ANALYTIC_METHODS}[
+        engine
+    ]
     if method not in methods:
         return f"{engine} has no method {method!r}; choose one of {', '.join(methods)}"
     if basis:

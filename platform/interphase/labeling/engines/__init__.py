@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from interphase.labeling.engine import LabelingEngine
+from interphase.labeling.engines.analytic import AnalyticEngine
 from interphase.labeling.engines.gpaw import GPAWEngine
 from interphase.labeling.engines.psi4 import Psi4Engine
 from interphase.labeling.engines.pyscf import PySCFEngine
 from interphase.labeling.engines.tblite import TBLiteEngine
 
 ENGINES: dict[str, type[LabelingEngine]] = {
-    engine.name: engine for engine in (TBLiteEngine, Psi4Engine, PySCFEngine, GPAWEngine)
+    engine.name: engine for engine in (TBLiteEngine, Psi4Engine, PySCFEngine, GPAWEngine, AnalyticEngine)
 }
 
 
