@@ -78,7 +78,7 @@ def test_jobs_run_refuses_an_unknown_engine_naming_the_known_ones(two_jobs: str)
     before = row_counts(two_jobs)
     line = one_line_error(invoke("jobs", "run", "--engine", "nonexistent"))
     assert "'nonexistent' is not a labeling engine" in line
-    assert "known engines: gpaw, psi4, pyscf, tblite" in line
+    assert "known engines: analytic, gpaw, psi4, pyscf, tblite" in line
     assert row_counts(two_jobs) == before
 
 

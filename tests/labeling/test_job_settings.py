@@ -53,7 +53,7 @@ NO_RETRY = WorkerOptions(retry=RetryPolicy.no_retries(), lease_s=30, heartbeat_s
         ("gpaw", {"kpts": [2, 2]}, "kpts=[2, 2]: expected a list of integers >= 1 with 3 entries"),
         ("gpaw", {"d3_damping": "d4"}, "d3_damping='d4': expected one of 'zero', 'bj', or null"),
         ("psi4", {"threads": 0}, "threads=0: expected an integer >= 1"),
-        ("nwchem", {}, "unknown engine 'nwchem'; known engines: gpaw, "),
+        ("nwchem", {}, "unknown engine 'nwchem'; known engines: analytic, gpaw, "),
     ],
 )
 def test_bad_settings_are_one_line_naming_key_value_and_allowed(
