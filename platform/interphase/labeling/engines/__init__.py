@@ -10,7 +10,8 @@ from interphase.labeling.engines.pyscf import PySCFEngine
 from interphase.labeling.engines.tblite import TBLiteEngine
 
 ENGINES: dict[str, type[LabelingEngine]] = {
-    engine.name: engine for engine in (TBLiteEngine, Psi4Engine, PySCFEngine, GPAWEngine, AnalyticEngine)
+    engine.name: engine
+    for engine in (TBLiteEngine, Psi4Engine, PySCFEngine, GPAWEngine, AnalyticEngine)
 }
 
 
