@@ -19,7 +19,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -33,17 +32,14 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.states import Cancelled, Completed, Failed, State
 
 from interphase.campaign.schedules import ScheduleSpec
+from interphase.campaign.ticks import FLOW_NAME, TickRun
 from interphase_flows.campaign import exit_if_orphaned, run_campaign_steps, set_orphan_check
 
-#: The flow of every scheduled campaign; its deployments are named after the campaigns.
-FLOW_NAME = "interphase-scheduled-campaign"
 #: Work pool of deployments created on a configured Prefect server (docker-compose's).
 WORK_POOL_ENV = "INTERPHASE_PREFECT_WORK_POOL"
 DEFAULT_WORK_POOL = "interphase-local"
 #: Set by ``interphase serve`` for its flow-run processes: the pid they must not outlive.
 SERVE_PID_ENV = "INTERPHASE_SERVE_PID"
-#: What Prefect writes on a tick it cancelled for the concurrency limit.
-CONCURRENCY_MESSAGE = "Deployment concurrency limit reached."
 _PR_SET_PDEATHSIG = 1
 
 
@@ -235,29 +231,6 @@ def delete_deployment(campaign: str) -> bool:
             return False
         client.delete_deployment(deployment.id)
     return True
-
-
-@dataclass(frozen=True)
-class TickRun:
-    """One flow run of a scheduled campaign, as Prefect's API reports it."""
-
-    id: UUID
-    campaign: str
-    state: str  # Prefect's state type: SCHEDULED, RUNNING, COMPLETED, CANCELLED, FAILED, ...
-    state_name: str
-    message: str
-    scheduled_at: datetime | None
-
-    @property
-    def final(self) -> bool:
-        return self.state in ("COMPLETED", "CANCELLED", "FAILED", "CRASHED")
-
-    @property
-    def skipped(self) -> bool:
-        """Cancelled before doing anything: the previous run was still going."""
-        return self.state == "CANCELLED" and (
-            CONCURRENCY_MESSAGE in self.message or self.message.startswith("skipped:")
-        )
 
 
 def recent_runs(limit: int = 50) -> list[TickRun]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interphase.campaign.schedules import ScheduleSpec
+from interphase.campaign.ticks import serve_info_path
 from interphase_flows.schedule import (
     FLOW_NAME,
     SERVE_PID_ENV,
@@ -40,21 +41,6 @@ if TYPE_CHECKING:
 
 #: Seconds between the watcher's looks at the API.
 WATCH_POLL_S = 2.0
-
-
-def serve_info_path(data_dir: Path) -> Path:
-    return data_dir / "prefect" / "serve.json"
-
-
-def running_serve_api(data_dir: Path) -> str | None:
-    """The API URL of a live ``interphase serve`` on this data directory, if any."""
-    path = serve_info_path(data_dir)
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(info["api_url"])
 
 
 @contextmanager

@@ -109,6 +109,12 @@ def test_ids_cursors_and_nul_in_filters_are_400(hostile: Hostile) -> None:
         for query in structures
         if (problem := hostile.refused(client.get(f"/structures?{query}"), 400))
     }
+    compared = [*(f"run={value}" for value in [*NOT_IDS, "%00", ""]), "run=1&run=x", "other=1"]
+    problems |= {
+        ("/models/compare", query): problem
+        for query in compared
+        if (problem := hostile.refused(client.get(f"/models/compare?{query}"), 400))
+    }
     assert problems == {}
     page = client.get("/jobs?before=%C2%B2").text
     assert "whole number (digits 0-9)" in page and "Traceback" not in page

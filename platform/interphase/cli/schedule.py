@@ -133,7 +133,7 @@ def schedule(
 @contextmanager
 def _tick_api() -> Iterator[str | None]:
     """The Prefect API holding this installation's ticks, if one is up (configured or serve's)."""
-    from interphase_flows.serve import running_serve_api
+    from interphase.campaign.ticks import running_serve_api
 
     configured = os.environ.get("PREFECT_API_URL")
     url = configured or running_serve_api(_data_dir())

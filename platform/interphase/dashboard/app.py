@@ -26,7 +26,14 @@ from interphase.dashboard.middleware import (
     SameOrigin,
     SecurityHeaders,
 )
-from interphase.dashboard.routes import campaigns, jobs, models, structures
+from interphase.dashboard.routes import (
+    campaigns,
+    jobs,
+    model_compare,
+    models,
+    schedules,
+    structures,
+)
 from interphase.dashboard.routes.common import WriteForbiddenError
 from interphase.dashboard.security import TOKEN_HEADER
 from interphase.dashboard.templating import error_page
@@ -65,7 +72,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/vendor/plotly.min.js", _plotly, methods=["GET"], include_in_schema=False)
-    for module in (campaigns, jobs, structures, models):
+    # model_compare before models: /models/compare is not /models/{run_id}.
+    for module in (campaigns, jobs, structures, model_compare, models, schedules):
         app.include_router(module.router)
     _add_error_pages(app)
     # Each add wraps the ones before: a request meets them in the reverse order.
