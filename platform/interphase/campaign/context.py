@@ -41,7 +41,11 @@ class StepContext:
     artifacts_dir: Path
     executor: Executor
     workers: int
+    #: Shown on the console and stored on the step's row (``campaign_step.progress``).
     progress: Progress = no_progress
+    #: Shown only: for reports made inside an open write transaction, where storing
+    #: them (a second writer) would wait for that transaction on SQLite.
+    display_progress: Progress = no_progress
     #: Seconds spent in engines, fits and training (the rest is orchestration).
     compute_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)

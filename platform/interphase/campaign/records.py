@@ -170,6 +170,7 @@ def begin_step(session: Session, campaign_id: int, index: int, name: StepName) -
     else:
         row.attempts += 1
         row.state, row.error, row.started_at = StepState.running.value, None, utcnow()
+        row.progress, row.progress_at = None, None  # the last attempt's count is stale
     session.flush()
     return row
 

@@ -23,6 +23,7 @@ from interphase.campaign.config import CampaignConfig
 from interphase.campaign.context import StepContext
 from interphase.campaign.faults import hold_here
 from interphase.campaign.lock import CampaignLock
+from interphase.campaign.progress import ProgressRecorder
 from interphase.campaign.records import (
     STEP_ORDER,
     StepName,
@@ -175,7 +176,10 @@ def execute_step(
         name = campaign.name
     n_workers = workers or config.labeling.workers
 
+    record = ProgressRecorder(url, campaign_id, index, step)
+
     def progress(description: str, done: int, total: int | None) -> None:
+        record(description, done, total)
         hold_here(index, step, done)
         reporter.progress(description, done, total)
 
@@ -191,6 +195,7 @@ def execute_step(
         executor=executor or LocalExecutor(workers=config.gp.workers),
         workers=n_workers,
         progress=progress,
+        display_progress=reporter.progress,
     )
     reporter.step_started(index, step)
     try:

@@ -15,7 +15,7 @@ from interphase.dashboard.charts import (
     stacked_bar_figure,
 )
 from interphase.dashboard.queries.campaign_view import CampaignView
-from interphase.dashboard.queries.parity import Parity
+from interphase.dashboard.queries.parity import Parity, ParitySeries
 from interphase.dashboard.queries.scores import ScoreDistribution
 
 Figure = dict[str, Any]
@@ -130,21 +130,38 @@ def campaign_figures(view: CampaignView) -> dict[str, Any]:
     return figures
 
 
+#: One colour per split, whatever splits a run has: the held-out test split in red.
+PARITY_COLOURS = {
+    "train": COLOURS[0],
+    "validation": COLOURS[1],
+    "test (held out)": COLOURS[3],
+    "train (synthetic)": COLOURS[2],
+    "validation (synthetic)": COLOURS[4],
+    "test (synthetic)": COLOURS[5],
+}
+
+
 def parity_figures(parity: Parity) -> dict[str, Figure]:
-    """Per head: energy per atom (eV/atom) and force components (eV/Å), predicted vs reference."""
+    """Per head: energy relative to a per-element reference (meV/atom), force components (eV/Å).
+
+    A thinned series says so in its legend entry ("train · 1,500 of 12,345").
+    """
     figures = {}
     for k, head in enumerate(parity.heads):
-        if head.energy_ev_per_atom:
+        if head.energy_mev_per_atom:
             figures[f"parity-energy-{k}"] = parity_figure(
-                [ScatterSeries(s.name, s.reference, s.predicted) for s in head.energy_ev_per_atom],
-                quantity="energy (eV/atom)",
+                [_scatter(s) for s in head.energy_mev_per_atom], quantity=head.energy_quantity
             )
         if head.force_ev_per_angstrom:
             figures[f"parity-force-{k}"] = parity_figure(
-                [
-                    ScatterSeries(s.name, s.reference, s.predicted)
-                    for s in head.force_ev_per_angstrom
-                ],
-                quantity="force (eV/Å)",
+                [_scatter(s) for s in head.force_ev_per_angstrom], quantity="force (eV/Å)"
             )
     return figures
+
+
+def _scatter(series: ParitySeries) -> ScatterSeries:
+    name = series.name
+    if series.thinned:
+        name = f"{name} · {len(series.reference):,} of {series.n_total:,}"
+    colour = PARITY_COLOURS.get(series.name)
+    return ScatterSeries(name, series.reference, series.predicted, colour)

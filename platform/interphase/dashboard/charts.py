@@ -216,25 +216,42 @@ class ScatterSeries:
     name: str
     x: Sequence[float]
     y: Sequence[float]
+    colour: str | None = None
 
 
 def parity_figure(series: Sequence[ScatterSeries], *, quantity: str) -> Figure:
-    """Predicted against reference, with the diagonal ``y = x``."""
+    """Predicted against reference, with the diagonal ``y = x``.
+
+    Always SVG (``scatter``): Plotly's WebGL scatter needs ``eval``, which the
+    page's Content-Security-Policy forbids, so callers thin long series.
+    """
     traces: list[dict[str, Any]] = []
     values = [v for one in series for v in (*one.x, *one.y)]
     for k, one in enumerate(series):
+        colour = one.colour or COLOURS[k % len(COLOURS)]
         traces.append(
             {
-                "type": "scattergl" if len(one.x) > 1000 else "scatter",
+                "type": "scatter",
                 "mode": "markers",
                 "name": one.name,
                 "x": list(one.x),
                 "y": list(one.y),
-                "marker": {"size": 5, "color": COLOURS[k % len(COLOURS)], "opacity": 0.7},
+                "marker": {"size": 5, "color": colour, "opacity": 0.7},
             }
         )
-    layout = _layout(f"reference {quantity}", f"predicted {quantity}")
+    x_title, y_title = _two_lines(f"reference {quantity}"), _two_lines(f"predicted {quantity}")
+    layout = _layout(x_title, y_title)
     layout["hovermode"] = "closest"
+    # The upper left of a parity plot is empty: the legend goes there, the titles get room.
+    layout["legend"] = {
+        "x": 0.01,
+        "y": 0.99,
+        "xanchor": "left",
+        "yanchor": "top",
+        "bgcolor": "rgba(255, 255, 255, 0.85)",
+    }
+    if "<br>" in y_title:
+        layout["margin"].update(l=84, b=60)
     if values:
         low, high = min(values), max(values)
         pad = 0.02 * (high - low or 1.0)
@@ -249,3 +266,15 @@ def parity_figure(series: Sequence[ScatterSeries], *, quantity: str) -> Figure:
             }
         ]
     return {"data": traces, "layout": layout}
+
+
+def _two_lines(title: str, width: int = 40) -> str:
+    """``title`` broken at the space nearest its middle when longer than ``width`` characters.
+
+    A y-axis title longer than the chart is tall is cut off by Plotly.
+    """
+    if len(title) <= width or " " not in title:
+        return title
+    spaces = [k for k, c in enumerate(title) if c == " "]
+    middle = min(spaces, key=lambda k: abs(k - len(title) / 2))
+    return f"{title[:middle]}<br>{title[middle + 1 :]}"

@@ -151,6 +151,9 @@ class CampaignStep(Base):
     #: What it produced: ids and counts (JSON).
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # 0008: how far a running step is (StepProgress as JSON) and when it said so.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    progress_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CampaignSchedule(Base):
@@ -540,6 +543,8 @@ class TrainingEpochMetric(Base):
     n_charges: Mapped[int] = mapped_column(Integer, default=0)
     charge_rmse_e: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Structures the split's loss was taken over (head NULL rows; 0008, NULL before).
+    n_structures: Mapped[int | None] = mapped_column(Integer, default=None)
 
     training_run: Mapped[TrainingRun] = relationship(back_populates="epoch_metrics")
 
@@ -558,3 +563,4 @@ class ModelArtifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     training_run: Mapped[TrainingRun] = relationship(back_populates="artifacts")
+

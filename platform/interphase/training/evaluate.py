@@ -39,9 +39,14 @@ def evaluate_split(
     energy_only: bool = False,
     parity: ParityCollector | None = None,
 ) -> SplitMetrics:
-    """Errors (and the fixed-weight loss) of ``model`` on the structures ``indices``."""
+    """Errors and loss of ``model`` on the structures ``indices``.
+
+    The loss is defined as for the training split while it trains
+    (:class:`~interphase.training.metrics.MetricAccumulator`): the same terms,
+    fixed weights and per-label means, whatever ``batch_size``.
+    """
     model.eval()
-    accumulator = MetricAccumulator(data.heads)
+    accumulator = MetricAccumulator(data.heads, weighting.fixed)
     forces = any(np.isfinite(data.gradients[i]).any() for i in indices)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
@@ -52,7 +57,7 @@ def evaluate_split(
             )
         if energy_only:
             terms = {k: v for k, v in terms.items() if not k.startswith("force:")}
-        accumulator.add(prediction, targets, float(weighting.fixed_total(terms).detach()))
+        accumulator.add(prediction, targets, {k: float(v.detach()) for k, v in terms.items()})
         if parity is not None:
             parity.add(prediction, targets, data.structure_ids[chunk])
     return accumulator.summary()

@@ -44,7 +44,7 @@ class TrainingRunError(ValueError):
 
 
 def metrics_json(result: TrainingResult) -> dict[str, Any]:
-    """Final errors of the best model per head and split, and the loss history."""
+    """Final errors and loss of the best model per head and split, and the loss history."""
     heads: dict[str, dict[str, Any]] = {}
     for split, metrics in result.final.items():
         for head, m in metrics.heads.items():
@@ -56,6 +56,9 @@ def metrics_json(result: TrainingResult) -> dict[str, Any]:
     return {
         "heads": heads,
         "charge_rmse_e": {split: m.charge_rmse_e for split, m in result.final.items()},
+        # The best model's loss on each split, both taken after training (same model).
+        "loss": {split: m.loss for split, m in result.final.items()},
+        "n_structures": {split: m.n_structures for split, m in result.final.items()},
         "loss_history": result.loss_history,
         "best_epoch": result.best_epoch,
     }
@@ -81,6 +84,7 @@ def _metric_rows(run_id: int, report: dict[str, Any]) -> list[TrainingEpochMetri
                 learning_rate=report["learning_rate"],
                 n_charges=metrics["n_charges"],
                 charge_rmse_e=metrics["charge_rmse_e"],
+                n_structures=metrics.get("n_structures"),  # absent in older checkpoints
             )
         )
         for head, values in metrics["heads"].items():

@@ -13,11 +13,17 @@ in the batch does not appear at all, so nothing reaches that head's output layer
 start near 1. Weighting is fixed (``Σ w_t L_t``) or Kendall et al.'s learnable
 homoscedastic uncertainty, ``Σ w_t (½ exp(−s_t) L_t + ½ s_t)`` with one ``s_t``
 per task.
+
+The loss *reported* for a split (training and validation alike, see
+:class:`~interphase.training.metrics.MetricAccumulator`) is ``Σ_t w_t L_t`` with
+the fixed weights, where ``L_t`` is the mean over every label of term ``t`` in
+the whole split (structures for energies, atoms for forces and charges), not a
+mean of batch values: it does not depend on how the split is batched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -34,6 +40,9 @@ class BatchPrediction:
     energies: torch.Tensor  # (B, H)
     gradients: torch.Tensor | None  # (H, A, 3), NaN rows for heads not differentiated
     charges: torch.Tensor | None  # (A,)
+    #: Labels behind each loss term of the batch (structures for energies, atoms
+    #: for forces and charges): the weight of the term's batch mean in a split's mean.
+    label_counts: dict[str, int] = field(default_factory=dict)
 
 
 def task_names(heads: list[str]) -> list[str]:
@@ -62,7 +71,7 @@ class LossWeighting(torch.nn.Module):
         )
 
     def fixed_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``Σ w_t L_t``: the comparable loss reported per epoch and for validation."""
+        """``Σ w_t L_t`` of one batch with the fixed weights (minimised under fixed weighting)."""
         values = [self.fixed[name] * value for name, value in terms.items()]
         return torch.stack(values).sum() if values else torch.zeros((), dtype=torch.float64)
 
@@ -101,6 +110,7 @@ def batch_loss_terms(
     energy_scale = torch.as_tensor(scales.energy_hartree, dtype=dtype, device=device)
     per_atom = targets.n_atoms[:, None] * energy_scale
     terms: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     gradients = None
     if forces:
         gradients = torch.full_like(targets.gradients, float("nan"))
@@ -111,6 +121,7 @@ def batch_loss_terms(
                 terms[f"{kind}:{head}"] = _mean_square(
                     (energy[:, h] - reference[:, h]) / per_atom[:, h], mask
                 )
+                counts[f"{kind}:{head}"] = int(mask.sum())
         mask = torch.isfinite(targets.gradients[h, :, 0])
         if gradients is not None and bool(mask.any()):
             (gradient,) = torch.autograd.grad(
@@ -122,13 +133,15 @@ def batch_loss_terms(
             scale = float(scales.gradient_hartree_per_angstrom[h])
             error = (gradient - targets.gradients[h]) / scale
             terms[f"force:{head}"] = (error[mask] ** 2).sum(dim=1).mean()
+            counts[f"force:{head}"] = int(mask.sum())
             gradients[h] = gradient.detach()
     charges = output.charges_e
     if charges is not None:
         mask = torch.isfinite(targets.charges)
         if bool(mask.any()):
             terms["charge"] = _mean_square((charges - targets.charges) / scales.charge_e, mask)
+            counts["charge"] = int(mask.sum())
     prediction = BatchPrediction(
-        energy.detach(), gradients, None if charges is None else charges.detach()
+        energy.detach(), gradients, None if charges is None else charges.detach(), counts
     )
     return terms, prediction

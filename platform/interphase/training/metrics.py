@@ -4,10 +4,14 @@ Stored values are in meV (energies per atom, forces per Å) and e (charges).
 :class:`MetricAccumulator` keeps running sums only, so an epoch over a large
 dataset costs no memory; :class:`ParityCollector` keeps the predicted and
 reference arrays of a final evaluation for parity plots.
+
+The loss of a split has one definition for training and validation (see
+:class:`MetricAccumulator`), so the two curves of a run can be compared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +48,10 @@ class SplitMetrics:
     heads: dict[str, HeadMetrics]
     n_charges: int = 0
     charge_rmse_e: float | None = None
+    #: ``Σ_t w_t · mean_t`` (dimensionless; see :class:`MetricAccumulator`).
     loss: float | None = None
+    #: Structures evaluated (with repeats when an epoch draws more than one pass).
+    n_structures: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -52,6 +59,7 @@ class SplitMetrics:
             "n_charges": self.n_charges,
             "charge_rmse_e": self.charge_rmse_e,
             "loss": self.loss,
+            "n_structures": self.n_structures,
         }
 
 
@@ -74,23 +82,52 @@ class _Sums:
 
 
 @dataclass
+class _TermSums:
+    """Σ over batches of (batch mean × labels) of one loss term, and the labels."""
+
+    weighted: float = 0.0
+    labels: int = 0
+
+
+@dataclass
 class MetricAccumulator:
-    """Running error sums over batches of one split."""
+    """Running error sums over batches of one split, and its loss.
+
+    The loss of a split, training and validation alike, is
+
+        loss = Σ_t w_t · L_t,   L_t = (1 / n_t) Σ_labels of t in the split (scaled error)²
+
+    with the fixed task weights ``w_t`` (``weights``; no learnable uncertainty
+    terms) and every term ``t`` (energy, force and synthetic energy per head,
+    charges) that has labels in the split. ``n_t`` counts structures for
+    energies and atoms for forces and charges, so each label counts once,
+    whatever batch it came in: a batch mean enters weighted by its labels. The
+    training split's loss is summed while its epoch trains, the validation
+    split's after it.
+    """
 
     heads: list[str]
+    #: Fixed weight of each loss term (:attr:`LossWeighting.fixed`).
+    weights: Mapping[str, float]
     energy: dict[str, _Sums] = field(default_factory=dict)
     force: dict[str, _Sums] = field(default_factory=dict)
     synthetic: dict[str, _Sums] = field(default_factory=dict)
     charge: _Sums = field(default_factory=_Sums)
-    loss_sum: float = 0.0
-    loss_weight: int = 0
+    terms: dict[str, _TermSums] = field(default_factory=dict)
+    n_structures: int = 0
 
     def __post_init__(self) -> None:
         for table in (self.energy, self.force, self.synthetic):
             table.update({head: _Sums() for head in self.heads})
 
-    def add(self, prediction: BatchPrediction, targets: BatchTargets, loss: float) -> None:
-        """Accumulate the errors of one batch (Hartree, Hartree/Å, e)."""
+    def add(
+        self, prediction: BatchPrediction, targets: BatchTargets, terms: Mapping[str, float]
+    ) -> None:
+        """Accumulate the errors of one batch (Hartree, Hartree/Å, e) and its loss terms.
+
+        ``terms``: the batch mean of each loss term counted in the loss (a term
+        left out, such as forces in energy-only mode, is not passed).
+        """
         n_atoms = targets.n_atoms.cpu().numpy()[:, None]
         energy = prediction.energies.cpu().numpy()
         for table, reference in (
@@ -109,8 +146,20 @@ class MetricAccumulator:
         if prediction.charges is not None:
             errors = (prediction.charges - targets.charges).cpu().numpy()
             self.charge.add(errors[np.isfinite(errors)])
-        self.loss_sum += loss * len(targets.indices)
-        self.loss_weight += len(targets.indices)
+        for name, value in terms.items():
+            labels = prediction.label_counts[name]
+            sums = self.terms.setdefault(name, _TermSums())
+            sums.weighted += value * labels
+            sums.labels += labels
+        self.n_structures += len(targets.indices)
+
+    def loss(self) -> float | None:
+        """``Σ_t w_t · L_t`` over the batches so far; None before any term."""
+        if not self.terms:
+            return None
+        return sum(
+            self.weights[name] * sums.weighted / sums.labels for name, sums in self.terms.items()
+        )
 
     def summary(self) -> SplitMetrics:
         heads = {}
@@ -126,8 +175,9 @@ class MetricAccumulator:
                 n_synthetic=synthetic.count,
                 synthetic_energy_mae_mev_per_atom=synthetic.mae(),
             )
-        loss = self.loss_sum / self.loss_weight if self.loss_weight else None
-        return SplitMetrics(heads, self.charge.count, self.charge.rmse(), loss)
+        return SplitMetrics(
+            heads, self.charge.count, self.charge.rmse(), self.loss(), self.n_structures
+        )
 
 
 @dataclass

@@ -62,5 +62,8 @@ class TrainingResult:
 
     @property
     def loss_history(self) -> list[float]:
-        """Mean training loss (fixed weights, dimensionless) per epoch."""
+        """Training loss per epoch (dimensionless; summed while each epoch trains).
+
+        Defined as the validation loss is (:class:`~interphase.training.metrics.MetricAccumulator`).
+        """
         return [float(r["train"]["loss"]) for r in self.history]

@@ -114,6 +114,10 @@ def copy_matching_parameters(model: MultiHeadPotential, previous: MultiHeadPoten
     return copied
 
 
+def _detached(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {name: float(value.detach()) for name, value in terms.items()}
+
+
 class _Run:
     """State of one training run; built fresh or from a checkpoint."""
 
@@ -248,7 +252,7 @@ class _Run:
         batches = epoch_batches(
             self.train_indices, self.settings.epoch_size, self.settings.batch_size, self.rng
         )
-        accumulator = MetricAccumulator(self.data.heads)
+        accumulator = MetricAccumulator(self.data.heads, self.weighting.fixed)
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         for k, indices in enumerate(batches):
             inputs, targets = self.data.batch(
@@ -265,7 +269,7 @@ class _Run:
             if self.settings.gradient_clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(parameters, self.settings.gradient_clip_norm)
             self.optimizer.step()
-            accumulator.add(prediction, targets, float(self.weighting.fixed_total(terms).detach()))
+            accumulator.add(prediction, targets, _detached(terms))
             if callbacks.on_batch is not None:
                 callbacks.on_batch(k + 1, len(batches), self.epoch + 1)
         return accumulator.summary()

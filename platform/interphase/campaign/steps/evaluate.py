@@ -8,7 +8,10 @@ watches and what must fall from iteration to iteration.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
@@ -19,17 +22,22 @@ from interphase.campaign.records import (
 )
 from interphase.campaign.routing import routed
 from interphase.campaign.steps.select import models_by_subset, score_counts, store_scores
+from interphase.db.models import TrainingRun
 from interphase.db.session import transaction
 from interphase.gpr.score import score_candidates
 from interphase.models.artifact import load_model
-from interphase.training.evaluate import database_examples, evaluate_model
+from interphase.training.evaluate import ModelEvaluation, database_examples, evaluate_model
+from interphase.training.metrics import write_parity
 from interphase.units import mev_to_hartree
 
+#: Beside the run's ``parity.npz``: the model's predictions on the test split (split "test").
+TEST_PARITY_FILE = "test-parity.npz"
 
-def test_errors(ctx: StepContext, model_path: str | None) -> dict[str, Any]:
-    """Errors of each head on the test split (meV/atom, meV/Å)."""
+
+def evaluate_test_split(ctx: StepContext, model_path: str | None) -> ModelEvaluation | None:
+    """The model on the campaign's test split; None without a model or test structures."""
     if model_path is None:
-        return {}
+        return None
     model = load_model(model_path, "cpu")
     with transaction(ctx.url, read_only=True) as session:
         test_ids = held_out_ids(session, ctx.campaign_id)
@@ -37,9 +45,15 @@ def test_errors(ctx: StepContext, model_path: str | None) -> dict[str, Any]:
             session, model, campaign_id=ctx.campaign_id, structure_ids=test_ids
         )
     if not examples:
-        return {}
+        return None
     with ctx.computing():
-        evaluation = evaluate_model(model, examples)
+        return evaluate_model(model, examples)
+
+
+def test_errors(evaluation: ModelEvaluation | None) -> dict[str, Any]:
+    """Errors of each head on the test split (meV/atom, meV/Å)."""
+    if evaluation is None:
+        return {}
     return {
         head: {
             "n_structures": metrics.n_energies,
@@ -50,10 +64,28 @@ def test_errors(ctx: StepContext, model_path: str | None) -> dict[str, Any]:
     }
 
 
+def write_test_parity(
+    ctx: StepContext, training_run_id: int | None, evaluation: ModelEvaluation | None
+) -> Path | None:
+    """The test split's parity file, in the training run's folder (``training/run-<id>/``)."""
+    if training_run_id is None or evaluation is None:
+        return None
+    folder = ctx.artifacts_dir / "training" / f"run-{training_run_id}"
+    return write_parity(folder / TEST_PARITY_FILE, {"test": evaluation.parity}).resolve()
+
+
+def record_test_parity(session: Session, training_run_id: int, path: Path) -> None:
+    """Name the file in the run's metrics, where the dashboard finds its parity data."""
+    run = session.get_one(TrainingRun, training_run_id)
+    run.metrics = {**(run.metrics or {}), "test_parity_path": str(path)}
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     with transaction(ctx.url, read_only=True) as session:
         trained = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.train)
-    errors = test_errors(ctx, trained.get("model_path"))
+    evaluation = evaluate_test_split(ctx, trained.get("model_path"))
+    training_run_id: int | None = trained.get("training_run_id")
+    test_parity = write_test_parity(ctx, training_run_id, evaluation)
     pool: dict[str, dict[str, Any]] = {}
     with transaction(ctx.url) as session:
         explored = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.explore)
@@ -75,8 +107,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
             pool[route.level] = score_counts(session, ctx, level.id, "pool", threshold_mev)
         scored = sum(p["n_scored"] for p in pool.values())
         uncertain = sum(p["n_uncertain"] for p in pool.values())
+        if training_run_id is not None and test_parity is not None:
+            record_test_parity(session, training_run_id, test_parity)
         outputs = {
-            "test_errors": errors,
+            "test_errors": test_errors(evaluation),
+            "test_parity_path": None if test_parity is None else str(test_parity),
             "pool": pool,
             "pool_uncertain_fraction": uncertain / scored if scored else None,
         }

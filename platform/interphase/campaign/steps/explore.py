@@ -110,7 +110,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             )
 
             def on_step(step: int, _atoms: Any, k: int = k) -> None:
-                ctx.progress("explore (MD)", k * config.steps + step, total)
+                ctx.progress("explore: MD step", k * config.steps + step, total)
 
             with ctx.computing():
                 result = run_md(_atoms(record), calculator, settings, on_step=on_step, guard=guard)

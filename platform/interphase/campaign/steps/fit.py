@@ -59,7 +59,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         def advance(key: str) -> None:
             nonlocal done
             done += 1
-            ctx.progress(f"{ctx.step.value} GPs", done, total)
+            ctx.progress(f"{ctx.step.value}: GPs fitted", done, total)
 
         with ctx.computing():
             fitted[level] = fit_subsets(

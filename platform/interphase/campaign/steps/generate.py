@@ -105,7 +105,11 @@ def _seed(session: Session, ctx: StepContext) -> int:
     seeded = 0
     for k, selector in enumerate(ctx.config.seed_data):
         seeded += seed_campaign(
-            session, ctx.campaign_id, selector, level_ids, partial(ctx.progress, f"seed_data[{k}]")
+            session,
+            ctx.campaign_id,
+            selector,
+            level_ids,
+            partial(ctx.display_progress, f"seed_data[{k}]"),
         )
     return seeded
 

@@ -118,7 +118,7 @@ def drain(ctx: StepContext, what: str, poll_s: float = 1.0) -> None:
     """
 
     def progress(done: int, total: int) -> None:
-        ctx.progress(what, done, total)
+        ctx.progress(f"{what}: jobs finished", done, total)
 
     with ctx.computing():
         while True:
@@ -131,7 +131,7 @@ def drain(ctx: StepContext, what: str, poll_s: float = 1.0) -> None:
             )
             while (left := _open_jobs(ctx)) and not left.get(JobState.pending):
                 running = left.get(JobState.running, 0)
-                ctx.progress(f"{what}: waiting for {running} job(s) running elsewhere", 0, running)
+                ctx.progress(f"{what}: waiting for {running} job(s) running elsewhere", 0, None)
                 time.sleep(poll_s)
                 requeue_expired(ctx.url, ctx.worker_options().retry)  # a dead worker's job
             if not left:

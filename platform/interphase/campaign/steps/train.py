@@ -60,15 +60,18 @@ def run(ctx: StepContext) -> dict[str, Any]:
             .order_by(TrainingRun.id.desc())
         ).first()
         earlier_state = None if earlier is None else (earlier.id, earlier.status)
+        epochs_before = 0 if earlier is None else earlier.epochs_completed
     if not heads:
         raise NothingToTrainError("no reference labels in the campaign: nothing to train on")
     settings = ctx.config.training.training_settings(ctx.seed("train"), heads, ctx.campaign_id)
     epochs = settings.epochs
 
     def on_epoch(report: EpochReport) -> None:
-        ctx.progress("train", int(report.epoch), epochs)
+        ctx.progress("train: epoch", int(report.epoch), epochs)
 
     callbacks = TrainingCallbacks(on_epoch=on_epoch)
+    if earlier_state is None or earlier_state[1] != "succeeded":
+        ctx.progress("train: epoch", epochs_before, epochs)  # a resumed run starts there
     with ctx.computing():
         if earlier_state is not None and earlier_state[1] == "succeeded":
             run_id = earlier_state[0]

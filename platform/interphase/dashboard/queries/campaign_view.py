@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.records import STEP_ORDER
-from interphase.dashboard.queries.campaigns import CurrentStep, running_steps
+from interphase.dashboard.queries.campaigns import CurrentStep, latest_moment, running_steps
 from interphase.dashboard.queries.scores import (
     ScoreDistribution,
     level_names,
     score_distribution,
     thresholds_mev_per_atom,
 )
+from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
     CampaignStep,
@@ -59,6 +60,13 @@ class CampaignHeader:
     def is_running(self) -> bool:
         return self.state == "running"
 
+    @property
+    def last_update(self) -> datetime:
+        """The campaign row's update or its running step's newest progress, whichever is later."""
+        if self.current_step is None:
+            return self.updated_at
+        return latest_moment(self.updated_at, self.current_step.last_activity)
+
 
 @dataclass(frozen=True)
 class IterationLine:
@@ -70,11 +78,14 @@ class IterationLine:
     started_at: datetime
     finished_at: datetime | None
     steps_done: int
-    seconds: float  # wall clock of its finished steps
+    #: Wall clock of its finished steps, plus the running step's time so far.
+    seconds: float
     structures: int
     jobs: dict[str, int]  # state -> count
     labels: dict[str, int]  # level -> labels made in this iteration
     test_errors: dict[str, dict[str, Any]]  # head -> evaluate step's errors
+    #: A step of it is running (so ``seconds`` is still growing).
+    running: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,7 @@ def campaign_view(session: Session, campaign_id: int) -> CampaignView | None:
     ).all()  # fmt: skip
     ids = [row[0] for row in iterations]
     steps = _step_totals(session, campaign_id)
+    running = _running_seconds(session, campaign_id)
     errors = _test_errors(session, campaign_id)
     structures = _structures_per_iteration(session, campaign_id)
     jobs = _jobs_per_iteration(session, campaign_id)
@@ -148,11 +160,12 @@ def campaign_view(session: Session, campaign_id: int) -> CampaignView | None:
             started_at=started,
             finished_at=finished,
             steps_done=steps.get(index, (0, 0.0))[0],
-            seconds=steps.get(index, (0, 0.0))[1],
+            seconds=steps.get(index, (0, 0.0))[1] + running.get(index, 0.0),
             structures=structures.get(iteration_id, 0),
             jobs=jobs.get(iteration_id, {}),
             labels=labels.get(iteration_id, {}),
             test_errors=errors.get(index, {}),
+            running=index in running,
         )
         for iteration_id, index, status, started, finished in iterations
     ]
@@ -184,6 +197,22 @@ def _step_totals(session: Session, campaign_id: int) -> dict[int, tuple[int, flo
         .group_by(CampaignStep.iteration_index)
     )
     return {index: (int(n), float(seconds or 0.0)) for index, n, seconds in rows}
+
+
+def _running_seconds(session: Session, campaign_id: int) -> dict[int, float]:
+    """Per iteration index: seconds since its running step started (none when none runs)."""
+    now = datetime.now(UTC)
+    found: dict[int, float] = {}
+    for index, started in session.execute(
+        select(CampaignStep.iteration_index, CampaignStep.started_at).where(
+            CampaignStep.campaign_id == campaign_id,
+            CampaignStep.state == StepState.running.value,
+        )
+    ):
+        moment = as_utc(started)
+        if moment is not None:
+            found[index] = found.get(index, 0.0) + max((now - moment).total_seconds(), 0.0)
+    return found
 
 
 def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, dict[str, Any]]]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from interphase.campaign.progress import StepProgress
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
@@ -30,12 +31,19 @@ from interphase.db.models import (
 
 @dataclass(frozen=True)
 class CurrentStep:
-    """The step a running campaign is in."""
+    """The step a running campaign is in, and how far it is (when it reported)."""
 
     iteration_index: int
     name: str
     started_at: datetime
     attempts: int
+    progress: StepProgress | None = None
+    progress_at: datetime | None = None
+
+    @property
+    def last_activity(self) -> datetime:
+        """When it started or last reported progress, whichever is later."""
+        return latest_moment(self.started_at, self.progress_at)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,8 @@ class CampaignRow:
         return self.state == "running"
 
 
-def _latest(*moments: datetime | None) -> datetime:
+def latest_moment(*moments: datetime | None) -> datetime:
+    """The latest of the moments given (as aware UTC); at least one must be set."""
     return max(m for m in (as_utc(x) for x in moments) if m is not None)
 
 
@@ -66,13 +75,15 @@ def running_steps(session: Session, campaign_ids: list[int]) -> dict[int, Curren
     if not campaign_ids:
         return {}
     found: dict[int, CurrentStep] = {}
-    for campaign_id, index, name, started, attempts in session.execute(
+    for campaign_id, index, name, started, attempts, progress, progress_at in session.execute(
         select(
             CampaignStep.campaign_id,
             CampaignStep.iteration_index,
             CampaignStep.name,
             CampaignStep.started_at,
             CampaignStep.attempts,
+            CampaignStep.progress,
+            CampaignStep.progress_at,
         )
         .where(
             CampaignStep.campaign_id.in_(campaign_ids),
@@ -80,7 +91,9 @@ def running_steps(session: Session, campaign_ids: list[int]) -> dict[int, Curren
         )
         .order_by(CampaignStep.id)
     ):
-        found[campaign_id] = CurrentStep(index, name, started, attempts)
+        found[campaign_id] = CurrentStep(
+            index, name, started, attempts, StepProgress.from_row(progress), progress_at
+        )
     return found
 
 
@@ -88,7 +101,8 @@ def campaign_rows(session: Session) -> list[CampaignRow]:
     """Every campaign, most recently active first.
 
     Last activity is the latest of the campaign's own update, an iteration or
-    step starting or finishing, and a change to one of its labeling jobs.
+    step starting or finishing, a step reporting progress (an epoch trained, a
+    job done) and a change to one of its labeling jobs.
     """
     campaigns = session.scalars(select(Campaign).order_by(Campaign.id)).all()
     ids = [c.id for c in campaigns]
@@ -105,12 +119,13 @@ def campaign_rows(session: Session) -> list[CampaignRow]:
         )
     }
     steps = {
-        campaign_id: (started, finished)
-        for campaign_id, started, finished in session.execute(
+        campaign_id: (started, finished, progressed)
+        for campaign_id, started, finished, progressed in session.execute(
             select(
                 CampaignStep.campaign_id,
                 func.max(CampaignStep.started_at),
                 func.max(CampaignStep.finished_at),
+                func.max(CampaignStep.progress_at),
             ).group_by(CampaignStep.campaign_id)
         )
     }
@@ -125,7 +140,7 @@ def campaign_rows(session: Session) -> list[CampaignRow]:
     rows = []
     for c in campaigns:
         n, done, started, finished = iterations.get(c.id, (0, 0, None, None))
-        step_started, step_finished = steps.get(c.id, (None, None))
+        step_started, step_finished, step_progressed = steps.get(c.id, (None, None, None))
         rows.append(
             CampaignRow(
                 id=c.id,
@@ -138,13 +153,14 @@ def campaign_rows(session: Session) -> list[CampaignRow]:
                 iterations_finished=done,
                 current_step=current.get(c.id) if c.state == "running" else None,
                 created_at=c.created_at,
-                last_activity=_latest(
+                last_activity=latest_moment(
                     c.created_at,
                     c.updated_at,
                     started,
                     finished,
                     step_started,
                     step_finished,
+                    step_progressed,
                     job_activity.get(c.id),
                 ),
             )

@@ -7,17 +7,19 @@ its outputs commit); steps not started yet are listed as ``waiting``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from interphase.campaign.progress import StepProgress
 from interphase.campaign.records import STEP_ORDER
 from interphase.campaign.report import step_note
 from interphase.dashboard.queries.campaign_view import CampaignHeader, campaign_header
 from interphase.dashboard.queries.models import RunDetail, run_detail
 from interphase.dashboard.queries.scores import Pick, ScoreDistribution, picks, score_distribution
+from interphase.dashboard.templating import as_utc
 from interphase.db.models import (
     Campaign,
     CampaignStep,
@@ -47,6 +49,17 @@ class StepLine:
     compute_seconds: float | None
     note: str
     error: str | None
+    #: The newest progress report (a running step's count; where a failed one stopped).
+    progress: StepProgress | None = None
+    progress_at: datetime | None = None
+
+    @property
+    def elapsed_s(self) -> float | None:
+        """A running step's seconds so far (None for any other state)."""
+        started = as_utc(self.started_at)
+        if self.state != "running" or started is None:
+            return None
+        return max((datetime.now(UTC) - started).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,8 @@ def step_lines(session: Session, campaign_id: int, index: int) -> list[StepLine]
                 compute_seconds=row.compute_seconds,
                 note=note,
                 error=row.error,
+                progress=StepProgress.from_row(row.progress),
+                progress_at=row.progress_at,
             )
         )
     return lines

@@ -115,6 +115,9 @@ class Curves:
     loss: dict[str, list[float | None]]  # split -> per epoch
     energy_mae: dict[tuple[str, str], list[float | None]]  # (head, split), meV/atom
     force_mae: dict[tuple[str, str], list[float | None]]  # (head, split), meV/Å
+    #: split -> structures its loss was taken over (newest epoch; empty for runs
+    #: recorded before migration 0008).
+    structures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -192,16 +195,19 @@ def _curves(metrics: list[TrainingEpochMetric]) -> Curves:
     loss: dict[str, list[float | None]] = defaultdict(blank)
     energy: dict[tuple[str, str], list[float | None]] = defaultdict(blank)
     force: dict[tuple[str, str], list[float | None]] = defaultdict(blank)
+    structures: dict[str, int] = {}
     for m in metrics:
         k = position[m.epoch]
         if m.head is None:
             loss[m.split][k] = m.loss
+            if m.n_structures is not None:
+                structures[m.split] = m.n_structures  # rows come in epoch order
             continue
         if m.energy_mae_mev_per_atom is not None:
             energy[(m.head, m.split)][k] = m.energy_mae_mev_per_atom
         if m.force_mae_mev_per_angstrom is not None:
             force[(m.head, m.split)][k] = m.force_mae_mev_per_angstrom
-    return Curves(epochs, dict(loss), dict(energy), dict(force))
+    return Curves(epochs, dict(loss), dict(energy), dict(force), structures)
 
 
 def _gps_of(session: Session, run: TrainingRun) -> list[int]:

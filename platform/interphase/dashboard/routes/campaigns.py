@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from interphase.campaign.run import request_stop
 from interphase.dashboard.campaign_charts import (
@@ -23,8 +24,8 @@ from interphase.dashboard.queries.campaigns import campaign_rows, overview
 from interphase.dashboard.queries.iteration_view import IterationView, iteration_view
 from interphase.dashboard.queries.parity import run_parity
 from interphase.dashboard.routes.common import require_token
-from interphase.dashboard.routes.models import curve_figures
 from interphase.dashboard.templating import is_fragment_request, render
+from interphase.dashboard.training_curves import training_curves
 from interphase.db.models import Campaign
 
 router = APIRouter()
@@ -68,21 +69,21 @@ def _iteration_context(
         view = iteration_view(session, campaign_id, index, with_charts=with_charts)
         if view is None:
             raise NotFoundError(f"campaign {campaign_id} has no iteration {index}")
-        charts = iteration_figures(view) if with_charts else {}
+        charts = iteration_figures(session, view) if with_charts else {}
         return {"view": view, "header": view.header, "charts": charts}
 
 
-def iteration_figures(view: IterationView) -> dict[str, object]:
+def iteration_figures(session: Session, view: IterationView) -> dict[str, object]:
     """Uncertainty of both stages per level, and training curves and parity per run."""
     names = {view.id: f"iteration {view.index}"}
     thresholds = view.header.thresholds_mev_per_atom
     training = []
     for detail in view.training:
-        parity = run_parity(detail.run.metrics, list(detail.run.heads or []))
+        parity = run_parity(session, detail.run.metrics, list(detail.run.heads or []))
         training.append(
             {
                 "detail": detail,
-                "curves": curve_figures(detail.curves),
+                "curves": training_curves(detail.curves, detail.heads),
                 "parity": parity,
                 "parity_charts": parity_figures(parity),
             }

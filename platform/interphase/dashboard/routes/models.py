@@ -8,13 +8,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from interphase.dashboard.campaign_charts import parity_figures
-from interphase.dashboard.charts import Series, line_figure
 from interphase.dashboard.database import reading
 from interphase.dashboard.errors import NotFoundError
 from interphase.dashboard.params import RowId
-from interphase.dashboard.queries.models import Curves, artifact, run_detail, training_runs
+from interphase.dashboard.queries.models import artifact, run_detail, training_runs
 from interphase.dashboard.queries.parity import run_parity
 from interphase.dashboard.templating import is_fragment_request, render
+from interphase.dashboard.training_curves import training_curves
 
 router = APIRouter()
 
@@ -32,10 +32,10 @@ def _detail_context(request: Request, run_id: int) -> dict[str, object]:
         detail = run_detail(session, run_id)
         if detail is None:
             raise NotFoundError(f"no training run {run_id}")
-        parity = run_parity(detail.run.metrics, list(detail.run.heads or []))
+        parity = run_parity(session, detail.run.metrics, list(detail.run.heads or []))
         return {
             "detail": detail,
-            "charts": curve_figures(detail.curves),
+            "curves": training_curves(detail.curves, detail.heads),
             "parity": parity,
             "parity_charts": parity_figures(parity),
         }
@@ -63,33 +63,3 @@ def model_artifact(request: Request, run_id: RowId, artifact_id: RowId) -> FileR
     if not path.is_file():
         raise NotFoundError(f"the artifact file {path} is not on this machine")
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
-
-
-def curve_figures(curves: Curves) -> dict[str, dict[str, object]]:
-    """Loss, energy MAE per head and force MAE per head per epoch (validation solid)."""
-    x = curves.epochs
-
-    def dash(split: str) -> str | None:
-        return "dot" if split == "train" else None
-
-    loss = [Series(f"loss ({split})", x, y, dash(split)) for split, y in curves.loss.items()]
-    energy = [
-        Series(f"{head} ({split})", x, y, dash(split))
-        for (head, split), y in sorted(curves.energy_mae.items())
-    ]
-    force = [
-        Series(f"{head} ({split})", x, y, dash(split))
-        for (head, split), y in sorted(curves.force_mae.items())
-    ]
-    figures: dict[str, dict[str, object]] = {}
-    if loss:
-        figures["loss"] = line_figure(loss, x_title="epoch", y_title="loss", log_y=True)
-    if energy:
-        figures["energy"] = line_figure(
-            energy, x_title="epoch", y_title="energy MAE (meV/atom)", log_y=True
-        )
-    if force:
-        figures["force"] = line_figure(
-            force, x_title="epoch", y_title="force MAE (meV/Å)", log_y=True
-        )
-    return figures
