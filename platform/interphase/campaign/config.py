@@ -374,12 +374,55 @@ class StoppingConfig(_Config):
         description="Most estimated CPU hours per level (hybrid DFT: 7e-7·n_basis²·n_aux + 1 "
         "CPU-s per calculation; other engines: measured job time).",
     )
+    validated: bool = Field(
+        default=False,
+        description="Stop once every check of the validation suites passes (needs "
+        "`validation.suites`).",
+    )
     wall_clock_hours: float | None = Field(
         default=None,
         gt=0,
         le=MAX_WALL_CLOCK_HOURS,
         description="Most wall-clock hours of running, over all resumes (at most "
         f"{MAX_WALL_CLOCK_HOURS:.0f}).",
+    )
+
+
+class ValidationSuiteConfig(_Config):
+    """One validation suite run on heads of the campaign's model (``interphase.validation``)."""
+
+    suite: Literal["metal", "electrolyte"] = Field(
+        description="metal (a periodic level: Li bcc unless settings name another crystal) "
+        "or electrolyte (a molecular level: EC frequencies, DMC conformers, Li+-EC binding)."
+    )
+    heads: list[str] | None = Field(
+        default=None,
+        description="Heads to check (default: every routed level of the suite's kind).",
+    )
+    settings: dict[str, Any] = Field(
+        default={},
+        description="Suite settings, e.g. for metal: symbol, lattice, a_guess_angstrom, "
+        "phonon_supercell, vacancy_repeat.",
+    )
+    tolerances: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default={},
+        description="Tolerances overriding the suite's: a fraction for the metal suite's "
+        "properties (a0_angstrom: 0.005), the property's unit for the electrolyte suite's "
+        "(ec_frequency_rms_cm1: 30).",
+    )
+
+
+class ValidationConfig(_Config):
+    """Property checks of the trained heads against their reference levels, in the loop."""
+
+    suites: list[ValidationSuiteConfig] = Field(
+        default=[], description="Suites to run (none: no validation)."
+    )
+    every: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="Run every this many iterations (and always in the last one).",
     )
 
 
@@ -439,6 +482,11 @@ class CampaignConfig(_Config):
     )
     labeling: LabelingConfig = Field(default_factory=LabelingConfig, description="Labeling jobs.")
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="Stopping rules.")
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig,
+        description="Property checks of each head against its reference level (phonons, "
+        "elastic constants, frequencies ...), every few iterations.",
+    )
     seed_data: list[SeedDataConfig] = Field(
         default=[],
         description="Existing labels to start from (imported, or another campaign's): they "
@@ -488,7 +536,46 @@ class CampaignConfig(_Config):
         )  # fmt: skip
         if not has_generator:
             raise ValueError("generators: name at least one generator")
+        self._validation_consistent(routed)
         return self
+
+    def _validation_consistent(self, routed: list[str]) -> None:
+        """Suites on routed heads of the right kind, with settings and tolerances they know."""
+        from interphase.validation.suites import SuiteError, suite_named, suite_settings
+
+        if self.stopping.validated and not self.validation.suites:
+            raise ValueError("stopping.validated: name the suites under `validation.suites`")
+        for k, entry in enumerate(self.validation.suites):
+            where = f"validation.suites[{k}]"
+            suite = suite_named(entry.suite)
+            try:
+                suite_settings(suite, entry.settings)
+            except (SuiteError, TypeError) as error:
+                raise ValueError(f"{where}.settings: {error}") from None
+            unknown = sorted(set(entry.tolerances) - set(suite.tolerances))
+            if unknown:
+                raise ValueError(
+                    f"{where}.tolerances: unknown properties {unknown}; "
+                    f"known: {', '.join(suite.tolerances)}"
+                )
+            for head in entry.heads or []:
+                if head not in routed:
+                    raise ValueError(f"{where}.heads: level {head!r} is not in routing")
+                if self.level_spec(head).periodic != suite.periodic:
+                    kind = "periodic" if suite.periodic else "molecular"
+                    raise ValueError(
+                        f"{where}.heads: the {entry.suite} suite needs a {kind} level; "
+                        f"{head!r} is not"
+                    )
+            if not self.validation_heads(entry):
+                raise ValueError(f"{where}: no routed level fits the {entry.suite} suite")
+
+    def validation_heads(self, entry: ValidationSuiteConfig) -> list[str]:
+        """The heads ``entry`` checks: its own list, else every routed level of its kind."""
+        if entry.heads is not None:
+            return list(entry.heads)
+        periodic = entry.suite == "metal"
+        return [r for r in self.routed_levels if self.level_spec(r).periodic == periodic]
 
     @model_validator(mode="after")
     def _bounded(self) -> CampaignConfig:

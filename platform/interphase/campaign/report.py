@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from interphase.campaign.progress import running_step_line
 from interphase.campaign.records import find_campaign
 from interphase.db import membership
 from interphase.db.api import lineage
@@ -46,6 +47,8 @@ class IterationRow:
     explored: int = 0
     #: Per level: labels computed by this iteration's jobs and existing labels reused.
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The validation suites' runs, when the iteration ran them (see campaign/validation.py).
+    validation: dict[str, Any] | None = None
 
 
 def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
@@ -74,6 +77,7 @@ def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
                 unphysical=s.get("exploration", {}).get("unphysical", 0),
                 explored=s.get("exploration", {}).get("candidates", 0),
                 sources=s.get("label_sources", {}),
+                validation=s.get("validation"),
             )
         )
     return rows
@@ -126,6 +130,10 @@ def campaign_story(session: Session, name: str) -> list[str]:
     """Plain-language lines: what each iteration did and why the campaign stopped."""
     campaign = find_campaign(session, name)
     lines = [f"campaign {campaign.name!r}: {campaign.state}"]
+    if campaign.state == "running":
+        now = running_step_line(session, campaign.id)
+        if now is not None:
+            lines.append(now)
     previous: IterationRow | None = None
     for row in campaign_rows(session, campaign):
         made = ", ".join(f"{n} {g}" for g, n in row.structures.items())
@@ -155,6 +163,7 @@ def campaign_story(session: Session, name: str) -> list[str]:
         for head, errors in row.test_errors.items():
             before = previous.test_errors.get(head) if previous is not None else None
             lines.append(f"  {head_error_line(head, errors, before)}")
+        lines += validation_lines(row.validation)
         if row.pool_fraction is not None:
             lines.append(
                 f"  next candidate pool: {100 * row.pool_fraction:.0f}% uncertain under the new GPs"
@@ -165,6 +174,24 @@ def campaign_story(session: Session, name: str) -> list[str]:
         previous = row
     if campaign.stop_reason:
         lines.append(f"stopped: {campaign.stop_reason} — {campaign.stop_detail.get('message', '')}")
+    return lines
+
+
+def validation_lines(validation: dict[str, Any] | None) -> list[str]:
+    """Per suite run: passed or which checks failed, with head and reference values."""
+    lines = []
+    for run in (validation or {}).get("runs", []):
+        failed = [c for c in run["checks"] if not c["passed"]]
+        where = f"  validation {run['suite']} of head {run['head']}"
+        if not failed:
+            lines.append(f"{where}: all {len(run['checks'])} checks passed")
+            continue
+        shown = "; ".join(
+            f"{c['name']} {_fmt(c['model'], '.4g')} vs {_fmt(c['reference'], '.4g')}"
+            for c in failed[:4]
+        )
+        more = f" and {len(failed) - 4} more" if len(failed) > 4 else ""
+        lines.append(f"{where}: {len(failed)} of {len(run['checks'])} failed ({shown}{more})")
     return lines
 
 
@@ -327,7 +354,13 @@ def step_note(step: Any, outputs: dict[str, Any]) -> str:
         )
         fraction = outputs.get("pool_uncertain_fraction")
         percent = None if fraction is None else 100 * fraction
-        return f"test {errors or '–'}; pool {_fmt(percent, '.0f')}% uncertain"
+        runs = (outputs.get("validation") or {}).get("runs", [])
+        checked = (
+            f"; validation {sum(r['passed'] for r in runs)}/{len(runs)} suite runs passed"
+            if runs
+            else ""
+        )
+        return f"test {errors or '–'}; pool {_fmt(percent, '.0f')}% uncertain{checked}"
     return "recorded"
 
 

@@ -29,7 +29,7 @@ def check_stopping(
     finished_iterations: int,
     running_seconds: float,
 ) -> StopDecision:
-    """The first stopping rule that fires, in the order: iterations, uncertainty, budgets, time."""
+    """The first rule that fires: iterations, uncertainty, validation, budgets, time."""
     rules = config.stopping
     if finished_iterations >= rules.max_iterations:
         return StopDecision(
@@ -49,6 +49,20 @@ def check_stopping(
                 "uncertain_fraction",
                 {"fraction": fraction, "below": rules.uncertain_fraction_below},
                 f"uncertain fraction {fraction:.2f} < {rules.uncertain_fraction_below:.2f}",
+            )
+    if rules.validated and finished_iterations:
+        last = session.scalar(
+            select(Iteration.summary).where(
+                Iteration.campaign_id == campaign.id, Iteration.index == finished_iterations - 1
+            )
+        )
+        validation = (last or {}).get("validation") or {}
+        if validation.get("runs") and validation.get("passed"):
+            checks = sum(len(run["checks"]) for run in validation["runs"])
+            return StopDecision(
+                "validated",
+                {"runs": len(validation["runs"]), "checks": checks},
+                f"all {checks} validation checks of {len(validation['runs'])} suite runs passed",
             )
     for level_name, budget in rules.label_budget.items():
         count = session.scalar(

@@ -18,6 +18,7 @@ from interphase.cli import (
     status,
     structures,
     train,
+    validate,
 )
 from interphase.cli import md as md_commands
 from interphase.cli.common import OneLineErrorsGroup
@@ -45,6 +46,7 @@ app.command()(status.status)
 app.command()(md_commands.md)
 app.command()(md_commands.phonons)
 app.command()(train.train)
+app.command()(validate.validate)
 app.command()(dashboard.dashboard)
 app.command()(schedule.serve)
 

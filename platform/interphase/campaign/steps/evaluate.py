@@ -1,4 +1,4 @@
-"""Step 9, evaluate: per-head errors on the fixed test split, and the next pool's uncertainty.
+"""Step 9, evaluate: per-head test errors, validation suites, and the next pool's uncertainty.
 
 The test split was labeled like every structure but never fitted or trained
 on. The candidate pool (what exploration just produced) is scored by the GPs
@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from interphase.campaign import validation as campaign_validation
 from interphase.campaign.context import StepContext
 from interphase.campaign.records import (
     StepName,
@@ -86,6 +87,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
     evaluation = evaluate_test_split(ctx, trained.get("model_path"))
     training_run_id: int | None = trained.get("training_run_id")
     test_parity = write_test_parity(ctx, training_run_id, evaluation)
+    validation = None
+    if trained.get("model_path") and campaign_validation.due(ctx.config, ctx.iteration):
+        with ctx.computing():
+            validation = campaign_validation.run_validation(
+                ctx.config,
+                trained["model_path"],
+                url=ctx.url,
+                campaign_id=ctx.campaign_id,
+                iteration=ctx.iteration,
+            )
     pool: dict[str, dict[str, Any]] = {}
     with transaction(ctx.url) as session:
         explored = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.explore)
@@ -114,6 +125,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "test_parity_path": None if test_parity is None else str(test_parity),
             "pool": pool,
             "pool_uncertain_fraction": uncertain / scored if scored else None,
+            "validation": validation,
         }
         ctx.complete(session, outputs)
     return outputs

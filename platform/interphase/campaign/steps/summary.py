@@ -89,6 +89,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "synthetic_labels": int(n_synthetic or 0),
             "training_run_id": outputs["train"].get("training_run_id"),
             "test_errors": outputs["evaluate"].get("test_errors", {}),
+            "validation": outputs["evaluate"].get("validation"),
             "pool": outputs["evaluate"].get("pool", {}),
             "pool_uncertain_fraction": outputs["evaluate"].get("pool_uncertain_fraction"),
             "exploration": {

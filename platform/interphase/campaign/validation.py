@@ -1,0 +1,84 @@
+"""The campaign's validation: its suites on the iteration's model, recorded for the summary.
+
+Runs inside the evaluate step, every ``validation.every`` iterations and in the
+last one, on the model the train step saved. Each suite runs on each of its
+heads (:func:`interphase.validation.run.validate_head`): the reference level's
+values come from the database when any earlier model or campaign computed them,
+and every run is recorded against the campaign and iteration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interphase.campaign.config import CampaignConfig
+from interphase.validation.suites import Tolerance, suite_named
+
+
+def due(config: CampaignConfig, iteration: int) -> bool:
+    """Whether the validation runs in ``iteration`` (0-based)."""
+    rules = config.validation
+    if not rules.suites:
+        return False
+    last = iteration == config.stopping.max_iterations - 1
+    return last or (iteration + 1) % rules.every == 0
+
+
+def tolerances(suite: str, values: dict[str, float]) -> dict[str, Tolerance]:
+    """The config's tolerances as :class:`Tolerance`: fractions where the suite's are relative."""
+    defaults = suite_named(suite).tolerances
+    return {
+        name: Tolerance(relative=value)
+        if defaults[name].relative is not None
+        else Tolerance(absolute=value)
+        for name, value in values.items()
+    }
+
+
+def run_validation(
+    config: CampaignConfig,
+    model_path: str,
+    *,
+    url: str | None,
+    campaign_id: int,
+    iteration: int,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Every suite on every head; ``{"runs": [...], "passed": bool}`` for the step's outputs."""
+    from interphase.validation.run import validate_head
+
+    runs = []
+    for entry in config.validation.suites:
+        for head in config.validation_heads(entry):
+            outcome = validate_head(
+                model_path,
+                head,
+                entry.suite,
+                settings=entry.settings,
+                tolerances=tolerances(entry.suite, entry.tolerances),
+                campaign_id=campaign_id,
+                iteration_index=iteration,
+                url=url,
+                progress=progress,
+            )
+            runs.append(
+                {
+                    "run_id": outcome.run_id,
+                    "suite": outcome.suite,
+                    "head": head,
+                    "passed": outcome.passed,
+                    "reference_cached": outcome.reference_cached,
+                    "checks": [
+                        {
+                            "name": check.name,
+                            "unit": check.unit,
+                            "model": check.to_dict()["model"],
+                            "reference": check.to_dict()["reference"],
+                            "difference": check.to_dict()["difference"],
+                            "passed": check.passed,
+                        }
+                        for check in outcome.checks
+                    ],
+                }
+            )
+    return {"runs": runs, "passed": bool(runs) and all(run["passed"] for run in runs)}
