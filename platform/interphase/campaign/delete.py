@@ -39,6 +39,7 @@ from interphase.db.models import (
     SyntheticLabel,
     TrainingEpochMetric,
     TrainingRun,
+    ValidationRun,
     utcnow,
 )
 from interphase.db.session import transaction
@@ -187,6 +188,14 @@ def _delete(session: Session, campaign: Campaign, found: Deletion) -> None:
     runs = select(TrainingRun.id).where(TrainingRun.campaign_id == cid)
     session.execute(
         delete(TrainingEpochMetric).where(TrainingEpochMetric.training_run_id.in_(runs))
+    )
+    # Its validation runs go; references stay (they belong to the level, for every campaign).
+    session.execute(delete(ValidationRun).where(ValidationRun.campaign_id == cid))
+    artifacts = select(ModelArtifact.id).where(ModelArtifact.training_run_id.in_(runs))
+    session.execute(
+        update(ValidationRun)
+        .where(ValidationRun.model_artifact_id.in_(artifacts))
+        .values(model_artifact_id=None)
     )
     session.execute(delete(ModelArtifact).where(ModelArtifact.training_run_id.in_(runs)))
     session.execute(delete(TrainingRun).where(TrainingRun.campaign_id == cid))
