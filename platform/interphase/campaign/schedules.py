@@ -114,7 +114,8 @@ def format_duration(seconds: int) -> str:
     return "".join(parts) or "0s"
 
 
-def _spec(row: CampaignSchedule, name: str) -> ScheduleSpec:
+def schedule_spec(row: CampaignSchedule, name: str) -> ScheduleSpec:
+    """The stored schedule ``row`` of the campaign called ``name``."""
     return ScheduleSpec(
         campaign=name,
         cron=row.cron,
@@ -142,7 +143,7 @@ def set_schedule(session: Session, spec: ScheduleSpec) -> ScheduleSpec:
     row.timezone, row.iterations_per_run = spec.timezone, spec.iterations_per_run
     row.created_at, row.active = utcnow(), True
     session.flush()
-    return _spec(row, campaign.name)
+    return schedule_spec(row, campaign.name)
 
 
 def remove_schedule(session: Session, name: str) -> ScheduleSpec:
@@ -156,7 +157,7 @@ def remove_schedule(session: Session, name: str) -> ScheduleSpec:
     if row is None:
         raise ScheduleNotFoundError(f"campaign {name!r} has no schedule; nothing to remove")
     row.active = False
-    return _spec(row, campaign.name)
+    return schedule_spec(row, campaign.name)
 
 
 def active_schedules(session: Session) -> list[ScheduleSpec]:
@@ -167,4 +168,4 @@ def active_schedules(session: Session) -> list[ScheduleSpec]:
         .where(CampaignSchedule.active.is_(True))
         .order_by(Campaign.name)
     ).all()
-    return [_spec(row, name) for row, name in rows]
+    return [schedule_spec(row, name) for row, name in rows]

@@ -14,6 +14,9 @@ from typing import Any
 from interphase.campaign.config import CampaignConfig
 from interphase.validation.suites import Tolerance, suite_named
 
+#: What the iteration's summary keeps of each check (the run in validation_run has all).
+SUMMARY_KEYS = ("name", "unit", "model", "reference", "difference", "passed")
+
 
 def due(config: CampaignConfig, iteration: int) -> bool:
     """Whether the validation runs in ``iteration`` (0-based)."""
@@ -70,12 +73,9 @@ def run_validation(
                     "reference_cached": outcome.reference_cached,
                     "checks": [
                         {
-                            "name": check.name,
-                            "unit": check.unit,
-                            "model": check.to_dict()["model"],
-                            "reference": check.to_dict()["reference"],
-                            "difference": check.to_dict()["difference"],
-                            "passed": check.passed,
+                            key: value
+                            for key, value in check.to_dict().items()
+                            if key in SUMMARY_KEYS
                         }
                         for check in outcome.checks
                     ],

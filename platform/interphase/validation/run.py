@@ -91,6 +91,7 @@ def reference_key(level: LevelOfTheory, suite: str, settings: Mapping[str, Any])
 
 @dataclass(frozen=True)
 class _Request:
+    model: Any  # the MultiHeadPotential, loaded once for every calculator of the suite
     suite: Suite
     settings: dict[str, Any]
     head: str
@@ -140,6 +141,7 @@ def _check_request(
                 f"{'periodic' if level.periodic else 'molecular'}"
             )
         return _Request(
+            model,
             suite,
             full_settings,
             head,
@@ -237,7 +239,9 @@ def validate_head(
         model_values = compute(
             request.suite,
             request.settings,
-            lambda charge: InterphaseCalculator(path, head, device="cpu", total_charge=charge),
+            lambda charge: InterphaseCalculator(
+                request.model, head, device="cpu", total_charge=charge
+            ),
         )
         checks = compare(request.suite, model_values, reference, tolerances)
     except ValueError as error:  # e.g. no E(V) minimum: the head's crystal is not stable

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.campaign.schedules import ScheduleSpec
+from interphase.campaign.schedules import ScheduleSpec, schedule_spec
 from interphase.campaign.ticks import TickOutcome, TickRun
 from interphase.dashboard.prefect_ticks import Deployment, PrefectSource, PrefectTicks
 from interphase.db.models import Campaign, CampaignSchedule
@@ -46,14 +46,7 @@ def schedule_rows(session: Session) -> list[ScheduleRow]:
         ScheduleRow(
             campaign_id=campaign_id,
             campaign_state=state,
-            spec=ScheduleSpec(
-                campaign=name,
-                cron=row.cron,
-                interval_seconds=row.interval_seconds,
-                timezone=row.timezone,
-                iterations_per_run=row.iterations_per_run,
-                created_at=row.created_at,
-            ),
+            spec=schedule_spec(row, name),
             active=row.active,
         )
         for row, campaign_id, name, state in rows
