@@ -174,7 +174,7 @@ def _print(outcome: object) -> None:
             f"{check.reference:.4g}",
             f"{check.difference:+.3g}",
             escape(check.tolerance),
-            "[green]pass[/]" if check.passed else "[red]FAIL[/]",
+            "pass" if check.passed else "FAIL",
             escape(check.note),
         )
     console.print(table)
