@@ -1,0 +1,199 @@
+"""How many threads this process's numerical libraries may use: the thread policy.
+
+A campaign shares its machine: with its own labeling workers and GP fit
+processes, and on a login node or a busy workstation with other people's work.
+Torch's and BLAS's OpenMP threads that outnumber the cores left to them, or
+that spin while they wait, make training 10-30x slower under load instead of
+the 2-3x that fair sharing costs. The policy:
+
+1. **Cores available** (:func:`available_cores`): the CPUs this process may run
+   on (``sched_getaffinity``), capped by a cgroup CPU quota (``cpu.max`` in
+   cgroup v2, ``cpu.cfs_quota_us``/``cpu.cfs_period_us`` in v1), as a container
+   or a batch job grants them; ``os.cpu_count()`` sees neither.
+2. **Threads per process** (:func:`plan_threads`): those cores shared evenly
+   among the processes of the campaign that compute at once (this one and
+   ``siblings`` more: queue workers, GP fit processes), at least one.
+3. **Passive waiting**: ``OMP_WAIT_POLICY=PASSIVE``, so an idle OpenMP thread
+   sleeps instead of spinning on a core that another process needs. It must be
+   in the environment before the OpenMP runtime loads (libgomp reads it once,
+   at load): importing :mod:`interphase` calls :func:`prefer_passive_waiting`,
+   and :func:`child_environment` puts it into every child's environment.
+
+The override: ``INTERPHASE_THREADS=N`` (a positive integer) sets the threads per
+process outright, e.g. for a benchmark or on a node known to be reserved.
+``OMP_WAIT_POLICY`` already set in the environment is left as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Environment variable that overrides the planned threads per process.
+THREADS_ENV = "INTERPHASE_THREADS"
+#: The thread-count variables that OpenMP, OpenBLAS, MKL and BLIS read at load time.
+THREAD_COUNT_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class ThreadPolicyError(ValueError):
+    """The thread override is not a positive integer."""
+
+
+def affinity_cores() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cgroup_quota_cores(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPU quota of this process's cgroup in cores (e.g. 1.5), or None if unlimited.
+
+    Reads cgroup v2's ``cpu.max`` ("200000 100000" = 2 cores, "max 100000" =
+    unlimited) or cgroup v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``
+    (quota -1 = unlimited), at ``root`` (the cgroup mount as the process sees it).
+    """
+    v2 = root / "cpu.max"
+    if v2.is_file():
+        return _quota(*_read(v2).split()[:2])
+    v1 = root / "cpu" if (root / "cpu").is_dir() else root
+    quota, period = v1 / "cpu.cfs_quota_us", v1 / "cpu.cfs_period_us"
+    if quota.is_file() and period.is_file():
+        return _quota(_read(quota), _read(period))
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _quota(quota: str, period: str) -> float | None:
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:  # "max", or unreadable
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        return None
+    return quota_us / period_us
+
+
+def available_cores(root: Path = CGROUP_ROOT) -> int:
+    """The cores this process can use: its affinity, capped by the cgroup quota (rounded up)."""
+    cores = affinity_cores()
+    quota = cgroup_quota_cores(root)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota - 1e-9)))
+    return cores
+
+
+def override_threads(environ: dict[str, str] | None = None) -> int | None:
+    """The threads set by ``INTERPHASE_THREADS``, or None when unset."""
+    raw = (environ if environ is not None else os.environ).get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ThreadPolicyError(
+            f"{THREADS_ENV}={raw!r} is not a positive integer: set it to the threads "
+            "per process (e.g. 1) or unset it to share the available cores"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Threads per process for this machine and this campaign's concurrent processes."""
+
+    cores: int
+    processes: int
+    threads: int
+    overridden: bool
+
+    def describe(self) -> str:
+        if self.overridden:
+            return f"{self.threads} thread(s) per process ({THREADS_ENV})"
+        return (
+            f"{self.threads} thread(s) per process: {self.cores} core(s) available "
+            f"shared by {self.processes} process(es)"
+        )
+
+
+def plan_threads(
+    siblings: int = 0, *, cores: int | None = None, environ: dict[str, str] | None = None
+) -> ThreadPlan:
+    """Threads for each of ``1 + siblings`` processes computing at once on ``cores`` cores.
+
+    ``cores`` defaults to :func:`available_cores`. The cores are shared evenly,
+    rounding down, with at least one thread each; ``INTERPHASE_THREADS`` wins.
+    """
+    if siblings < 0:
+        raise ValueError(f"siblings must be 0 or more, got {siblings}")
+    processes = 1 + siblings
+    override = override_threads(environ)
+    n_cores = cores if cores is not None else available_cores()
+    if override is not None:
+        return ThreadPlan(n_cores, processes, override, overridden=True)
+    return ThreadPlan(n_cores, processes, max(1, n_cores // processes), overridden=False)
+
+
+def prefer_passive_waiting(environ: dict[str, str] | None = None) -> None:
+    """Ask OpenMP runtimes started after this to sleep, not spin, while they wait."""
+    (environ if environ is not None else os.environ).setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def child_environment(threads: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment entries for a child process that should use ``threads`` threads.
+
+    Sets every library's thread-count variable and passive waiting, except
+    where ``environ`` (default: this process's) already sets the wait policy.
+    """
+    source = environ if environ is not None else os.environ
+    entries = {name: str(threads) for name in THREAD_COUNT_VARIABLES}
+    entries["OMP_WAIT_POLICY"] = source.get("OMP_WAIT_POLICY", "PASSIVE")
+    return entries
+
+
+def apply_threads(threads: int) -> None:
+    """Limit this process's torch and BLAS thread pools to ``threads``.
+
+    Torch's intra-op pool is set; its inter-op pool only if no parallel work has
+    started yet (torch refuses afterwards, and the default is then kept).
+    BLAS pools already loaded (numpy's OpenBLAS, MKL) are limited through
+    threadpoolctl when it is installed; libraries loaded later read
+    ``OMP_NUM_THREADS`` and the other variables, which are set too.
+    """
+    os.environ.update({name: str(threads) for name in THREAD_COUNT_VARIABLES})
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # parallel work has started: keep the pool
+        torch.set_num_interop_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with the dev extras
+        return
+    threadpool_limits(limits=threads)
+
+
+def apply_policy(siblings: int = 0) -> ThreadPlan:
+    """Plan this process's threads for ``siblings`` concurrent processes and apply it."""
+    plan = plan_threads(siblings)
+    apply_threads(plan.threads)
+    return plan
