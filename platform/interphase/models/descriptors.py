@@ -2,7 +2,7 @@
 
 torchani's ``AEVComputer`` takes one cell and one ``pbc`` for a whole padded batch,
 so molecules and periodic cells of different shapes cannot share its own
-neighbour list. Here every structure gets its own neighbour list (ASE, any cell,
+neighbour list. Here every structure gets its own neighbour list (vesin or ASE, any cell,
 any mix of periodic directions) once, in numpy; batches are flat (no padding:
 atoms of all structures in one row, pair indices offset) and the AEVs come from
 ``AEVComputer.compute_from_neighbors`` with difference vectors recomputed in
@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
-from ase.neighborlist import primitive_neighbor_list
 
 # torchani warns at import when its optional CUDA extensions are not compiled.
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 from torchani.aev import AEVComputer
 from torchani.neighbors import Neighbors
+
+from interphase.models.neighbours import neighbour_pairs
 
 
 class UnknownElementError(ValueError):
@@ -167,8 +168,8 @@ def build_structure_graph(
         raise ValueError(f"periodic structure (pbc={tuple(pbc_flags)}) needs a non-singular cell")
     if not pbc_flags.any():
         cell = np.zeros((3, 3))
-    i, j, shifts = primitive_neighbor_list("ijS", pbc_flags, cell, positions, cutoff_angstrom)
-    # ASE lists both (i, j, S) and (j, i, -S); keep i < j, and for an atom and its
+    i, j, shifts = neighbour_pairs(pbc_flags, cell, positions, cutoff_angstrom)
+    # The full list has both (i, j, S) and (j, i, -S); keep i < j, and for an atom and its
     # own image the shift whose first non-zero component is positive.
     first = np.where(
         shifts[:, 0] != 0, shifts[:, 0], np.where(shifts[:, 1] != 0, shifts[:, 1], shifts[:, 2])
