@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.io import write
 from sqlalchemy import func, select
 
-from interphase.db.api import get_or_create_level
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import ReferenceProperty, ValidationRun
 from interphase.db.session import transaction
-from interphase.labeling.engine import Calculation
 from interphase.labeling.engines.analytic import AnalyticEngine
+from interphase.labeling.engines.contract import Calculation
 from interphase.records import StructureRecord
 from interphase.training.dataset import TrainingExample
 from interphase.training.settings import TrainingSettings
@@ -142,6 +143,9 @@ def test_validate_twice_computes_the_reference_once(
         (["--suite", "electrolyte", *CRYSTAL], "needs C, H, Li, O"),
         (["--crystal", "Cu:fcc"], "expected SYMBOL:LATTICE:A"),
         (["--crystal", "Cu:hcp:2.5"], "bcc or fcc"),
+        (["--suite", "interface"], "needs C, H, Li, O"),  # the default Li/EC interface
+        (["--suite", "interface", "--structure", "none.xyz"], "none.xyz does not exist"),
+        (["--suite", "interface", "--md-ps", "-1"], "nvt_ps and nve_ps must be above 0"),
     ],
 )
 def test_bad_requests_are_one_line_and_change_nothing(
@@ -156,3 +160,44 @@ def test_bad_requests_are_one_line_and_change_nothing(
 def test_a_missing_model_file_is_one_line(emt_database: str, tmp_path: Path) -> None:
     result = invoke("validate", str(tmp_path / "none.pt"), "--output", str(tmp_path))
     assert "does not exist" in one_line_error(result)
+
+
+@pytest.mark.slow
+def test_interface_suite_runs_md_and_judges_forces_on_its_frames(
+    copper_model: Path, emt_database: str, tmp_path: Path
+) -> None:
+    """NVT then NVE with the head; EMT forces on the sampled frames, cached by their hash."""
+    structure = tmp_path / "copper.extxyz"
+    write(structure, bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2)))
+    arguments = [
+        "validate", str(copper_model), "--suite", "interface", "--structure", str(structure),
+        "--md-ps", "0.05", "--nve-ps", "0.02",
+    ]  # fmt: skip
+    first = invoke(*arguments, "--output", str(tmp_path / "one"))
+    assert first.exit_code in (0, 1), first.output
+    (outcome,) = json.loads((tmp_path / "one" / "validation.json").read_text())
+    names = [check["name"] for check in outcome["checks"]]
+    assert names == [
+        "nvt_ps_without_guard_stop",
+        "nve_drift_mev_per_atom_ps",
+        "force_outlier_fraction",
+    ]
+    model = outcome["model_values"]
+    assert model["nvt_ps_target"] == pytest.approx(0.05)
+    assert model["n_atoms"] == 32
+    frames = model["frames"]["positions_angstrom"]
+    assert 1 <= len(frames) <= 20
+    forces = outcome["reference_values"]["forces_ev_per_angstrom"]
+    assert np.asarray(forces).shape == (len(frames), 32, 3)
+    # The head learned EMT copper: its forces on its own 300 K frames are close to EMT's.
+    assert "force MAE" in outcome["checks"][2]["note"]
+    assert not outcome["reference_cached"]
+    assert sorted(p.name for p in (tmp_path / "one").glob("*.png")) == ["interface-EMT-forces.png"]
+
+    second = invoke(*arguments, "--output", str(tmp_path / "two"))
+    (again,) = json.loads((tmp_path / "two" / "validation.json").read_text())
+    # The same model file and settings: the reference forces are taken from the database.
+    assert again["reference_cached"], second.output
+    with transaction(emt_database, read_only=True) as session:
+        stored = session.scalars(select(ReferenceProperty)).all()
+    assert [row.suite for row in stored] == ["interface"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from interphase.campaign.config import CampaignConfig
-from interphase.validation.suites import Tolerance, suite_named
+from interphase.validation.checks import Tolerance
+from interphase.validation.suites import suite_named
 
 #: What the iteration's summary keeps of each check (the run in validation_run has all).
 SUMMARY_KEYS = ("name", "unit", "model", "reference", "difference", "passed")

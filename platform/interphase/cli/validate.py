@@ -16,8 +16,10 @@ SuiteOption = Annotated[
     list[str] | None,
     typer.Option(
         "--suite",
-        help="metal (periodic levels: Li bcc unless --crystal) or electrolyte (molecular "
-        "levels); repeat for several. Default: the suite that fits the reference level.",
+        help="metal (periodic levels: Li bcc unless --crystal), electrolyte (molecular "
+        "levels) or interface (periodic levels: MD of --structure with the head, forces "
+        "against the reference on its frames); repeat for several. Default: metal or "
+        "electrolyte, the one that fits the reference level.",
     ),
 ]
 
@@ -82,6 +84,18 @@ def validate(
         tuple[int, int, int] | None,
         typer.Option(help="Phonon supercell of the primitive cell (default 3 3 3)."),
     ] = None,
+    structure: Annotated[
+        Path | None,
+        typer.Option(
+            help="Interface suite start structure (a file ASE reads; default: 2 EC on Li(100))."
+        ),
+    ] = None,
+    md_ps: Annotated[
+        float | None, typer.Option(help="Interface suite NVT length in ps (default 10).")
+    ] = None,
+    nve_ps: Annotated[
+        float | None, typer.Option(help="Interface suite NVE length in ps (default 2).")
+    ] = None,
     output: Annotated[Path, typer.Option(help="Directory for the JSON file and the plots.")] = Path(
         "validation"
     ),
@@ -109,9 +123,15 @@ def validate(
                 raise SuiteError(
                     f"model {path.name} has no head {name!r}; its heads: {', '.join(model_heads)}"
                 )
-        settings: dict[str, object] = _crystal(crystal)
+        settings: dict[str, dict[str, object]] = {"metal": _crystal(crystal), "interface": {}}
         if supercell is not None:
-            settings["phonon_supercell"] = list(supercell)
+            settings["metal"]["phonon_supercell"] = list(supercell)
+        if structure is not None:
+            settings["interface"]["structure"] = str(structure)
+        if md_ps is not None:
+            settings["interface"]["nvt_ps"] = md_ps
+        if nve_ps is not None:
+            settings["interface"]["nve_ps"] = nve_ps
         outcomes = []
         for one_head in heads:
             for one_suite in suite or [_default_suite(one_head, against)]:
@@ -120,7 +140,7 @@ def validate(
                     one_head,
                     one_suite,
                     against=against,
-                    settings=settings if one_suite == "metal" else {},
+                    settings=settings.get(one_suite, {}),
                     progress=lambda message: err_console.print(escape(message), style="dim"),
                 )
                 outcomes.append(outcome)

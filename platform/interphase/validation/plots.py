@@ -1,4 +1,4 @@
-"""Figures of a validation: phonon bands and E(V) of head and reference, frequency parity.
+"""Figures of a validation: phonon bands and E(V) of head and reference; frequency and force parity.
 
 Written with matplotlib's Agg backend to PNG files; the head is drawn solid,
 its reference level dashed, in the same axes.
@@ -85,12 +85,40 @@ def frequency_parity_plot(
     return output
 
 
+def force_parity_plot(
+    model: list[Any], reference: list[Any], output: Path, *, head: str, level: str
+) -> Path:
+    """Head against reference force components (eV/Å) on the sampled MD frames."""
+    m = np.concatenate([np.asarray(f).ravel() for f in model])
+    r = np.concatenate([np.asarray(f).ravel() for f in reference])
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.plot(r, m, ".", ms=2, alpha=0.5)
+    low, high = float(min(r.min(), m.min())), float(max(r.max(), m.max()))
+    axes.plot([low, high], [low, high], ":", color="0.5")
+    axes.set_xlabel(f"{level} force component (eV/Å)")
+    axes.set_ylabel(f"head {head} force component (eV/Å)")
+    figure.savefig(output, dpi=150)
+    return output
+
+
 def write_plots(outcome: Any, directory: Path) -> list[Path]:
     """The figures of one :class:`~interphase.validation.run.ValidationOutcome`."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"{outcome.suite}-{outcome.head}".replace("/", "_")
     model, reference = outcome.model_values, outcome.reference_values
     names = {"head": outcome.head, "level": outcome.level}
+    if "error" in model:  # the suite failed with the head: nothing to draw
+        return []
+    if outcome.suite == "interface":
+        return [
+            force_parity_plot(
+                model["model_forces_ev_per_angstrom"],
+                reference["forces_ev_per_angstrom"],
+                directory / f"{stem}-forces.png",
+                **names,
+            )
+        ]
     if outcome.suite == "metal":
         return [
             phonon_bands_plot(

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,10 @@ from sqlalchemy.exc import IntegrityError
 
 from interphase.db.models import LevelOfTheory, ModelArtifact, ReferenceProperty, ValidationRun
 from interphase.db.session import transaction
+from interphase.validation.checks import Check, Tolerance
 from interphase.validation.suites import (
-    Check,
     Suite,
     SuiteError,
-    Tolerance,
     compare,
     compute,
     suite_elements,
@@ -170,9 +169,16 @@ def _engine_calculators(url: str | None, level_id: int) -> tuple[Callable[[int],
 
 
 def reference_values(
-    url: str | None, request: _Request, progress: Progress
+    url: str | None,
+    request: _Request,
+    progress: Progress,
+    compute_with: Callable[[Callable[[int], Calculator]], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], float, bool]:
-    """The reference level's values: from the database, else computed now and stored."""
+    """The reference level's values: from the database, else computed now and stored.
+
+    ``compute_with`` computes them from the level's calculators (default: the
+    suite's properties with its settings).
+    """
     with transaction(url, read_only=True) as session:
         stored = session.scalar(
             select(ReferenceProperty).where(ReferenceProperty.key == request.key)
@@ -185,7 +191,10 @@ def reference_values(
     progress(f"reference {request.level_name}: computing the {request.suite.name} suite")
     calculator_for, engine_version = _engine_calculators(url, request.level_id)
     started = time.perf_counter()
-    values = compute(request.suite, request.settings, calculator_for)
+    if compute_with is None:
+        values = compute(request.suite, request.settings, calculator_for)
+    else:
+        values = compute_with(calculator_for)
     seconds = time.perf_counter() - started
     try:
         with transaction(url) as session:
@@ -203,6 +212,57 @@ def reference_values(
     except IntegrityError:
         pass  # another validation stored the same reference meanwhile: same key, same values
     return values, seconds, False
+
+
+def _head_values(request: _Request, say: Progress) -> tuple[dict[str, Any], float]:
+    """The suite's values with the head (seconds it took); raises ValueError when it fails."""
+    from interphase.models.calculator import InterphaseCalculator
+
+    say(f"model head {request.head}: computing the {request.suite.name} suite")
+    started = time.perf_counter()
+    values = compute(
+        request.suite,
+        request.settings,
+        lambda charge: InterphaseCalculator(
+            request.model, request.head, device="cpu", total_charge=charge
+        ),
+    )
+    return values, time.perf_counter() - started
+
+
+def _interface_reference(
+    url: str | None,
+    request: _Request,
+    model_sha256: str,
+    model_values: dict[str, Any],
+    say: Progress,
+) -> tuple[_Request, dict[str, Any], float, bool]:
+    """Reference forces on the head's MD frames, cached per model file and settings.
+
+    The cached entry keeps its frames. Where this run's frames differ from them
+    (the trajectory depends on the last bits of the arithmetic), the head's forces
+    are recomputed on the cached frames, so both sides are always judged on the
+    same structures.
+    """
+    from interphase.models.calculator import InterphaseCalculator
+    from interphase.validation.interface import frame_atoms, frame_forces, reference_forces
+
+    with transaction(url, read_only=True) as session:
+        level = session.get_one(LevelOfTheory, request.level_id)
+        key = reference_key(
+            level, request.suite.name, {**request.settings, "model_sha256": model_sha256}
+        )
+    keyed = replace(request, key=key)
+    values, seconds, cached = reference_values(
+        url, keyed, say, lambda calculator_for: reference_forces(model_values, calculator_for(0))
+    )
+    if values["frames"] != model_values["frames"]:
+        head = InterphaseCalculator(request.model, request.head, device="cpu")
+        model_values["frames"] = values["frames"]
+        model_values["model_forces_ev_per_angstrom"] = [
+            frame_forces(frame, head) for frame in frame_atoms(values)
+        ]
+    return keyed, values, seconds, cached
 
 
 def validate_head(
@@ -227,31 +287,30 @@ def validate_head(
         learned, or a reference level missing or of the wrong kind: before any
         calculation and with nothing written.
     """
-    from interphase.models.calculator import InterphaseCalculator
-
     say = progress or (lambda _message: None)
     path = Path(model_path)
     request = _check_request(url, path, head, suite_name, against, settings or {})
-    reference, reference_seconds, cached = reference_values(url, request, say)
-    say(f"model head {head}: computing the {request.suite.name} suite")
+    interface = request.suite.name == "interface"
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not interface:  # the reference first: its cache is independent of the head
+        reference, reference_seconds, cached = reference_values(url, request, say)
     started = time.perf_counter()
     try:
-        model_values = compute(
-            request.suite,
-            request.settings,
-            lambda charge: InterphaseCalculator(
-                request.model, head, device="cpu", total_charge=charge
-            ),
-        )
+        model_values, model_seconds = _head_values(request, say)
+        if interface:  # the reference is judged on the head's own trajectory
+            request, reference, reference_seconds, cached = _interface_reference(
+                url, request, sha256, model_values, say
+            )
         checks = compare(request.suite, model_values, reference, tolerances)
     except ValueError as error:  # e.g. no E(V) minimum: the head's crystal is not stable
         say(f"model head {head}: the {request.suite.name} suite failed: {error}")
         model_values = {"error": str(error)}
+        model_seconds = time.perf_counter() - started
+        if interface:
+            reference, reference_seconds, cached = {}, 0.0, False
         nan = math.nan
         checks = [Check(f"{request.suite.name} suite", "", nan, nan, nan, "", False, str(error))]
-    model_seconds = time.perf_counter() - started
     passed = all(check.passed for check in checks)
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with transaction(url) as session:
         artifact = session.scalar(
             select(ModelArtifact.id).where(ModelArtifact.sha256 == sha256).limit(1)

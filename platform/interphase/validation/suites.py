@@ -15,6 +15,11 @@ Suites:
 ``electrolyte``
     EC's harmonic frequencies, DMC's cis-trans/cis-cis energy difference and
     the Li⁺–EC binding energy. For a molecular level.
+``interface``
+    NVT MD of an interface with the head until the physicality guard stops it
+    (or the full length), the NVE energy drift, and the head's forces against
+    the reference's on frames of that trajectory
+    (:mod:`interphase.validation.interface`). For a periodic level.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from interphase.validation import crystal as crystal_properties
-from interphase.validation import molecular
+from interphase.validation import interface, molecular
+from interphase.validation.checks import Check, Tolerance
 
 #: A calculator for a total charge (e); periodic suites ask only for charge 0.
 CalculatorFor = Callable[[int], Calculator]
@@ -36,47 +42,6 @@ CalculatorFor = Callable[[int], Calculator]
 
 class SuiteError(ValueError):
     """A suite, its settings or its pairing with a level is not valid."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a head may be from its reference: relative (fraction) or absolute (in units)."""
-
-    relative: float | None = None
-    absolute: float | None = None
-
-    def allows(self, model: float, reference: float) -> bool:
-        if not (math.isfinite(model) and math.isfinite(reference)):
-            return False
-        if self.relative is not None:
-            return abs(model - reference) <= self.relative * abs(reference)
-        return abs(model - reference) <= (self.absolute or 0.0)
-
-    def describe(self, unit: str) -> str:
-        if self.relative is not None:
-            return f"{self.relative:.1%}"
-        return f"{self.absolute:g} {unit}"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One property of one head against its reference."""
-
-    name: str
-    unit: str
-    model: float
-    reference: float
-    difference: float  # model − reference, or the aggregate error for a spectrum
-    tolerance: str
-    passed: bool
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """As JSON: a non-finite number (a failed comparison) becomes null."""
-        return {
-            key: None if isinstance(value, float) and not math.isfinite(value) else value
-            for key, value in asdict(self).items()
-        }
 
 
 @dataclass(frozen=True)
@@ -121,6 +86,10 @@ ELECTROLYTE_TOLERANCES = {
     "dmc_conformer_kcal_per_mol": Tolerance(absolute=1.0),
     "li_ec_binding_kcal_per_mol": Tolerance(absolute=1.0),
 }
+INTERFACE_TOLERANCES = {
+    "nve_drift_mev_per_atom_ps": Tolerance(absolute=1.0),
+    "force_outlier_fraction": Tolerance(absolute=0.005),
+}
 SUITES = {
     "metal": Suite("metal", periodic=True, elements=("Li",), tolerances=METAL_TOLERANCES),
     "electrolyte": Suite(
@@ -128,6 +97,9 @@ SUITES = {
         periodic=False,
         elements=("H", "C", "O", "Li"),
         tolerances=ELECTROLYTE_TOLERANCES,
+    ),
+    "interface": Suite(
+        "interface", periodic=True, elements=("Li",), tolerances=INTERFACE_TOLERANCES
     ),
 }
 
@@ -165,12 +137,19 @@ def suite_settings(suite: Suite, values: Mapping[str, Any]) -> dict[str, Any]:
         settings = asdict(metal_settings(values))
         settings["phonon_supercell"] = list(settings["phonon_supercell"])
         return settings
+    if suite.name == "interface":
+        try:
+            return asdict(interface.interface_settings(values))
+        except (TypeError, ValueError) as error:
+            raise SuiteError(str(error)) from error
     if values:
         raise SuiteError(f"the {suite.name} suite takes no settings; got {sorted(values)}")
     return {}
 
 
 def suite_elements(suite: Suite, settings: Mapping[str, Any]) -> tuple[str, ...]:
+    if suite.name == "interface":
+        return interface.structure_elements(interface.interface_settings(settings))
     return (str(settings["symbol"]),) if suite.name == "metal" else suite.elements
 
 
@@ -180,6 +159,8 @@ def compute(
     """Every property of ``suite`` with one surface (JSON values, units in the keys)."""
     if suite.name == "metal":
         return _metal(metal_settings(_as_tuple_supercell(settings)), calculator_for(0))
+    if suite.name == "interface":
+        return interface.run_dynamics(interface.interface_settings(settings), calculator_for(0))
     return _electrolyte(calculator_for)
 
 
@@ -264,6 +245,8 @@ def compare(
 ) -> list[Check]:
     """The suite's checks: each property of the head against the reference's."""
     tolerances = {**suite.tolerances, **(tolerances or {})}
+    if suite.name == "interface":
+        return interface.checks(model, reference, tolerances)
     checks = []
     for name, unit in SCALARS[suite.name]:
         m, r = float(model[name]), float(reference[name])
