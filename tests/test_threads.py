@@ -66,7 +66,9 @@ def test_affinity_of_a_real_process_is_counted() -> None:
         "from interphase.threads import available_cores, plan_threads;"
         "print(available_cores(), plan_threads(0).threads)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "INTERPHASE_THREADS"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("INTERPHASE_THREADS", "OMP_NUM_THREADS")
+    }
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
@@ -85,9 +87,15 @@ def test_cores_shared_evenly_among_the_campaigns_processes(
 
 
 def test_override_wins_and_says_so() -> None:
-    plan = plan_threads(3, cores=2, environ={"INTERPHASE_THREADS": "6"})
+    plan = plan_threads(3, cores=2, environ={"INTERPHASE_THREADS": "6", "OMP_NUM_THREADS": "1"})
     assert plan.threads == 6 and plan.overridden
     assert "INTERPHASE_THREADS" in plan.describe()
+
+
+def test_omp_num_threads_set_by_the_user_is_respected() -> None:
+    assert plan_threads(0, cores=8, environ={"OMP_NUM_THREADS": "1"}).threads == 1
+    # OpenMP's nested list form is not a count: the cores are shared as usual.
+    assert plan_threads(1, cores=8, environ={"OMP_NUM_THREADS": "4,2"}).threads == 4
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
@@ -109,3 +117,15 @@ def test_child_environment_sets_every_pool_and_passive_waiting() -> None:
     assert (
         child_environment(1, environ={"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
     )
+
+
+def test_limited_threads_restores_the_callers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from interphase.threads import limited_threads
+
+    monkeypatch.setenv("INTERPHASE_THREADS", "1")
+    before = torch.get_num_threads()
+    with limited_threads() as plan:
+        assert torch.get_num_threads() == plan.threads == 1
+    assert torch.get_num_threads() == before

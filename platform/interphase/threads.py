@@ -19,8 +19,14 @@ the 2-3x that fair sharing costs. The policy:
    at load): importing :mod:`interphase` calls :func:`prefer_passive_waiting`,
    and :func:`child_environment` puts it into every child's environment.
 
+Training (:func:`~interphase.training.trainer.train_multihead`) and MD
+(:func:`~interphase.dynamics.run_md`) run inside :func:`limited_threads`; the
+labeling workers and GP fit processes get :func:`child_environment` for their
+share of the cores.
+
 The override: ``INTERPHASE_THREADS=N`` (a positive integer) sets the threads per
-process outright, e.g. for a benchmark or on a node known to be reserved.
+process outright, e.g. for a benchmark or on a node known to be reserved; an
+``OMP_NUM_THREADS`` set in the environment is respected in the same way.
 ``OMP_WAIT_POLICY`` already set in the environment is left as it is.
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,20 +108,26 @@ def available_cores(root: Path = CGROUP_ROOT) -> int:
 
 
 def override_threads(environ: dict[str, str] | None = None) -> int | None:
-    """The threads set by ``INTERPHASE_THREADS``, or None when unset."""
-    raw = (environ if environ is not None else os.environ).get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ThreadPolicyError(
-            f"{THREADS_ENV}={raw!r} is not a positive integer: set it to the threads "
-            "per process (e.g. 1) or unset it to share the available cores"
-        )
-    return value
+    """The threads set by ``INTERPHASE_THREADS``, else by ``OMP_NUM_THREADS``; None when unset.
+
+    A malformed ``INTERPHASE_THREADS`` is an error; a malformed ``OMP_NUM_THREADS``
+    (e.g. a list such as "4,2", which OpenMP allows) is ignored here.
+    """
+    source = environ if environ is not None else os.environ
+    raw = source.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ThreadPolicyError(
+                f"{THREADS_ENV}={raw!r} is not a positive integer: set it to the threads "
+                "per process (e.g. 1) or unset it to share the available cores"
+            )
+        return value
+    omp = source.get("OMP_NUM_THREADS", "").strip()
+    return int(omp) if omp.isdecimal() and int(omp) >= 1 else None
 
 
 @dataclass(frozen=True)
@@ -128,7 +141,7 @@ class ThreadPlan:
 
     def describe(self) -> str:
         if self.overridden:
-            return f"{self.threads} thread(s) per process ({THREADS_ENV})"
+            return f"{self.threads} thread(s) per process ({THREADS_ENV} or OMP_NUM_THREADS)"
         return (
             f"{self.threads} thread(s) per process: {self.cores} core(s) available "
             f"shared by {self.processes} process(es)"
@@ -190,6 +203,31 @@ def apply_threads(threads: int) -> None:
     except ImportError:  # pragma: no cover - threadpoolctl ships with the dev extras
         return
     threadpool_limits(limits=threads)
+
+
+@contextlib.contextmanager
+def limited_threads(siblings: int = 0) -> Iterator[ThreadPlan]:
+    """Within the block, torch and the loaded BLAS pools use the planned threads.
+
+    Torch's previous intra-op thread count and the BLAS limits are restored
+    afterwards, so a library call leaves its caller's settings as they were.
+    """
+    import torch
+
+    plan = plan_threads(siblings)
+    before = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=plan.threads)
+    try:
+        with limits:
+            yield plan
+    finally:
+        torch.set_num_threads(before)
 
 
 def apply_policy(siblings: int = 0) -> ThreadPlan:
