@@ -109,14 +109,24 @@ def test_negative_siblings_refused() -> None:
         plan_threads(-1, cores=2, environ={})
 
 
-def test_child_environment_sets_every_pool_and_passive_waiting() -> None:
+def test_child_environment_sets_every_pool_and_short_spinning() -> None:
     env = child_environment(3, environ={})
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
-    # A wait policy the user chose is kept.
-    assert (
-        child_environment(1, environ={"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
-    )
+    assert env["GOMP_SPINCOUNT"] == "2000" and "OMP_WAIT_POLICY" not in env
+    # A wait policy or spin count the user chose is kept, and nothing overrides it.
+    kept = child_environment(1, environ={"OMP_WAIT_POLICY": "PASSIVE"})
+    assert kept["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in kept
+    assert child_environment(1, environ={"GOMP_SPINCOUNT": "0"})["GOMP_SPINCOUNT"] == "0"
+
+
+def test_importing_interphase_sets_the_spin_count_unless_the_user_did() -> None:
+    code = "import os, interphase; print(os.environ.get('GOMP_SPINCOUNT'))"
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    for extra, expected in (({}, "2000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "None")):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**base, **extra}, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == expected, out.stderr
 
 
 def test_limited_threads_restores_the_callers_setting(monkeypatch: pytest.MonkeyPatch) -> None:

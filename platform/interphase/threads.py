@@ -13,11 +13,16 @@ the 2-3x that fair sharing costs. The policy:
 2. **Threads per process** (:func:`plan_threads`): those cores shared evenly
    among the processes of the campaign that compute at once (this one and
    ``siblings`` more: queue workers, GP fit processes), at least one.
-3. **Passive waiting**: ``OMP_WAIT_POLICY=PASSIVE``, so an idle OpenMP thread
-   sleeps instead of spinning on a core that another process needs. It must be
-   in the environment before the OpenMP runtime loads (libgomp reads it once,
-   at load): importing :mod:`interphase` calls :func:`prefer_passive_waiting`,
-   and :func:`child_environment` puts it into every child's environment.
+3. **Short spinning**: libgomp (torch's OpenMP runtime on Linux) lets an idle
+   thread spin for ``GOMP_SPINCOUNT`` iterations before it sleeps, 300,000 by
+   default: under load those spins steal the cores other processes need. The
+   policy sets 2,000 (a few microseconds), measured in ``bench/training_under_load.py``
+   against full passive waiting (``OMP_WAIT_POLICY=PASSIVE``, 30 % slower idle)
+   and the default (9× slower beside three busy processes). It must be in the
+   environment before the runtime loads (libgomp reads it once, at load):
+   importing :mod:`interphase` calls :func:`prefer_short_spinning`, and
+   :func:`child_environment` puts it into every child's environment. A wait
+   policy or spin count you set yourself is left as it is.
 
 Training (:func:`~interphase.training.trainer.train_multihead`) and MD
 (:func:`~interphase.dynamics.run_md`) run inside :func:`limited_threads`; the
@@ -27,7 +32,6 @@ share of the cores.
 The override: ``INTERPHASE_THREADS=N`` (a positive integer) sets the threads per
 process outright, e.g. for a benchmark or on a node known to be reserved; an
 ``OMP_NUM_THREADS`` set in the environment is respected in the same way.
-``OMP_WAIT_POLICY`` already set in the environment is left as it is.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ THREAD_COUNT_VARIABLES = (
 )
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: OMP_NUM_THREADS as this process started with it (from its user or its parent's
+#: policy): what it sets later for its own children must not change its own plans.
+_STARTED_WITH_OMP = os.environ.get("OMP_NUM_THREADS", "")
 
 
 class ThreadPolicyError(ValueError):
@@ -110,11 +117,15 @@ def available_cores(root: Path = CGROUP_ROOT) -> int:
 def override_threads(environ: dict[str, str] | None = None) -> int | None:
     """The threads set by ``INTERPHASE_THREADS``, else by ``OMP_NUM_THREADS``; None when unset.
 
+    ``OMP_NUM_THREADS`` is read as the process started with it (``environ`` given:
+    from there), so a value this process sets for its children changes nothing here.
+
     A malformed ``INTERPHASE_THREADS`` is an error; a malformed ``OMP_NUM_THREADS``
     (e.g. a list such as "4,2", which OpenMP allows) is ignored here.
     """
     source = environ if environ is not None else os.environ
     raw = source.get(THREADS_ENV, "").strip()
+    omp = (source.get("OMP_NUM_THREADS", "") if environ is not None else _STARTED_WITH_OMP).strip()
     if raw:
         try:
             value = int(raw)
@@ -126,7 +137,6 @@ def override_threads(environ: dict[str, str] | None = None) -> int | None:
                 "per process (e.g. 1) or unset it to share the available cores"
             )
         return value
-    omp = source.get("OMP_NUM_THREADS", "").strip()
     return int(omp) if omp.isdecimal() and int(omp) >= 1 else None
 
 
@@ -166,20 +176,32 @@ def plan_threads(
     return ThreadPlan(n_cores, processes, max(1, n_cores // processes), overridden=False)
 
 
-def prefer_passive_waiting(environ: dict[str, str] | None = None) -> None:
-    """Ask OpenMP runtimes started after this to sleep, not spin, while they wait."""
-    (environ if environ is not None else os.environ).setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: libgomp spin iterations before an idle thread sleeps (its default is 300,000).
+SPIN_COUNT = "2000"
+
+
+def prefer_short_spinning(environ: dict[str, str] | None = None) -> None:
+    """Ask libgomp runtimes loaded after this to spin briefly, then sleep, while they wait.
+
+    Left alone when ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set.
+    """
+    target = environ if environ is not None else os.environ
+    if "OMP_WAIT_POLICY" not in target:
+        target.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def child_environment(threads: int, environ: dict[str, str] | None = None) -> dict[str, str]:
     """Environment entries for a child process that should use ``threads`` threads.
 
-    Sets every library's thread-count variable and passive waiting, except
-    where ``environ`` (default: this process's) already sets the wait policy.
+    Sets every library's thread-count variable and the short spin count, except
+    where ``environ`` (default: this process's) sets a wait policy or spin count.
     """
     source = environ if environ is not None else os.environ
     entries = {name: str(threads) for name in THREAD_COUNT_VARIABLES}
-    entries["OMP_WAIT_POLICY"] = source.get("OMP_WAIT_POLICY", "PASSIVE")
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        if name in source:
+            entries[name] = source[name]
+    prefer_short_spinning(entries)
     return entries
 
 
