@@ -6,8 +6,8 @@ over three levels, three campaigns and 30 iterations (80 % succeeded, 15 %
 failed under 24 error messages, pending, running with live and expired leases,
 cancelled), their attempts, a label per succeeded job, 20 GPs, 40,000 synthetic
 labels and 5 training runs with 100 epochs of metrics each. Structures go in
-through :func:`interphase.db.api.store_structures`, everything else through the
-same COPY path (``interphase.db.api._bulk_insert``).
+through :func:`interphase.db.structures.store_structures`, everything else through the
+same COPY path (``interphase.db.bulk.bulk_insert``).
 
 Then each page is requested through FastAPI's TestClient (in-process, so the
 time is the server's: routing, queries, template) after one warm-up request,
@@ -60,16 +60,16 @@ def _admin(url: str, statement: str) -> None:
 
 
 def _copy(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
-    from interphase.db.api import _bulk_insert
+    from interphase.db.bulk import bulk_insert
 
     for start in range(0, len(rows), 20000):
-        _bulk_insert(session, model.__table__, rows[start : start + 20000])
+        bulk_insert(session, model.__table__, rows[start : start + 20000])
 
 
 def _structures(url: str, n_base: int, n_augmented: int, campaigns: list[int]) -> list[int]:
     """Store the structures; returns the base ids (augmented children follow them)."""
-    from interphase.db.api import store_structures
     from interphase.db.session import transaction
+    from interphase.db.structures import store_structures
     from interphase.records import StructureRecord
 
     rng = np.random.default_rng(0)
@@ -205,7 +205,7 @@ class Stored:
 
 
 def _campaigns_and_levels(session: Any) -> Stored:
-    from interphase.db.api import get_or_create_level
+    from interphase.db.levels import get_or_create_level
     from interphase.db.models import Campaign, Iteration
 
     campaigns = [Campaign(name=f"campaign-{k}", config={}) for k in range(3)]

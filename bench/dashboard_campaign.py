@@ -8,7 +8,7 @@ for the next pool, over two levels, a few without a GP), 1,000 new structures,
 step's outputs list its 1,000 candidate ids), 10 GPs, 400 synthetic labels and
 one training run with 100 epochs of per-head metrics and a parity file
 (2,000 energies and 16,000 force rows per split and head). Rows go in through
-``interphase.db.api._bulk_insert`` (COPY on PostgreSQL).
+``interphase.db.bulk.bulk_insert`` (COPY on PostgreSQL).
 
 Each page is requested in-process through FastAPI's TestClient (server time:
 routing, queries, template) after one warm-up request; the median and maximum
@@ -58,14 +58,14 @@ def _admin(url: str, statement: str) -> None:
 
 
 def _copy(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
-    from interphase.db.api import _bulk_insert
+    from interphase.db.bulk import bulk_insert
 
     for start in range(0, len(rows), 20000):
-        _bulk_insert(session, model.__table__, rows[start : start + 20000])
+        bulk_insert(session, model.__table__, rows[start : start + 20000])
 
 
 def _structures(session: Any, campaign_id: int, iteration_id: int, seed: int) -> list[int]:
-    from interphase.db.api import store_structures
+    from interphase.db.structures import store_structures
     from interphase.records import StructureRecord
 
     rng = np.random.default_rng(seed)
@@ -296,7 +296,7 @@ def _gps_and_training(
 
 
 def fill(url: str, n_iterations: int, n_scores: int, artifacts: Path) -> dict[str, int]:
-    from interphase.db.api import get_or_create_level
+    from interphase.db.levels import get_or_create_level
     from interphase.db.models import Campaign, CampaignStep, CandidateScore, Iteration
     from interphase.db.session import transaction
 

@@ -20,7 +20,7 @@ from ase import Atoms
 
 from interphase.dynamics import MDSettings, run_md
 from interphase.labeling.ase_calculator import EngineCalculator, xtb_calculator
-from interphase.labeling.engine import EngineError
+from interphase.labeling.engines.contract import EngineError
 from interphase.records import StructureRecord
 from interphase.structures.afir import AFIRCalculator, afir_path
 from interphase.structures.afir_start import join_fragments

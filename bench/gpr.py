@@ -118,7 +118,7 @@ def labeled_dataset(n_atoms: int, n_structures: int, seed: int = 0) -> Dataset:
     import tblite.interface  # noqa: F401  (load the OpenMP runtime before limiting it)
     from threadpoolctl import threadpool_limits
 
-    from interphase.labeling.engine import Calculation, SCFNotConverged
+    from interphase.labeling.engines.contract import Calculation, SCFNotConverged
     from interphase.labeling.engines.tblite import TBLiteEngine
     from interphase.records import StructureRecord
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from interphase.labeling.engine import Calculation, EngineError
 from interphase.labeling.engines import get_engine
+from interphase.labeling.engines.contract import Calculation, EngineError
 from interphase.labeling.engines.pyscf import gpu_available
 from interphase.records import StructureRecord
 
@@ -104,9 +104,11 @@ def hybrid_dft(threads: int) -> dict[str, Any]:
 
 
 def queue_throughput(n_jobs: int) -> dict[str, Any]:
-    from interphase.db.api import create_jobs, get_or_create_level, store_structures
+    from interphase.db.levels import get_or_create_level
     from interphase.db.session import transaction, upgrade
-    from interphase.labeling.queue import run_pending_jobs
+    from interphase.db.structures import store_structures
+    from interphase.labeling.queue.enqueue import create_jobs
+    from interphase.labeling.queue.run import run_pending_jobs
 
     rng = np.random.default_rng(0)
     water = np.array([[0.0, 0.0, 0.0], [0.0, 0.757, 0.586], [0.0, -0.757, 0.586]])

@@ -1,9 +1,9 @@
 """Throughput of the labeling queue: local worker processes against Dask workers.
 
 For each worker count (default 1, 2, 4) and each way of running workers —
-``local`` (:func:`~interphase.labeling.workers.run_workers`: this process for 1,
+``local`` (:func:`~interphase.labeling.queue.parallel.run_workers`: this process for 1,
 spawned processes otherwise, as ``interphase jobs run --workers N``) and
-``dask`` (:class:`~interphase.distributed.dask.DaskExecutor` on a LocalCluster
+``dask`` (:class:`~interphase_flows.dask.DaskExecutor` on a LocalCluster
 of N one-thread worker processes, through prefect-dask) — a fresh PostgreSQL
 database gets the same batch of jobs and is drained. Two batches:
 
@@ -115,8 +115,10 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 
 def queue(url: str, batch: Batch) -> int:
-    from interphase.db.api import create_jobs, get_or_create_level, store_structures
+    from interphase.db.levels import get_or_create_level
     from interphase.db.session import transaction
+    from interphase.db.structures import store_structures
+    from interphase.labeling.queue.enqueue import create_jobs
 
     with transaction(url) as session:
         ids = store_structures(session, batch.structures, generator="bench").ids
@@ -128,8 +130,8 @@ def queue(url: str, batch: Batch) -> int:
 
 def bare_engine_s(batch: Batch, sample: int) -> float:
     """Mean time (s) of the engine call alone on the batch's first ``sample`` structures."""
-    from interphase.labeling.engine import Calculation
     from interphase.labeling.engines import get_engine
+    from interphase.labeling.engines.contract import Calculation
 
     engine = get_engine(batch.engine)
     calculation = Calculation(batch.method, batch.basis)
@@ -162,8 +164,8 @@ def check_and_time(url: str, jobs: int) -> float:
 def run_case(
     admin_url: str, batch: Batch, mode: str, workers: int, bare_s: float, executor: Any
 ) -> Case:
-    from interphase.labeling.options import WorkerOptions
-    from interphase.labeling.workers import run_workers
+    from interphase.labeling.queue.parallel import run_workers
+    from interphase.labeling.queue.worker_options import WorkerOptions
 
     options = WorkerOptions(lease_s=60)
     with fresh_database(admin_url) as url:
@@ -197,8 +199,8 @@ def run_case(
 
 def dask_executor(workers: int, admin_url: str) -> tuple[Any, float]:
     """A started DaskExecutor with ``workers`` one-thread workers, and its start time (s)."""
-    from interphase.distributed.dask import DaskExecutor
     from interphase.execution import ExecutorSettings
+    from interphase_flows.dask import DaskExecutor
 
     executor = DaskExecutor(ExecutorSettings(kind="dask", workers=workers), admin_url)
     start = time.perf_counter()
@@ -231,7 +233,18 @@ def main() -> None:
         "--admin-url", default=os.environ.get("INTERPHASE_BENCH_ADMIN_URL", ADMIN_URL)
     )
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--preload",
+        choices=["full", "minimal"],
+        default="full",
+        help="minimal: the fork server preloads only interphase's modules (as before issue "
+        "24), not the engines' libraries; to measure what the preload saves.",
+    )
     args = parser.parse_args()
+    if args.preload == "minimal":
+        from interphase.labeling.isolation import forkserver
+
+        forkserver.PRELOAD[:] = [m for m in forkserver.PRELOAD if m.startswith("interphase.")]
 
     prefect_home = Path(tempfile.mkdtemp(prefix="interphase-bench-prefect-"))
     sys.path.insert(0, str(ROOT / "flows"))

@@ -40,9 +40,11 @@ import numpy as np
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob
 from interphase.db.session import make_engine, transaction, upgrade
+from interphase.db.structures import store_structures
+from interphase.labeling.queue.enqueue import create_jobs
 from interphase.records import StructureRecord
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from interphase.cli import app
-from interphase.db.api import lineage
 from interphase.db.models import Structure
 from interphase.db.session import transaction
+from interphase.db.structures import lineage
 
 runner = CliRunner()
 

@@ -18,8 +18,9 @@ from ase.cluster import Icosahedron
 from ase.io import read
 
 from interphase.dynamics import MDSettings, MDSettingsError, PhysicalityGuard, run_md
-from interphase.labeling.ase_calculator import record_from_atoms, xtb_calculator
-from interphase.labeling.engine import EngineError
+from interphase.labeling.ase_calculator import xtb_calculator
+from interphase.labeling.engines.contract import EngineError
+from interphase.records import StructureRecord
 from interphase.structures.molecules import molecule
 from interphase.structures.validate import validate_structure
 
@@ -173,7 +174,7 @@ def test_guard_stops_a_blow_up_and_keeps_only_valid_frames(tmp_path: Path) -> No
     assert result.frames and all(f.step < stop for f in result.frames)
     assert [f.step for f in result.frames] == list(range(5, stop, 5))
     for frame in result.frames:
-        validate_structure(record_from_atoms(frame.atoms))
+        validate_structure(StructureRecord.from_atoms(frame.atoms))
     assert max(f.potential_energy_ev for f in result.frames) < 13.0  # below 1 eV/atom
     written: list[Atoms] = read(trajectory, ":")  # type: ignore[assignment]
     assert len(written) == result.frames_written == len(result.frames) + 1  # and step 0

@@ -23,7 +23,7 @@ from interphase.campaign.run import (
     execute_step,
     run_campaign,
 )
-from interphase.labeling.signals import WorkerInterrupted
+from interphase.labeling.queue.signals import WorkerInterrupted
 
 _reporter: Reporter | None = None
 _orphaned: Callable[[], bool] | None = None

@@ -10,10 +10,8 @@ outlives a ``kill -9`` of the process that started it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from interphase.processes import die_with_parent_preexec
+
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
@@ -31,7 +31,6 @@ QUIET_DEFAULTS = {
     "PREFECT_UI_ENABLED": "false",
     "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
 }
-_PR_SET_PDEATHSIG = 1
 
 
 class PrefectServerError(RuntimeError):
@@ -45,11 +44,6 @@ def configure_local_prefect(data_dir: Path) -> None:
         os.environ.setdefault(key, value)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -84,7 +78,7 @@ def local_prefect_server(
         env=env,
         stdout=log,
         stderr=log,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent_preexec,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
     try:

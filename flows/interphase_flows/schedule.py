@@ -44,7 +44,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    from interphase.labeling.signals import WorkerInterrupted
+    from interphase.labeling.queue.signals import WorkerInterrupted
 
     raise WorkerInterrupted(signum)
 
@@ -99,7 +99,7 @@ def scheduled_campaign_flow(
     from interphase.campaign.lock import CampaignBusyError
     from interphase.campaign.records import CampaignNotFoundError
     from interphase.campaign.run import CampaignFinishedError, StepFailedError
-    from interphase.labeling.signals import WorkerInterrupted
+    from interphase.labeling.queue.signals import WorkerInterrupted
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
+from interphase.threads import limited_threads
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -180,17 +181,9 @@ class PhysicalityGuard:
 
 def _guard_record(atoms: Atoms) -> StructureRecord:
     """The geometry of ``atoms`` for the validator; the spin is the lowest the charge allows."""
-    pbc = (bool(atoms.pbc[0]), bool(atoms.pbc[1]), bool(atoms.pbc[2]))
-    numbers = np.asarray(atoms.numbers, dtype=int)
     charge = int(atoms.info.get("charge", 0))
-    return StructureRecord(
-        numbers=numbers,
-        positions_angstrom=np.asarray(atoms.positions, dtype=float),
-        cell_angstrom=np.array(atoms.cell, dtype=float) if any(pbc) else None,
-        pbc=pbc,
-        charge=charge,
-        multiplicity=1 + (int(numbers.sum()) - charge) % 2,
-    )
+    multiplicity = 1 + (int(atoms.numbers.sum()) - charge) % 2
+    return StructureRecord.from_atoms(atoms, charge=charge, multiplicity=multiplicity)
 
 
 @dataclass
@@ -274,7 +267,10 @@ def run_md(
     dynamics = _integrator(atoms, settings, rng)
     handle: IO[str] | None = open(trajectory, "w") if trajectory is not None else None  # noqa: SIM115
     try:
-        return _integrate(atoms, dynamics, settings, handle, keep_frames, on_step, stop_on, guard)
+        with limited_threads():  # the thread policy (interphase.threads)
+            return _integrate(
+                atoms, dynamics, settings, handle, keep_frames, on_step, stop_on, guard
+            )
     finally:
         if handle is not None:
             handle.close()

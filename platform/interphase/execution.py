@@ -2,33 +2,44 @@
 
 An :class:`Executor` does two things for a campaign: drain its open labeling
 jobs with a number of queue workers, and apply a function to a list of items
-(one GP fit per subset). :class:`LocalExecutor` uses processes of this machine;
-:class:`~interphase.distributed.dask.DaskExecutor` (the ``hpc`` extra) sends
-both to a Dask cluster through prefect-dask's ``DaskTaskRunner``: a local one,
-an existing scheduler, or workers started as SLURM or PBS jobs by
-dask-jobqueue. Every worker reads its jobs from the database queue, so a
-cluster spanning several hosts needs a database they all reach (PostgreSQL),
-never a SQLite file.
+(one GP fit per subset). :class:`LocalExecutor` uses processes of this machine.
+Other kinds register in the ``interphase.executors`` entry-point group and are
+loaded only when a campaign asks for them: ``dask``
+(``interphase_flows.dask.DaskExecutor``, the ``hpc`` extra) sends both to a
+Dask cluster through prefect-dask's ``DaskTaskRunner``: a local one, an
+existing scheduler, or workers started as SLURM or PBS jobs by dask-jobqueue.
+Every worker reads its jobs from the database queue, so a cluster spanning
+several hosts needs a database they all reach (PostgreSQL), never a SQLite
+file. Nothing here imports Prefect.
 
-:class:`ExecutorSettings` is the ``executor:`` section of a campaign file.
+:class:`ExecutorSettings` is the ``executor:`` section of a campaign file;
+its ``workers`` is the campaign's one worker count (labeling workers, parallel
+GP fits).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import make_url
 
-from interphase.labeling.options import WorkerOptions
+from interphase.labeling.queue.worker_options import WorkerOptions
+from interphase.processes import die_with_parent
+from interphase.threads import child_environment, plan_threads
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Entry-point group of the executor kinds other than ``local``: ``kind = "module:Class"``,
+#: a class taking ``(settings, url)``.
+EXECUTOR_ENTRY_POINTS = "interphase.executors"
 
 
 class ExecutorConfigError(ValueError):
@@ -48,8 +59,9 @@ class ExecutorSettings(BaseModel):
         default=1,
         ge=1,
         description=(
-            "Queue workers draining the labeling jobs at once (processes for local; Dask "
-            "workers of one thread each for a cluster this executor starts)."
+            "Workers of the campaign (--workers): queue workers draining the labeling jobs "
+            "at once and GP subset fits in parallel (processes for local; Dask workers of "
+            "one thread each for a cluster this executor starts)."
         ),
     )
     address: str | None = Field(
@@ -191,8 +203,8 @@ class LocalExecutor:
         options: WorkerOptions,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        """See :meth:`Executor.run_labeling` (:func:`~interphase.labeling.workers.run_workers`)."""
-        from interphase.labeling.workers import run_workers
+        """See :meth:`Executor.run_labeling` (``labeling.queue.parallel.run_workers``)."""
+        from interphase.labeling.queue.parallel import run_workers
 
         run_workers(url, workers, campaign_id=campaign_id, options=options, progress=progress)
 
@@ -205,14 +217,7 @@ class LocalExecutor:
         """
         if self.workers <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)),
-            mp_context=context,
-            initializer=_start_map_process,
-            initargs=(os.getpid(), max((os.cpu_count() or 1) // self.workers, 1)),
-        ) as pool:
-            return list(pool.map(fn, items))
+        return list(map_in_processes(fn, items, self.workers))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -224,13 +229,30 @@ class LocalExecutor:
         self.close()
 
 
+def map_in_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` in up to ``workers`` spawned processes; results in input order.
+
+    Results come as they are ready (in order), so a caller can report progress.
+    The processes die with this one (``PR_SET_PDEATHSIG``), so a killed
+    campaign leaves no fit running, and share the cores (``OMP_NUM_THREADS``
+    unless set). Spawned, not forked: torch and forked threads do not mix.
+    """
+    workers = max(min(workers, len(items)), 1)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_map_process,
+        initargs=(os.getpid(), plan_threads(workers - 1).threads),
+    ) as pool:
+        yield from pool.map(fn, items)
+
+
 def _start_map_process(parent_pid: int, threads: int) -> None:
     """Initializer of a map process: die with the parent; share the cores among the processes."""
-    from interphase.labeling.workers import die_with
-
-    die_with(parent_pid)
+    die_with_parent(parent_pid)
     # Read by torch, numpy's BLAS and the engines when they load, after this.
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    for name, value in child_environment(threads).items():
+        os.environ.setdefault(name, value)
 
 
 def is_sqlite(url: str) -> bool:
@@ -268,11 +290,22 @@ def executor_from_settings(settings: ExecutorSettings, url: str | None) -> Execu
     check_reachable(settings, url)
     if settings.kind == "local":
         return LocalExecutor(workers=settings.workers)
+    return _registered_executor(settings.kind)(settings, url)
+
+
+def _registered_executor(kind: str) -> Callable[[ExecutorSettings, str], Executor]:
+    """The executor class registered for ``kind`` (:data:`EXECUTOR_ENTRY_POINTS`)."""
+    found = entry_points(group=EXECUTOR_ENTRY_POINTS, name=kind)
+    if not found:
+        raise ExecutorConfigError(
+            f"executor kind {kind} is not installed (no {EXECUTOR_ENTRY_POINTS} entry point "
+            f"{kind!r}): pip install 'interphase[hpc]'"
+        )
     try:
-        from interphase.distributed.dask import DaskExecutor
+        executor_class: Callable[[ExecutorSettings, str], Executor] = next(iter(found)).load()
     except ImportError as error:
         raise ExecutorConfigError(
-            f"executor kind dask needs the hpc extra ({error.name} is missing): "
+            f"executor kind {kind} needs the hpc extra ({error.name} is missing): "
             "pip install 'interphase[hpc]'"
         ) from None
-    return DaskExecutor(settings, url)
+    return executor_class

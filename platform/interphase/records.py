@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from ase import Atoms
 from ase.data import chemical_symbols
 
 #: Level-of-theory key of GFN2-xTB, the charge-producing level.
@@ -58,6 +59,33 @@ class StructureRecord:
     @property
     def symbols(self) -> list[str]:
         return [chemical_symbols[int(z)] for z in self.numbers]
+
+    def to_atoms(self) -> Atoms:
+        """ASE ``Atoms`` of this geometry; the charge is in ``atoms.info["charge"]``.
+
+        The cell is set when the record has one; labels, key and multiplicity stay behind.
+        """
+        atoms = Atoms(numbers=self.numbers, positions=self.positions_angstrom, pbc=self.pbc)
+        if self.cell_angstrom is not None:
+            atoms.set_cell(self.cell_angstrom)
+        atoms.info["charge"] = self.charge
+        return atoms
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms, *, charge: int = 0, multiplicity: int = 1) -> StructureRecord:
+        """The record of an ASE ``Atoms`` (copied; the cell kept only when periodic).
+
+        ``atoms.info`` is not read: charge and multiplicity are the caller's.
+        """
+        pbc = (bool(atoms.pbc[0]), bool(atoms.pbc[1]), bool(atoms.pbc[2]))
+        return cls(
+            numbers=np.asarray(atoms.numbers, dtype=int).copy(),
+            positions_angstrom=np.asarray(atoms.positions, dtype=float).copy(),
+            cell_angstrom=np.array(atoms.cell, dtype=float) if any(pbc) else None,
+            pbc=pbc,
+            charge=int(charge),
+            multiplicity=int(multiplicity),
+        )
 
 
 def formula(numbers: np.ndarray) -> str:

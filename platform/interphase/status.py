@@ -20,7 +20,7 @@ from interphase.db.models import (
 from interphase.db.session import require_schema, transaction
 
 if TYPE_CHECKING:
-    from interphase.labeling.queue import DrainReport
+    from interphase.labeling.queue.run import DrainReport
 
 StatusTable = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
 
@@ -89,9 +89,9 @@ def drain_report(
     lease expired). Attempts of other workers at the same engine and level in
     that time count too.
     """
-    from interphase.labeling.outcome import Outcome, already_labeled_note
-    from interphase.labeling.queue import DrainReport
-    from interphase.labeling.retry import LEASE_EXPIRED
+    from interphase.labeling.queue.outcome import Outcome, already_labeled_note
+    from interphase.labeling.queue.retry import LEASE_EXPIRED
+    from interphase.labeling.queue.run import DrainReport
 
     already = already_labeled_note(0).split(" (")[0]  # what record_already_labeled notes
     query = (

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from interphase.campaign.records import STEP_ORDER
+from interphase.campaign.loop import STEP_ORDER
 from interphase.db.models import (
     Campaign,
     CampaignStep,

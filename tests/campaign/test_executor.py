@@ -15,8 +15,8 @@ from tests.campaign.conftest import TINY, CampaignEnv, no_leftovers
 
 def with_executor(tmp_path: Path, executor: dict) -> Path:
     data = yaml.safe_load(TINY.read_text())
-    data["executor"] = executor
-    data["gp"]["workers"] = 2  # subset fits go through the executor's map
+    data["executor"] = {"workers": 2, **executor}  # subset fits go through the executor's map
+    del data["labeling"]["workers"]  # executor.workers is the one worker count
     path = tmp_path / "tiny-dask.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -22,7 +22,6 @@ from interphase.campaign.config import load_campaign_config
 from interphase.campaign.cost import level_cpu_hours
 from interphase.campaign.stopping import check_stopping
 from interphase.db import membership
-from interphase.db.api import create_jobs
 from interphase.db.models import (
     Campaign,
     CampaignStep,
@@ -40,9 +39,10 @@ from interphase.db.models import (
     TrainingRun,
 )
 from interphase.db.session import transaction, upgrade
-from interphase.labeling.options import MIN_LEASE_S, WorkerOptions
-from interphase.labeling.outcome import already_labeled_note
-from interphase.labeling.queue import claim_job
+from interphase.labeling.queue.claim import claim_job
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.outcome import already_labeled_note
+from interphase.labeling.queue.worker_options import MIN_LEASE_S, WorkerOptions
 from tests.campaign.conftest import TINY, CampaignEnv
 
 

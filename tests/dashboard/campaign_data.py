@@ -16,13 +16,17 @@ import numpy as np
 from ase.build import bulk
 from sqlalchemy import func, select, update
 
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import Campaign, Iteration, LabelingJob, Structure, utcnow
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.gpr.augment_db import augment_subsets
-from interphase.gpr.fit import GPFitSettings, fit_subset_gps
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import RetryPolicy
+from interphase.gpr.fit import fit_subset_gps
+from interphase.gpr.settings import GPFitSettings
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.retry import RetryPolicy
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from interphase.records import StructureRecord
 from interphase.structures.lattice import LatticeNoiseParams, lattice_noise_clusters
 from interphase.training.from_db import train_from_database

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from interphase.db.models import JobState
-from interphase.labeling.queue import run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from tests.dashboard.browser import (
     CHROMIUM_ARGS,
     COUNT_SWAPS,

@@ -12,8 +12,8 @@ from itertools import combinations
 import numpy as np
 from fastapi.testclient import TestClient
 
-from interphase.db.api import store_structures
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.records import StructureRecord
 
 #: A piece of electrolyte next to lithium: every element the campaigns meet.

@@ -15,7 +15,7 @@ from interphase.dashboard.templating import format_seconds
 from interphase.db.models import LabelingJob
 from interphase.db.session import transaction
 from interphase.gpr.score import CandidateScores
-from interphase.labeling.queue import run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from interphase.labeling.uncertainty import queue_uncertainty_jobs
 from interphase.units import HARTREE_TO_MEV
 from tests.dashboard.campaign_data import LEVEL, NO_RETRY, queue_waters

@@ -17,7 +17,7 @@ from interphase.dashboard.queries.jobs import PAGE_SIZE, stuck_jobs
 from interphase.dashboard.templating import as_utc
 from interphase.db.models import JobState
 from interphase.db.session import transaction
-from interphase.labeling.queue import run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from tests.dashboard.campaign_data import (
     NO_RETRY,
     create_campaign,
@@ -97,7 +97,8 @@ def test_filters_and_failure_groups(client: TestClient, local_env: str) -> None:
 WORKER = """
 import sys
 from tests.labeling import fake_engines
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 fake_engines.register()
 run_pending_jobs(sys.argv[1], options=WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=1.0))
 """

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from interphase.db.api import store_structures
 from interphase.db.models import TrainingRun
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.records import StructureRecord
 from interphase.training.metrics import ParityCollector, write_parity
 from interphase.units import HARTREE_TO_EV, HARTREE_TO_MEV

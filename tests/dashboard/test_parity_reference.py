@@ -12,8 +12,8 @@ from interphase.dashboard.queries.parity import (
     fit_element_energies,
     run_parity,
 )
-from interphase.db.api import store_structures
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.records import StructureRecord
 from interphase.training.metrics import write_parity
 from interphase.units import HARTREE_TO_MEV

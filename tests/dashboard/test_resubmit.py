@@ -13,10 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from interphase.dashboard.actions import cancel_function
 from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
-from interphase.labeling.queue import run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from tests.dashboard.campaign_data import (
     NO_RETRY,
     create_campaign,
@@ -152,17 +151,6 @@ def test_a_changed_selection_is_refused_at_confirm(client: TestClient, local_env
 def test_cancel_follows_the_library(client: TestClient, local_env: str) -> None:
     pending = queue_waters(local_env, 2, seed=1)
     page = client.get("/jobs").text
-    cancel = cancel_function()
-    if cancel is None:  # until the queue work adds cancel_jobs: no button, and the route says so
-        assert "/jobs/cancel/preview" not in page
-        response = client.post(
-            "/jobs/cancel",
-            data={"scope": "selected", "ids": pending, "expected_count": "2"},
-            headers=WRITE_HEADERS,
-        )
-        assert response.status_code == 400 and "needs a newer interphase" in response.text
-        assert {job_and_attempts(local_env, i)[0].state for i in pending} == {JobState.pending}
-        return
     assert "/jobs/cancel/preview" in page
     preview = client.post("/jobs/cancel/preview", data={"scope": "selected", "ids": pending})
     assert "Cancel 2 jobs?" in preview.text, preview.text

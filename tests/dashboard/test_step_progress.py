@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from interphase.campaign.config import load_campaign_config
+from interphase.campaign.loop import STEP_ORDER
 from interphase.campaign.progress import ProgressRecorder, StepProgress
-from interphase.campaign.records import STEP_ORDER, StepName, begin_step, complete_step
+from interphase.campaign.records import StepName, begin_step, complete_step
 from interphase.campaign.report import campaign_story
 from interphase.campaign.run import execute_step, register_campaign
 from interphase.db.models import Campaign, CampaignState, CampaignStep, Iteration, utcnow

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from interphase.db.models import JobAttempt, JobState
 from interphase.db.session import transaction
 from interphase.execution import ExecutorSettings
-from interphase.labeling.options import WorkerOptions
-from interphase.labeling.retry import INTERRUPTED, LEASE_EXPIRED
+from interphase.labeling.queue.retry import INTERRUPTED, LEASE_EXPIRED
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.campaigns import assign_campaign, make_campaign, outcome
 from tests.distributed.dask_helpers import FakeEngines, dask_worker_pids
@@ -65,7 +65,7 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     configure_local_prefect(tmp_path_factory.mktemp("prefect"))
     from prefect.testing.utilities import prefect_test_harness
 
-    from interphase.distributed.dask import DaskExecutor
+    from interphase_flows.dask import DaskExecutor
 
     assert POSTGRES_ADMIN_URL is not None
     with (
@@ -84,10 +84,10 @@ from interphase_flows.runtime import configure_local_prefect
 from pathlib import Path
 Path(sys.argv[2]).mkdir(parents=True, exist_ok=True)
 configure_local_prefect(Path(sys.argv[2]))
-from interphase.distributed.dask import DaskExecutor
+from interphase_flows.dask import DaskExecutor
 from interphase.execution import ExecutorSettings
-from interphase.labeling.options import WorkerOptions
-from interphase.labeling.signals import WorkerInterrupted
+from interphase.labeling.queue.worker_options import WorkerOptions
+from interphase.labeling.queue.signals import WorkerInterrupted
 from tests.distributed.dask_helpers import FakeEngines
 with DaskExecutor(ExecutorSettings(kind="dask", workers=2), sys.argv[1]) as executor:
     executor.client.register_plugin(FakeEngines())

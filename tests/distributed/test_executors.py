@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from interphase import execution
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob
 from interphase.db.session import transaction
 from interphase.execution import (
@@ -20,7 +21,7 @@ from interphase.execution import (
     LocalExecutor,
     executor_from_settings,
 )
-from interphase.labeling.options import WorkerOptions
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.distributed.mapped import square_late_first
 from tests.labeling.job_helpers import ROOT, alive, queue_jobs, wait_for, waters, worker_env
 
@@ -77,10 +78,34 @@ def test_single_host_executors_accept_sqlite() -> None:
 
 
 def test_dask_without_the_hpc_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "interphase.distributed.dask", raising=False)
+    monkeypatch.delitem(sys.modules, "interphase_flows.dask", raising=False)
     monkeypatch.setitem(sys.modules, "prefect_dask", None)  # import fails as if not installed
     with pytest.raises(ExecutorConfigError, match=r"prefect_dask is missing.*interphase\[hpc\]"):
         executor_from_settings(ExecutorSettings(kind="dask"), SQLITE_URL)
+
+
+def test_an_executor_kind_nobody_registered_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(execution, "entry_points", lambda **_: ())
+    with pytest.raises(ExecutorConfigError) as refused:
+        executor_from_settings(ExecutorSettings(kind="dask"), SQLITE_URL)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "interphase.executors" in message and "interphase[hpc]" in message
+
+
+def test_the_library_imports_no_prefect_and_no_dask() -> None:
+    modules = "interphase.execution, interphase.campaign.run, interphase.gpr.fit, interphase.cli"
+    check = (
+        f"import sys, {modules}\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "print(sorted(loaded & {'prefect', 'prefect_dask', 'dask', 'distributed'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("workers", [1, 2])

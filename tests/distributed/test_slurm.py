@@ -22,7 +22,7 @@ from sqlalchemy import select
 from interphase.db.models import JobAttempt, JobState
 from interphase.db.session import transaction
 from interphase.execution import ExecutorSettings
-from interphase.labeling.options import WorkerOptions
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.campaigns import outcome
 from tests.labeling.job_helpers import ROOT, queue_jobs, waters, worker_env
@@ -130,7 +130,7 @@ def slurm_settings(**fields: Any) -> ExecutorSettings:
 def test_the_dask_worker_job_script_carries_the_settings() -> None:
     from dask_jobqueue import SLURMCluster
 
-    from interphase.distributed.clusters import jobqueue_arguments
+    from interphase_flows.clusters import jobqueue_arguments
 
     settings = slurm_settings(
         queue="gpu",
@@ -165,7 +165,7 @@ def test_labeling_runs_on_dask_workers_started_by_sbatch(
     configure_local_prefect(tmp_path)
     from prefect.testing.utilities import prefect_test_harness
 
-    from interphase.distributed.dask import DaskExecutor
+    from interphase_flows.dask import DaskExecutor
 
     ids = queue_jobs(db_url, waters(20), level="GFN2-xTB", engine="tblite", method="GFN2-xTB")
     for key, value in _slurm_env(db_url).items():  # what the worker jobs inherit from sbatch

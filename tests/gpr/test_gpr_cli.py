@@ -8,10 +8,12 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from interphase.cli import app
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import GPRModel, Label, LabelingJob, Structure, SyntheticLabel
 from interphase.db.session import transaction
-from interphase.labeling.queue import run_pending_jobs
+from interphase.db.structures import store_structures
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from interphase.records import XTB_LEVEL, StructureRecord
 
 WATER_ANGSTROM = np.array([[0.0, 0.0, 0.0], [0.0, 0.757, 0.586], [0.0, -0.757, 0.586]])

@@ -13,20 +13,20 @@ from ase.units import Hartree
 from scipy.spatial.transform import Rotation
 from sqlalchemy import func, select
 
-from interphase.db.api import store_structures
 from interphase.db.models import GPRModel, Label, LabelingJob, Structure, SyntheticLabel
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.gpr.augment_db import AugmentationError, augment_subsets
 from interphase.gpr.descriptors import DescriptorSettings
+from interphase.gpr.errors import GPTooLargeError
 from interphase.gpr.fit import (
-    GPFitSettings,
     GPRModelNotFoundError,
     fit_subset_gps,
     load_gp,
     load_subsets,
 )
-from interphase.gpr.gp import GPTooLargeError
 from interphase.gpr.score import score_candidates, unlabeled_candidates
+from interphase.gpr.settings import GPFitSettings
 from interphase.labeling.uncertainty import queue_uncertainty_jobs
 from interphase.records import LabelRecord, StructureRecord
 from tests.gpr.same_prediction import assert_same_prediction

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from interphase.gpr.augment import augment_positions, displaced_copies
-from interphase.gpr.gp import EnergyGradientGP, GPInputError, GPTooLargeError
+from interphase.gpr.errors import GPInputError, GPTooLargeError
+from interphase.gpr.gp import EnergyGradientGP
 from interphase.gpr.memory import (
     CPU_HYPERPARAMETER_OUTPUTS,
     farthest_point_indices,

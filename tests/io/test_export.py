@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from interphase.cli import app
-from interphase.db.api import store_structures
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.io.export import UniqueKeys, export_dataset
 from interphase.io.importer import import_dataset
 from interphase.records import LabelRecord, StructureRecord

@@ -1,4 +1,4 @@
-"""Tests of interphase.io.extxyz."""
+"""Tests of interphase.io.extxyz and interphase.io.extxyz_write."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from ase import Atoms
 
 from interphase.io.errors import DatasetFormatError
-from interphase.io.extxyz import format_frame, iter_extxyz, write_extxyz
+from interphase.io.extxyz import iter_extxyz
+from interphase.io.extxyz_write import format_frame, write_extxyz
 from interphase.io.paper_json import iter_paper_json
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from tests.io.records_equal import assert_same_records

@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from interphase.io.errors import DatasetFormatError
 from interphase.io.json_stream import CHUNK_BYTES
-from interphase.io.paper_json import (
-    DatasetFormatError,
-    iter_paper_json,
-    write_paper_json,
-)
+from interphase.io.paper_json import iter_paper_json
+from interphase.io.paper_json_write import write_paper_json
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from interphase.structures.validate import validate_structure
 

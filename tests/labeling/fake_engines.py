@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from interphase.labeling.engine import Calculation, LabelingEngine
 from interphase.labeling.engines import ENGINES
+from interphase.labeling.engines.contract import Calculation, LabelingEngine
 from interphase.labeling.engines.tblite import TBLiteEngine, TBLiteSettings
 from interphase.records import LabelRecord, StructureRecord
 

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
+from interphase.labeling.queue.enqueue import create_jobs
 from interphase.records import StructureRecord
 
 WATER_ANGSTROM = np.array([[0.0, 0.0, 0.0], [0.0, 0.757, 0.586], [0.0, -0.757, 0.586]])
@@ -145,7 +147,8 @@ def attempt_pid(url: str, job_id: int) -> int | None:
 WORKER = """
 import sys
 from tests.labeling import fake_engines
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 fake_engines.register()
 options = WorkerOptions(lease_s=float(sys.argv[2]), heartbeat_s=float(sys.argv[2]) / 5)
 report = run_pending_jobs(sys.argv[1], options=options)
@@ -156,8 +159,8 @@ print(report.succeeded, report.already_labeled, report.failed)
 FAKE_ENGINE_WORKER = """
 import sys
 from tests.labeling import fake_engines
-from interphase.labeling.queue import WorkerOptions
-from interphase.labeling.workers import worker_main
+from interphase.labeling.queue.worker_options import WorkerOptions
+from interphase.labeling.queue.parallel import worker_main
 fake_engines.register()
 worker_main(sys.argv[1], None, None, WorkerOptions(lease_s=float(sys.argv[2])))
 """

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from interphase.labeling.engine import Calculation, EngineUnavailable, InvalidInput
 from interphase.labeling.engines import ENGINES, get_engine
+from interphase.labeling.engines.contract import Calculation, EngineUnavailable, InvalidInput
 from interphase.labeling.engines.psi4 import Psi4Engine, psi4_keywords, version_tuple
 from interphase.labeling.engines.pyscf import PySCFEngine
 from interphase.records import StructureRecord

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob, utcnow
 from interphase.db.session import transaction
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import LEASE_EXPIRED
+from interphase.labeling.queue.retry import LEASE_EXPIRED
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (
     job_and_attempts,

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from interphase.db.models import JobState
-from interphase.labeling.dbretry import is_transient, with_retries
+from interphase.labeling.queue.db_retry import is_transient, with_retries
 from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (

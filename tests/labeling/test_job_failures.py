@@ -23,8 +23,9 @@ from interphase.db.models import JobState, Label
 from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
 from interphase.labeling.jobs import JobFilter, resubmit_jobs
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import RetryPolicy
+from interphase.labeling.queue.retry import RetryPolicy
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (
     alive,

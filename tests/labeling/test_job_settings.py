@@ -18,20 +18,23 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from interphase.cli import app
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobAttempt, JobState, LabelingJob
 from interphase.db.session import transaction
-from interphase.labeling.engine import Calculation, InvalidInput
+from interphase.db.structures import store_structures
 from interphase.labeling.engines import ENGINES, get_engine
-from interphase.labeling.levels import LevelSpec
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import RetryPolicy
-from interphase.labeling.settings import (
+from interphase.labeling.engines.contract import Calculation, InvalidInput
+from interphase.labeling.job_settings import (
     CONTROL_KEYS,
     JobSettingsError,
     changed_settings,
     validate_job_settings,
 )
+from interphase.labeling.levels import LevelSpec
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.retry import RetryPolicy
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling.job_helpers import job_and_attempts, queue_jobs, waters
 
 NO_RETRY = WorkerOptions(retry=RetryPolicy.no_retries(), lease_s=30, heartbeat_s=1)

@@ -22,8 +22,9 @@ from interphase.cli import app
 from interphase.db.models import JobState, Label
 from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import INTERRUPTED, LEASE_EXPIRED
+from interphase.labeling.queue.retry import INTERRUPTED, LEASE_EXPIRED
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling.job_helpers import (
     alive,
     attempt_pid,

@@ -18,10 +18,11 @@ from alembic import command
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from interphase.db.api import get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob, LevelOfTheory
 from interphase.db.session import _alembic_config, make_engine, transaction, upgrade
-from interphase.labeling.queue import run_pending_jobs
+from interphase.db.structures import store_structures
+from interphase.labeling.queue.run import run_pending_jobs
 from interphase.records import LabelRecord, StructureRecord
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (

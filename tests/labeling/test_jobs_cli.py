@@ -55,9 +55,9 @@ def test_jobs_create_queues_what_each_level_treats(local_env: str) -> None:
     import numpy as np
     from sqlalchemy import func, select
 
-    from interphase.db.api import store_structures
     from interphase.db.models import LabelingJob, LevelOfTheory
     from interphase.db.session import transaction
+    from interphase.db.structures import store_structures
     from interphase.records import StructureRecord
 
     cell = StructureRecord(
@@ -208,8 +208,8 @@ def test_job_filter_by_message_and_iteration(db_url: str) -> None:
 
 
 def test_jobs_create_with_an_unknown_generator_says_so(local_env: str) -> None:
-    from interphase.db.api import store_structures
     from interphase.db.session import transaction
+    from interphase.db.structures import store_structures
 
     with transaction(local_env) as session:
         store_structures(session, waters(2), generator="lattice_noise")

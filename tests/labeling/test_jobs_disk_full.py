@@ -19,7 +19,7 @@ import pytest
 from interphase.db.models import JobState
 from interphase.db.session import make_engine, upgrade
 from interphase.labeling.engines import get_engine
-from interphase.labeling.retry import INTERRUPTED
+from interphase.labeling.queue.retry import INTERRUPTED
 from tests.io.disk_full import count, fill, grow, integrity, run_cli, small_disk
 from tests.labeling.job_helpers import (
     attempt_pid,

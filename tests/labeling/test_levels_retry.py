@@ -9,8 +9,8 @@ from interphase.db.models import Label
 from interphase.db.session import transaction
 from interphase.labeling.engines import get_engine
 from interphase.labeling.levels import atomization_energy
-from interphase.labeling.queue import run_pending_jobs
-from interphase.labeling.retry import LEASE_EXPIRED, RetryPolicy
+from interphase.labeling.queue.retry import LEASE_EXPIRED, RetryPolicy
+from interphase.labeling.queue.run import run_pending_jobs
 from tests.labeling.job_helpers import queue_jobs, waters
 
 

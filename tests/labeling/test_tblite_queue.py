@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from interphase.db.api import create_jobs, get_or_create_level, store_structures
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobAttempt, JobState, Label, LabelingJob
 from interphase.db.session import transaction
-from interphase.labeling.engine import Calculation, InvalidInput
+from interphase.db.structures import store_structures
 from interphase.labeling.engines import UnknownEngineError, get_engine
-from interphase.labeling.queue import run_pending_jobs
+from interphase.labeling.engines.contract import Calculation, InvalidInput
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.run import run_pending_jobs
 from interphase.records import StructureRecord
 
 WATER = StructureRecord(

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from interphase.cli import app
 from interphase.db.models import JobState
 from interphase.labeling.engines import get_engine
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
-from interphase.labeling.retry import RetryPolicy
+from interphase.labeling.queue.retry import RetryPolicy
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (
     FAKE_ENGINE_WORKER,

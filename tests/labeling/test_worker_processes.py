@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from interphase.db.models import JobState
-from interphase.labeling.forkserver import reap_child
-from interphase.labeling.retry import INTERRUPTED
+from interphase.labeling.isolation.forkserver import reap_child
+from interphase.labeling.queue.retry import INTERRUPTED
 from tests.labeling import fake_engines
 from tests.labeling.job_helpers import (
     FAKE_ENGINE_WORKER,
@@ -41,7 +41,8 @@ from tests.labeling.job_helpers import (
 #: Drains the queue, then prints the live processes of its session other than itself.
 DRAIN_THEN_LIST = """
 import os, sys
-from interphase.labeling.queue import WorkerOptions, run_pending_jobs
+from interphase.labeling.queue.run import run_pending_jobs
+from interphase.labeling.queue.worker_options import WorkerOptions
 from tests.labeling.job_helpers import session_processes
 report = run_pending_jobs(sys.argv[1], options=WorkerOptions(lease_s=60))
 print(report.succeeded, sorted(set(session_processes(os.getpid())) - {os.getpid()}))

@@ -14,10 +14,11 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.units import Hartree
 
+from interphase.devices import DeviceUnavailableError
 from interphase.models.artifact import save_model
 from interphase.models.calculator import InterphaseCalculator
 from interphase.models.descriptors import UnknownElementError
-from interphase.models.inference import DeviceUnavailableError, InferenceSession
+from interphase.models.inference import InferenceSession
 from interphase.models.multihead import MultiHeadPotential, UnknownHeadError, evaluate_structure
 
 

@@ -15,8 +15,8 @@ from ase.io import read
 from typer.testing import CliRunner
 
 from interphase.cli import app
-from interphase.db.api import store_structures
 from interphase.db.session import transaction
+from interphase.db.structures import store_structures
 from interphase.dynamics import MDSettings, run_md
 from interphase.models import phonons
 from interphase.models.artifact import save_model

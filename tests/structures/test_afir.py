@@ -14,9 +14,9 @@ from interphase.structures.afir import (
     afir_bias,
     afir_path,
 )
+from interphase.structures.afir_recipe import afir_batch
 from interphase.structures.config import AFIRConfig
 from interphase.structures.molecules import molecule
-from interphase.structures.recipes import afir_batch
 
 CARBONYL_O = 4  # RDKit atom order of C1COC(=O)O1: C C O C O O H H H H
 CARBONYL_C = 3

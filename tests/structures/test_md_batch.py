@@ -11,13 +11,12 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from interphase.dynamics import PhysicalityGuard
-from interphase.labeling.ase_calculator import record_from_atoms
 from interphase.models.calculator import InterphaseCalculator
 from interphase.models.multihead import MultiHeadPotential
 from interphase.records import StructureRecord
 from interphase.structures.config import MDConfig
 from interphase.structures.interface import build_interface
-from interphase.structures.recipes import md_batch
+from interphase.structures.md_recipe import md_batch
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +44,12 @@ def ethanol_and_lithium() -> StructureRecord:
     atoms = molecule("CH3CH2OH")
     oxygen = atoms.positions[atoms.numbers == 8][0]
     atoms += Atoms("Li", positions=[oxygen + np.array([0.0, 0.0, 2.0])])
-    return record_from_atoms(atoms, multiplicity=2)  # 29 electrons
+    return StructureRecord.from_atoms(atoms, multiplicity=2)  # 29 electrons
 
 
 def test_a_periodic_start_driven_by_a_model(model: MultiHeadPotential) -> None:
     cell = bulk("Li", "bcc", a=3.44, cubic=True).repeat((2, 2, 2))
-    start = record_from_atoms(cell)
+    start = StructureRecord.from_atoms(cell)
     calculator = InterphaseCalculator(model, "PBE-D3")
     steps: list[int] = []
     config = MDConfig(n_steps=6, snapshot_every=2, clusters_per_snapshot=1)
@@ -71,7 +70,9 @@ def test_clusters_are_cut_from_a_periodic_interface_start(model: MultiHeadPotent
     )
     config = MDConfig(n_steps=2, snapshot_every=2, clusters_per_snapshot=2, seed=1)
     calculator = InterphaseCalculator(model, "hybrid")
-    batch = md_batch(config, calculator=calculator, start=record_from_atoms(interface.atoms))
+    batch = md_batch(
+        config, calculator=calculator, start=StructureRecord.from_atoms(interface.atoms)
+    )
     made = batch.made()
     assert made["md_start"] == 1 and made["md_snapshot"] == 1
     clusters = [item for item in batch.items if item.generator == "interface_cluster"]

@@ -13,7 +13,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk, molecule
 
-from interphase.labeling.engine import Calculation
+from interphase.labeling.engines.contract import Calculation
 from interphase.labeling.engines.tblite import TBLiteEngine
 from interphase.records import StructureRecord
 from interphase.training.dataset import TrainingExample
@@ -113,8 +113,8 @@ def as_record(example: TrainingExample) -> StructureRecord:
 
 def store_mixed_dataset(url: str, n_molecular: int = 8, n_periodic: int = 3) -> list[int]:
     """Store :func:`mixed_dataset` with its labels; returns the structure ids."""
-    from interphase.db.api import store_structures
     from interphase.db.session import transaction
+    from interphase.db.structures import store_structures
 
     records = [as_record(ex) for ex in mixed_dataset(n_molecular, n_periodic)]
     with transaction(url) as session:

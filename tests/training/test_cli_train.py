@@ -45,7 +45,7 @@ def test_train_resume_and_eval_from_the_cli(local_env: str, tmp_path: Path) -> N
     assert SHARED_LEVEL in evaluated.output and MOLECULAR_LEVEL not in evaluated.output
 
     # A dataset file with one structure the model cannot describe (carbon).
-    from interphase.io.extxyz import write_extxyz
+    from interphase.io.extxyz_write import write_extxyz
     from tests.training.labeled import mixed_dataset
 
     records = [as_record(ex) for ex in mixed_dataset()[:3]]

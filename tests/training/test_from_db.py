@@ -130,7 +130,8 @@ def test_interrupted_run_resumes_as_the_same_run(mixed_db: str, tmp_path: Path) 
 def test_energy_only_training_on_synthetic_gp_energies(mixed_db: str, tmp_path: Path) -> None:
     """GPR-ANN: GP-labelled displaced copies enter as energy-only targets, ids recorded."""
     from interphase.gpr.augment_db import augment_subsets
-    from interphase.gpr.fit import GPFitSettings, fit_subset_gps
+    from interphase.gpr.fit import fit_subset_gps
+    from interphase.gpr.settings import GPFitSettings
 
     store_mixed_dataset(mixed_db, n_molecular=16, n_periodic=0)  # 4 of each molecule
     fits = fit_subset_gps(

@@ -7,14 +7,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
-from interphase.campaign.records import StepName, derived_seed
+from interphase.campaign.records import StepName, complete_step, derived_seed
+from interphase.campaign.steps.contract import StepOutputs
 from interphase.execution import Executor
-from interphase.labeling.options import WorkerOptions
+from interphase.labeling.queue.worker_options import WorkerOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,6 +47,8 @@ class StepContext:
     #: Shown only: for reports made inside an open write transaction, where storing
     #: them (a second writer) would wait for that transaction on SQLite.
     display_progress: Progress = no_progress
+    #: The campaign's fixed test split (never fitted, trained or explored from).
+    test_ids: frozenset[int] = frozenset()
     #: Seconds spent in engines, fits and training (the rest is orchestration).
     compute_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -67,22 +70,17 @@ class StepContext:
     def seconds(self) -> float:
         return time.perf_counter() - self.started
 
-    def complete(self, session: Session, outputs: dict[str, Any]) -> None:
+    def complete(self, session: Session, outputs: StepOutputs) -> None:
         """Record this step as succeeded with ``outputs``, in the outputs' transaction."""
-        from interphase.campaign.records import complete_step
-
         complete_step(
             session,
             self.campaign_id,
             self.iteration,
             self.step,
-            outputs,
+            outputs.model_dump(mode="json"),
             seconds=self.seconds,
             compute_seconds=self.compute_seconds,
         )
 
     def worker_options(self) -> WorkerOptions:
-        labeling = self.config.labeling
-        if labeling.time_limit_s is None:
-            return WorkerOptions(lease_s=labeling.lease_s)
-        return WorkerOptions(lease_s=labeling.lease_s, time_limit_s=labeling.time_limit_s)
+        return self.config.labeling.worker_options()

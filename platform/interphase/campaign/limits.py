@@ -4,7 +4,10 @@ Each bound is far above what a real campaign uses (the examples' largest
 values are a few hundred), so reaching one means a typo such as
 ``workers: 100000`` or ``epochs: 1.0e+11``: it is refused by ``campaign
 validate`` before anything is stored, queued or paid for. The field
-descriptions in :mod:`interphase.campaign.config` name their bound.
+descriptions in :mod:`interphase.campaign.config_sections` name their bound.
+The bounds of settings that other modules own live with those settings:
+epochs in :mod:`interphase.training.settings`, GP searches in
+:mod:`interphase.gpr.settings`.
 
 Two checks here walk the whole validated configuration, including the
 settings models other modules own (training, descriptors, executor, engine
@@ -19,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from interphase.execution import ExecutorSettings
-from interphase.training.settings import TrainingSettings
+from interphase.training.settings import MAX_EPOCHS, TrainingSettings
 
 #: Most local worker processes or Dask workers (labeling, GP fits).
 MAX_WORKERS = 256
@@ -31,16 +34,10 @@ MAX_LABEL_BUDGET = 100_000_000
 MAX_FILTER_ATOMS = 1_000_000
 #: Most iterations of a campaign.
 MAX_ITERATIONS = 10_000
-#: Most training epochs per iteration, and the most epochs of plateau patience.
-MAX_EPOCHS = 100_000
-#: Most structures drawn per training epoch.
-MAX_EPOCH_SIZE = 10_000_000
 #: Most structures per training batch.
 MAX_BATCH_SIZE = 100_000
 #: Most hidden layers of a network, and the widest layer.
 MAX_LAYERS, MAX_LAYER_WIDTH = 100, 100_000
-#: Most hyperparameter-search iterations per GP, and restarts.
-MAX_GP_ITERATIONS, MAX_GP_RESTARTS = 100_000, 1_000
 #: Most augmented copies per reference structure.
 MAX_COPIES = 10_000
 #: Most exploration MD runs per iteration.

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import uuid
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -20,6 +18,7 @@ from sqlalchemy import select
 
 from interphase.db.models import Campaign, utcnow
 from interphase.db.session import transaction
+from interphase.leases import Heartbeat, holder_name
 
 #: Default lock lease (s): a dead runner's campaign can be resumed this soon.
 LOCK_LEASE_S = 30.0
@@ -27,10 +26,6 @@ LOCK_LEASE_S = 30.0
 
 class CampaignBusyError(RuntimeError):
     """Another live process runs the campaign."""
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def _dead_here(holder: str) -> bool:
@@ -71,9 +66,12 @@ class CampaignLock:
     def __init__(self, url: str | None, campaign_id: int, lease_s: float = LOCK_LEASE_S) -> None:
         self.url, self.campaign_id, self.lease_s = url, campaign_id, lease_s
         self.holder = holder_name()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.lost = False
+        self._heartbeat = Heartbeat(self._renew, interval_s=lease_s / 3, name="campaign-lock")
+
+    @property
+    def lost(self) -> bool:
+        """True once another process took the lock over (this one's lease had expired)."""
+        return not self._heartbeat.alive
 
     def acquire(self) -> None:
         now = utcnow()
@@ -85,27 +83,23 @@ class CampaignLock:
             campaign.lock_holder = self.holder
             campaign.lock_expires_at = now + timedelta(seconds=self.lease_s)
             campaign.lock_heartbeat_at = now
-        self._thread = threading.Thread(target=self._renew, name="campaign-lock", daemon=True)
-        self._thread.start()
+        self._heartbeat.start()
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
-            try:
-                with transaction(self.url) as session:
-                    campaign = session.get_one(Campaign, self.campaign_id)
-                    if campaign.lock_holder != self.holder:
-                        self.lost = True
-                        return
-                    now = utcnow()
-                    campaign.lock_expires_at = now + timedelta(seconds=self.lease_s)
-                    campaign.lock_heartbeat_at = now
-            except Exception:  # a transient database error: the next beat retries
-                continue
+    def _renew(self) -> bool:
+        try:
+            with transaction(self.url) as session:
+                campaign = session.get_one(Campaign, self.campaign_id)
+                if campaign.lock_holder != self.holder:
+                    return False
+                now = utcnow()
+                campaign.lock_expires_at = now + timedelta(seconds=self.lease_s)
+                campaign.lock_heartbeat_at = now
+        except Exception:  # a transient database error: the next beat retries
+            pass
+        return True
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._heartbeat.stop()
         with transaction(self.url) as session:
             campaign = session.get_one(Campaign, self.campaign_id)
             if campaign.lock_holder == self.holder:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
 from interphase.db import membership
-from interphase.db.api import get_or_create_level
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import (
     Campaign,
     CampaignState,
@@ -31,6 +31,9 @@ from interphase.labeling.levels import LevelSpec
 
 
 class StepName(enum.StrEnum):
+    """A step's name as stored (``campaign_step.name``); the loop's order is
+    :data:`interphase.campaign.loop.STEP_ORDER`."""
+
     generate = "generate"
     label = "label"
     fit = "fit"
@@ -41,10 +44,6 @@ class StepName(enum.StrEnum):
     explore = "explore"
     evaluate = "evaluate"
     summary = "summary"
-
-
-#: One iteration, in order.
-STEP_ORDER: tuple[StepName, ...] = tuple(StepName)
 
 
 class CampaignNotFoundError(LookupError):
@@ -147,7 +146,10 @@ def step_row(session: Session, campaign_id: int, index: int, name: StepName) -> 
 
 
 def step_outputs(session: Session, campaign_id: int, index: int, name: StepName) -> dict[str, Any]:
-    """The outputs of a succeeded step (empty when it has not succeeded)."""
+    """The outputs of a succeeded step as stored, JSON (empty when it has not succeeded).
+
+    The steps read each other's outputs typed, through :mod:`interphase.campaign.loop`.
+    """
     row = step_row(session, campaign_id, index, name)
     return dict(row.outputs) if row is not None and row.state == StepState.succeeded else {}
 

@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 
 from interphase.campaign.progress import running_step_line
 from interphase.campaign.records import find_campaign
+from interphase.campaign.steps.evaluate import TestError, Validation
+from interphase.campaign.steps.jobs import FailedJob
+from interphase.campaign.steps.summary import IterationSummary, LabelSource
 from interphase.db import membership
-from interphase.db.api import lineage
 from interphase.db.models import (
     Campaign,
     GPRModel,
@@ -24,6 +26,7 @@ from interphase.db.models import (
     SyntheticLabel,
     TrainingRun,
 )
+from interphase.db.structures import lineage
 
 
 @dataclass
@@ -38,17 +41,17 @@ class IterationRow:
     gps: int
     picks: dict[str, int]
     synthetic: int
-    test_errors: dict[str, dict[str, Any]]
+    test_errors: dict[str, TestError]
     select_fraction: dict[str, float | None]
     pool_fraction: float | None
     seconds: float
-    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    failed_jobs: list[FailedJob] = field(default_factory=list)
     unphysical: int = 0
     explored: int = 0
     #: Per level: labels computed by this iteration's jobs and existing labels reused.
-    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, LabelSource] = field(default_factory=dict)
     #: The validation suites' runs, when the iteration ran them (see campaign/validation.py).
-    validation: dict[str, Any] | None = None
+    validation: Validation | None = None
 
 
 def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
@@ -56,28 +59,26 @@ def campaign_rows(session: Session, campaign: Campaign) -> list[IterationRow]:
     for iteration in session.scalars(
         select(Iteration).where(Iteration.campaign_id == campaign.id).order_by(Iteration.index)
     ):
-        s = iteration.summary or {}
+        s = IterationSummary.model_validate(iteration.summary or {})
         rows.append(
             IterationRow(
                 index=iteration.index,
                 status=iteration.status,
-                structures=s.get("structures_by_generator", {}),
-                jobs=s.get("jobs", {}),
-                labels=s.get("labels_total", {}),
-                gps=s.get("gps", 0),
-                picks={k: v.get("n_picked", 0) for k, v in s.get("selection", {}).items()},
-                synthetic=s.get("synthetic_labels", 0),
-                test_errors=s.get("test_errors", {}),
-                select_fraction={
-                    k: v.get("uncertain_fraction") for k, v in s.get("selection", {}).items()
-                },
-                pool_fraction=s.get("pool_uncertain_fraction"),
-                seconds=sum((v.get("seconds") or 0.0) for v in s.get("steps", {}).values()),
-                failed_jobs=s.get("failed_jobs", []),
-                unphysical=s.get("exploration", {}).get("unphysical", 0),
-                explored=s.get("exploration", {}).get("candidates", 0),
-                sources=s.get("label_sources", {}),
-                validation=s.get("validation"),
+                structures=s.structures_by_generator,
+                jobs=s.jobs,
+                labels=s.labels_total,
+                gps=s.gps,
+                picks={k: v.n_picked for k, v in s.selection.items()},
+                synthetic=s.synthetic_labels,
+                test_errors=s.test_errors,
+                select_fraction={k: v.uncertain_fraction for k, v in s.selection.items()},
+                pool_fraction=s.pool_uncertain_fraction,
+                seconds=s.seconds,
+                failed_jobs=s.failed_jobs,
+                unphysical=s.exploration.unphysical,
+                explored=s.exploration.candidates,
+                sources=s.label_sources,
+                validation=s.validation,
             )
         )
     return rows
@@ -150,26 +151,26 @@ def campaign_story(session: Session, name: str) -> list[str]:
                 f"  {level}: {_fmt(None if fraction is None else 100 * fraction, '.0f')}% of the "
                 f"candidates uncertain, {row.picks.get(level, 0)} picked for labeling"
             )
-        reused = {level: n for level, n in row.sources.items() if n.get("reused")}
+        reused = {level: n for level, n in row.sources.items() if n.reused}
         if reused:
             lines.append(
                 "  labels reused, not recomputed: "
                 + ", ".join(
-                    f"{n['reused']} {level} ({n['computed']} computed)"
-                    for level, n in reused.items()
+                    f"{n.reused} {level} ({n.computed} computed)" for level, n in reused.items()
                 )
             )
         lines.append(f"  labels so far: {labels}; {row.gps} GPs; {row.synthetic} synthetic labels")
         for head, errors in row.test_errors.items():
             before = previous.test_errors.get(head) if previous is not None else None
-            lines.append(f"  {head_error_line(head, errors, before)}")
+            shown = None if before is None else before.model_dump()
+            lines.append(f"  {head_error_line(head, errors.model_dump(), shown)}")
         lines += validation_lines(row.validation)
         if row.pool_fraction is not None:
             lines.append(
                 f"  next candidate pool: {100 * row.pool_fraction:.0f}% uncertain under the new GPs"
             )
         if row.failed_jobs:
-            ids = ", ".join(str(f["job_id"]) for f in row.failed_jobs[:10])
+            ids = ", ".join(str(f.job_id) for f in row.failed_jobs[:10])
             lines.append(f"  failed jobs (ready for `interphase jobs resubmit`): {ids}")
         previous = row
     if campaign.stop_reason:
@@ -177,21 +178,20 @@ def campaign_story(session: Session, name: str) -> list[str]:
     return lines
 
 
-def validation_lines(validation: dict[str, Any] | None) -> list[str]:
+def validation_lines(validation: Validation | None) -> list[str]:
     """Per suite run: passed or which checks failed, with head and reference values."""
     lines = []
-    for run in (validation or {}).get("runs", []):
-        failed = [c for c in run["checks"] if not c["passed"]]
-        where = f"  validation {run['suite']} of head {run['head']}"
+    for run in [] if validation is None else validation.runs:
+        failed = [c for c in run.checks if not c.passed]
+        where = f"  validation {run.suite} of head {run.head}"
         if not failed:
-            lines.append(f"{where}: all {len(run['checks'])} checks passed")
+            lines.append(f"{where}: all {len(run.checks)} checks passed")
             continue
         shown = "; ".join(
-            f"{c['name']} {_fmt(c['model'], '.4g')} vs {_fmt(c['reference'], '.4g')}"
-            for c in failed[:4]
+            f"{c.name} {_fmt(c.model, '.4g')} vs {_fmt(c.reference, '.4g')}" for c in failed[:4]
         )
         more = f" and {len(failed) - 4} more" if len(failed) > 4 else ""
-        lines.append(f"{where}: {len(failed)} of {len(run['checks'])} failed ({shown}{more})")
+        lines.append(f"{where}: {len(failed)} of {len(run.checks)} failed ({shown}{more})")
     return lines
 
 
@@ -289,81 +289,6 @@ def counts(session: Session, campaign_id: int) -> dict[str, int]:
     }
 
 
-def step_note(step: Any, outputs: dict[str, Any]) -> str:
-    """One line about what a step produced."""
-    name = getattr(step, "value", str(step))
-    if name == "generate":
-        made = ", ".join(f"{n} {g}" for g, n in outputs.get("by_generator", {}).items())
-        return (
-            f"{len(outputs.get('candidate_ids', []))} candidates"
-            + (f" ({made})" if made else "")
-            + (
-                f", {len(outputs.get('explored_ids', []))} from exploration"
-                if outputs.get("explored_ids")
-                else ""
-            )
-            + (f", {len(outputs['test_ids'])} in the test split" if outputs.get("test_ids") else "")
-        )
-    if name in ("label", "select"):
-        states = outputs.get("states", {})
-        per_level = "; ".join(
-            f"{level} " + ", ".join(f"{n} {s}" for s, n in counts.items())
-            for level, counts in states.items()
-        )
-        if name == "select":
-            picks = ", ".join(
-                f"{level}: {v.get('n_uncertain', 0)}/{v.get('n_scored', 0)} uncertain, "
-                f"{v.get('n_picked', 0)} picked"
-                + (f" ({v['n_reused']} labeled already)" if v.get("n_reused") else "")
-                for level, v in outputs.get("levels", {}).items()
-            )
-            return f"{picks}; {per_level or 'no jobs'}"
-        reused = ", ".join(
-            f"{v['reused']} {level}"
-            for level, v in outputs.get("sources", {}).items()
-            if v["reused"]
-        )
-        return (per_level or "no jobs") + (f"; reused {reused}" if reused else "")
-    if name in ("fit", "refit"):
-        fitted = outputs.get("fitted", {})
-        return ", ".join(f"{len(v)} GPs at {level}" for level, v in fitted.items()) or "no new GPs"
-    if name == "augment":
-        levels = outputs.get("levels", {})
-        return (
-            ", ".join(
-                f"{v['n_synthetic_labels']} synthetic labels at {level}"
-                for level, v in levels.items()
-            )
-            or "off"
-        )
-    if name == "train":
-        return (
-            f"run {outputs.get('training_run_id')} on {outputs.get('n_labels')} labels + "
-            f"{outputs.get('n_synthetic')} synthetic, heads {', '.join(outputs.get('heads', []))}"
-        )
-    if name == "explore":
-        return (
-            f"{outputs.get('n_runs', 0)} MD runs with head {outputs.get('head')}, "
-            f"{len(outputs.get('candidate_ids', []))} new candidates, "
-            f"{outputs.get('n_unphysical', 0)} stopped unphysical"
-        )
-    if name == "evaluate":
-        errors = ", ".join(
-            f"{head} {_fmt(v.get('energy_mae_mev_per_atom'))} meV/atom"
-            for head, v in outputs.get("test_errors", {}).items()
-        )
-        fraction = outputs.get("pool_uncertain_fraction")
-        percent = None if fraction is None else 100 * fraction
-        runs = (outputs.get("validation") or {}).get("runs", [])
-        checked = (
-            f"; validation {sum(r['passed'] for r in runs)}/{len(runs)} suite runs passed"
-            if runs
-            else ""
-        )
-        return f"test {errors or '–'}; pool {_fmt(percent, '.0f')}% uncertain{checked}"
-    return "recorded"
-
-
 def iteration_table(name: str, rows: list[IterationRow]) -> Any:
     """The `campaign show` table."""
     from rich.table import Table
@@ -396,8 +321,7 @@ def iteration_table(name: str, rows: list[IterationRow]) -> Any:
             "\n".join(f"{n} {lvl}" for lvl, n in row.picks.items()) or "–",
             str(row.synthetic),
             "\n".join(
-                f"{head}: {_fmt(v.get('energy_mae_mev_per_atom'))}"
-                for head, v in row.test_errors.items()
+                f"{head}: {_fmt(v.energy_mae_mev_per_atom)}" for head, v in row.test_errors.items()
             )
             or "–",
             "\n".join(
@@ -470,6 +394,6 @@ def describe_config(config: Any) -> list[str]:
         rules.append(f"{s.wall_clock_hours} h wall clock")
     lines.append(f"  stops at: {', '.join(rules)}")
     lines.append(
-        f"  labeling: {config.labeling.workers} worker(s); executor {config.executor.kind}"
+        f"  labeling: {config.executor.workers} worker(s); executor {config.executor.kind}"
     )
     return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.campaign.config import RouteConfig
+from interphase.campaign.config_sections import RouteConfig
 from interphase.db.models import Structure
 
 

@@ -1,6 +1,8 @@
-"""The campaign loop: run the first unfinished step until a stopping rule fires.
+"""Running a campaign: the first unfinished step, again, until a stopping rule fires.
 
-:func:`run_campaign` is the whole loop, with no Prefect in it; the Prefect
+The steps and their order are :mod:`interphase.campaign.loop`'s;
+:func:`execute_step` runs and records one, and :class:`CampaignRun` owns a
+run's lock, its stop and its end. :func:`run_campaign` has no Prefect in it; the Prefect
 flow (``interphase_flows.campaign``) passes a ``step_runner`` that runs each
 step as a Prefect task. A campaign is resumable at any point: finished steps
 are recorded with their outputs, so the loop always continues with the first
@@ -9,7 +11,6 @@ step that has not succeeded.
 
 from __future__ import annotations
 
-import contextvars
 import time
 import traceback
 from collections.abc import Callable
@@ -23,9 +24,9 @@ from interphase.campaign.config import CampaignConfig
 from interphase.campaign.context import StepContext
 from interphase.campaign.faults import hold_here
 from interphase.campaign.lock import CampaignLock
+from interphase.campaign.loop import STEP_ORDER, run_step
 from interphase.campaign.progress import ProgressRecorder
 from interphase.campaign.records import (
-    STEP_ORDER,
     StepName,
     begin_step,
     campaign_config,
@@ -33,21 +34,10 @@ from interphase.campaign.records import (
     fail_step,
     find_campaign,
     get_iteration,
+    held_out_ids,
     steps_of,
 )
-from interphase.campaign.steps import (
-    augment,
-    evaluate,
-    explore,
-    fit,
-    generate,
-    label,
-    summary,
-    train,
-)
-from interphase.campaign.steps import (
-    select as select_step,
-)
+from interphase.campaign.steps.contract import StepOutputs
 from interphase.campaign.stopping import StopDecision, check_stopping
 from interphase.db.models import Campaign, CampaignState, Iteration, StepState, utcnow
 from interphase.db.session import database_url, transaction
@@ -58,19 +48,6 @@ from interphase.execution import (
     executor_from_settings,
 )
 from interphase.settings import get_settings
-
-RUNNERS: dict[StepName, Callable[[StepContext], dict[str, Any]]] = {
-    StepName.generate: generate.run,
-    StepName.label: label.run,
-    StepName.fit: fit.run,
-    StepName.select: select_step.run,
-    StepName.refit: fit.run,
-    StepName.augment: augment.run,
-    StepName.train: train.run,
-    StepName.explore: explore.run,
-    StepName.evaluate: evaluate.run,
-    StepName.summary: summary.run,
-}
 
 
 class CampaignFinishedError(RuntimeError):
@@ -85,7 +62,7 @@ class Reporter(Protocol):
     def step_started(self, iteration: int, step: StepName) -> None: ...
 
     def step_finished(
-        self, iteration: int, step: StepName, outputs: dict[str, Any], seconds: float
+        self, iteration: int, step: StepName, outputs: StepOutputs, seconds: float
     ) -> None: ...
 
     def progress(self, description: str, done: int, total: int | None) -> None: ...
@@ -96,7 +73,7 @@ class SilentReporter:
         return None
 
     def step_finished(
-        self, iteration: int, step: StepName, outputs: dict[str, Any], seconds: float
+        self, iteration: int, step: StepName, outputs: StepOutputs, seconds: float
     ) -> None:
         return None
 
@@ -148,20 +125,11 @@ def execute_step(
     reporter: Reporter | None = None,
     artifacts_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one step of one iteration and record it; returns its outputs."""
+    """Run one step of one iteration and record it; returns its outputs as stored (JSON)."""
     reporter = reporter or SilentReporter()
     if executor is None and step in DISTRIBUTED_STEPS:
         with transaction(url, read_only=True) as session:
             config = campaign_config(session.get_one(Campaign, campaign_id))
-        if config.executor.kind == "dask" and not _outside_prefect.get():
-            # The executor's own Prefect flow (DaskTaskRunner) must not inherit this
-            # step's Prefect run context: Dask would have to serialize it.
-            fresh = contextvars.Context()
-            fresh.run(_outside_prefect.set, True)
-            return fresh.run(
-                execute_step, url, campaign_id, index, step,
-                workers=workers, reporter=reporter, artifacts_dir=artifacts_dir,
-            )  # fmt: skip
         with executor_from_settings(config.executor, url) as chosen:
             return execute_step(
                 url, campaign_id, index, step, workers=workers, executor=chosen,
@@ -174,7 +142,8 @@ def execute_step(
         iteration_id = get_iteration(session, campaign_id, index).id
         begin_step(session, campaign_id, index, step)
         name = campaign.name
-    n_workers = workers or config.labeling.workers
+        test_ids = frozenset(held_out_ids(session, campaign_id))
+    n_workers = workers or config.executor.workers
 
     record = ProgressRecorder(url, campaign_id, index, step)
 
@@ -192,28 +161,25 @@ def execute_step(
         iteration_id=iteration_id,
         step=step,
         artifacts_dir=artifacts_dir or get_settings().artifacts_dir,
-        executor=executor or LocalExecutor(workers=config.gp.workers),
+        executor=executor or LocalExecutor(workers=config.executor.workers),
         workers=n_workers,
         progress=progress,
         display_progress=reporter.progress,
+        test_ids=test_ids,
     )
     reporter.step_started(index, step)
     try:
-        outputs = RUNNERS[step](ctx)
+        outputs = run_step(ctx)
     except Exception as error:
         detail = "".join(traceback.format_exception(error)[-12:])
         with transaction(url) as session:
             fail_step(session, campaign_id, index, step, detail)
         raise StepFailedError(f"iteration {index} step {step.value} failed: {error}") from error
     reporter.step_finished(index, step, outputs, ctx.seconds)
-    return outputs
+    return outputs.model_dump(mode="json")
 
 
 StepRunner = Callable[[int, StepName], dict[str, Any]]
-
-_outside_prefect: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "interphase_outside_prefect", default=False
-)
 
 #: Steps whose work goes to the configured executor (labeling jobs, GP fits).
 DISTRIBUTED_STEPS = frozenset({StepName.label, StepName.select, StepName.fit, StepName.refit})
@@ -229,22 +195,85 @@ def request_stop(url: str | None, name: str) -> str:
         return campaign.state
 
 
-def _finish(
-    url: str | None, campaign_id: int, state: CampaignState, decision: StopDecision, seconds: float
-) -> None:
-    with transaction(url) as session:
-        campaign = session.get_one(Campaign, campaign_id)
-        campaign.state = state.value
-        campaign.stop_reason = decision.reason
-        campaign.stop_detail = {**decision.detail, "message": decision.message}
-        campaign.stop_requested = False
-        campaign.run_seconds += seconds
-        campaign.updated_at = utcnow()
+#: Runs this process holds now, by campaign id (see :func:`abandon_active_runs`).
+_active_runs: dict[int, CampaignRun] = {}
 
 
-#: Runs this process holds now: each one's lock and ``time.perf_counter()`` at its
-#: start, by campaign id (see :func:`abandon_active_runs`).
-_active_runs: dict[int, tuple[CampaignLock, float]] = {}
+@dataclass
+class CampaignRun:
+    """One run (or resume) of a campaign: it holds the lock, stops, and records the end."""
+
+    url: str | None
+    campaign_id: int
+    lock: CampaignLock
+    config: CampaignConfig
+    #: ``campaign.run_seconds`` before this run (the wall-clock rule counts all runs).
+    seconds_before: float
+    outcome: RunOutcome
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def begin(cls, url: str | None, campaign_id: int, lock: CampaignLock) -> CampaignRun:
+        """Mark the campaign running (under ``lock``) and register the run in this process."""
+        with transaction(url) as session:
+            campaign = session.get_one(Campaign, campaign_id)
+            campaign.state, campaign.stop_requested = CampaignState.running.value, False
+            campaign.stop_reason, campaign.updated_at = None, utcnow()
+            run = cls(
+                url,
+                campaign_id,
+                lock,
+                campaign_config(campaign),
+                campaign.run_seconds,
+                RunOutcome(campaign.name, CampaignState.running.value, None, ""),
+            )
+        _active_runs[campaign_id] = run
+        return run
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since this run started."""
+        return time.perf_counter() - self.started
+
+    def stop_now(self) -> RunOutcome | None:
+        """The run's end when a stopping rule fired, a stop was asked for or the lock lost."""
+        finished = _finished_iterations(self.url, self.campaign_id)
+        with transaction(self.url, read_only=True) as session:
+            campaign = session.get_one(Campaign, self.campaign_id)
+            elapsed = self.seconds_before + self.seconds
+            decision = check_stopping(session, campaign, self.config, finished, elapsed)
+            stop_requested = campaign.stop_requested
+        if decision.reason is not None:
+            return self.finish(CampaignState.finished, decision)
+        if stop_requested:
+            message = "stopped on request after its current step"
+            return self.finish(CampaignState.stopped, StopDecision("stop_requested", {}, message))
+        if self.lock.lost:
+            message = "another process took over the campaign lock"
+            return self.finish(CampaignState.stopped, StopDecision("lock_lost", {}, message))
+        return None
+
+    def finish(self, state: CampaignState, decision: StopDecision) -> RunOutcome:
+        """Record how the run ended (the campaign's state, reason and time) and return it."""
+        with transaction(self.url) as session:
+            campaign = session.get_one(Campaign, self.campaign_id)
+            campaign.state = state.value
+            campaign.stop_reason = decision.reason
+            campaign.stop_detail = {**decision.detail, "message": decision.message}
+            campaign.stop_requested = False
+            campaign.run_seconds += self.seconds
+            campaign.updated_at = utcnow()
+        self.outcome.state, self.outcome.stop_reason = state.value, decision.reason
+        self.outcome.message = decision.message
+        return self.outcome
+
+    def interrupted(self, error: BaseException) -> None:
+        """Record the run as stopped by a failed step or an interruption (resumable)."""
+        if isinstance(error, StepFailedError):
+            decision = StopDecision("step_failed", {}, str(error))
+        else:
+            decision = StopDecision("interrupted", {}, f"interrupted ({type(error).__name__})")
+        self.finish(CampaignState.stopped, decision)
 
 
 def abandon_active_runs(message: str) -> None:
@@ -255,12 +284,9 @@ def abandon_active_runs(message: str) -> None:
     serve`` died, whose Prefect API went with it. The campaign stays resumable
     at the step that was running, as after any interruption.
     """
-    for campaign_id, (lock, started) in list(_active_runs.items()):
-        decision = StopDecision("interrupted", {}, message)
-        _finish(
-            lock.url, campaign_id, CampaignState.stopped, decision, time.perf_counter() - started
-        )
-        lock.release()
+    for campaign_id, run in list(_active_runs.items()):
+        run.finish(CampaignState.stopped, StopDecision("interrupted", {}, message))
+        run.lock.release()
         del _active_runs[campaign_id]
 
 
@@ -273,6 +299,19 @@ def _finished_iterations(url: str | None, campaign_id: int) -> int:
                 )
             ).all()
         )
+
+
+def _resumable(url: str | None, name: str) -> int:
+    """The id of campaign ``name``; refuses a finished one, or an unreachable executor."""
+    with transaction(url) as session:
+        campaign = find_campaign(session, name)
+        check_reachable(campaign_config(campaign).executor, url or database_url())
+        if campaign.state == CampaignState.finished.value:
+            raise CampaignFinishedError(
+                f"campaign {name!r} finished ({campaign.stop_reason}: "
+                f"{campaign.stop_detail.get('message', '')}); nothing to resume"
+            )
+        return campaign.id
 
 
 def run_campaign(
@@ -291,114 +330,34 @@ def run_campaign(
     stays resumable: state ``stopped``, reason ``run_limit``). Ctrl-C or SIGTERM
     stops after releasing running jobs (state ``stopped``, reason ``interrupted``).
     """
-    with transaction(url) as session:
-        campaign = find_campaign(session, name)
-        campaign_id, run_before = campaign.id, campaign.run_seconds
-        check_reachable(campaign_config(campaign).executor, url or database_url())
-        if campaign.state == CampaignState.finished.value:
-            raise CampaignFinishedError(
-                f"campaign {name!r} finished ({campaign.stop_reason}: "
-                f"{campaign.stop_detail.get('message', '')}); nothing to resume"
-            )
-    config_check = None
-    with CampaignLock(url, campaign_id) as lock:
-        with transaction(url) as session:
-            campaign = session.get_one(Campaign, campaign_id)
-            campaign.state, campaign.stop_requested = CampaignState.running.value, False
-            campaign.stop_reason, campaign.updated_at = None, utcnow()
-            config_check = campaign_config(campaign)
-        start = time.perf_counter()
-        outcome = RunOutcome(name, CampaignState.running.value, None, "")
-        _active_runs[campaign_id] = (lock, start)
+    campaign_id = _resumable(url, name)
 
-        def run_one(index: int, step: StepName) -> dict[str, Any]:
-            if step_runner is not None:
-                return step_runner(index, step)
-            return execute_step(
+    def run_one(index: int, step: StepName) -> None:
+        if step_runner is not None:
+            step_runner(index, step)
+        else:
+            execute_step(
                 url, campaign_id, index, step, workers=workers, executor=executor, reporter=reporter
             )
 
+    with CampaignLock(url, campaign_id) as lock:
+        run = CampaignRun.begin(url, campaign_id, lock)
         iterations_this_run = 0
         try:
-            while True:
-                finished = _finished_iterations(url, campaign_id)
-                elapsed = run_before + time.perf_counter() - start
-                with transaction(url, read_only=True) as session:
-                    campaign = session.get_one(Campaign, campaign_id)
-                    decision = check_stopping(session, campaign, config_check, finished, elapsed)
-                    stop_requested = campaign.stop_requested
-                if decision.reason is not None:
-                    _finish(
-                        url,
-                        campaign_id,
-                        CampaignState.finished,
-                        decision,
-                        time.perf_counter() - start,
-                    )
-                    outcome.state, outcome.stop_reason = (
-                        CampaignState.finished.value,
-                        decision.reason,
-                    )
-                    outcome.message = decision.message
-                    return outcome
-                if stop_requested or lock.lost:
-                    reason = "stop_requested" if stop_requested else "lock_lost"
-                    message = (
-                        "stopped on request after its current step"
-                        if stop_requested
-                        else "another process took over the campaign lock"
-                    )
-                    _finish(
-                        url,
-                        campaign_id,
-                        CampaignState.stopped,
-                        StopDecision(reason, {}, message),
-                        time.perf_counter() - start,
-                    )
-                    outcome.state, outcome.stop_reason, outcome.message = (
-                        CampaignState.stopped.value,
-                        reason,
-                        message,
-                    )
-                    return outcome
+            while (ended := run.stop_now()) is None:
                 index, step = next_step(url, campaign_id)
-                if (
-                    step == STEP_ORDER[0]
-                    and iterations is not None
-                    and iterations_this_run >= iterations
-                ):
+                limit_reached = iterations is not None and iterations_this_run >= iterations
+                if step == STEP_ORDER[0] and limit_reached:
                     message = f"ran {iterations} iteration(s) this run; resume to continue"
-                    _finish(
-                        url,
-                        campaign_id,
-                        CampaignState.stopped,
-                        StopDecision("run_limit", {"iterations": iterations}, message),
-                        time.perf_counter() - start,
-                    )
-                    outcome.state, outcome.stop_reason, outcome.message = (
-                        CampaignState.stopped.value,
-                        "run_limit",
-                        message,
-                    )
-                    return outcome
+                    limit = StopDecision("run_limit", {"iterations": iterations}, message)
+                    return run.finish(CampaignState.stopped, limit)
                 run_one(index, step)
-                outcome.steps_run.append((index, step.value))
-                if step == StepName.summary:
+                run.outcome.steps_run.append((index, step.value))
+                if step == STEP_ORDER[-1]:
                     iterations_this_run += 1
+            return ended
         except BaseException as error:
-            reason = "step_failed" if isinstance(error, StepFailedError) else "interrupted"
-            message = (
-                str(error)
-                if isinstance(error, StepFailedError)
-                else f"interrupted ({type(error).__name__})"
-            )
-            _finish(
-                url,
-                campaign_id,
-                CampaignState.stopped,
-                StopDecision(reason, {}, message),
-                time.perf_counter() - start,
-            )
+            run.interrupted(error)
             raise
         finally:
             _active_runs.pop(campaign_id, None)

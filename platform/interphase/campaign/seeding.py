@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.campaign.config import SeedDataConfig
+from interphase.campaign.config_sections import SeedDataConfig
 from interphase.campaign.records import find_campaign
 from interphase.db import membership
 from interphase.db.models import Label, Structure

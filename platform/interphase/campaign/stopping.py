@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from interphase.campaign.config import CampaignConfig
 from interphase.campaign.cost import level_cpu_hours
+from interphase.campaign.steps.summary import IterationSummary
 from interphase.db.models import Campaign, Iteration, Label, LabelingJob, LevelOfTheory
 
 
@@ -20,6 +21,20 @@ class StopDecision:
     reason: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+
+
+def _last_summary(
+    session: Session, campaign: Campaign, finished_iterations: int
+) -> IterationSummary | None:
+    """The summary of the last finished iteration (None before the first)."""
+    if not finished_iterations:
+        return None
+    stored = session.scalar(
+        select(Iteration.summary).where(
+            Iteration.campaign_id == campaign.id, Iteration.index == finished_iterations - 1
+        )
+    )
+    return IterationSummary.model_validate(stored or {})
 
 
 def check_stopping(
@@ -37,33 +52,23 @@ def check_stopping(
             {"iterations": finished_iterations, "max_iterations": rules.max_iterations},
             f"ran its {rules.max_iterations} iterations",
         )
-    if rules.uncertain_fraction_below is not None and finished_iterations:
-        last = session.scalar(
-            select(Iteration.summary).where(
-                Iteration.campaign_id == campaign.id, Iteration.index == finished_iterations - 1
-            )
-        )
-        fraction = (last or {}).get("pool_uncertain_fraction")
+    last = _last_summary(session, campaign, finished_iterations)
+    if rules.uncertain_fraction_below is not None and last is not None:
+        fraction = last.pool_uncertain_fraction
         if fraction is not None and fraction < rules.uncertain_fraction_below:
             return StopDecision(
                 "uncertain_fraction",
                 {"fraction": fraction, "below": rules.uncertain_fraction_below},
                 f"uncertain fraction {fraction:.2f} < {rules.uncertain_fraction_below:.2f}",
             )
-    if rules.validated and finished_iterations:
-        last = session.scalar(
-            select(Iteration.summary).where(
-                Iteration.campaign_id == campaign.id, Iteration.index == finished_iterations - 1
-            )
+    validation = None if last is None else last.validation
+    if rules.validated and validation is not None and validation.runs and validation.passed:
+        checks = sum(len(run.checks) for run in validation.runs)
+        return StopDecision(
+            "validated",
+            {"runs": len(validation.runs), "checks": checks},
+            f"all {checks} validation checks of {len(validation.runs)} suite runs passed",
         )
-        validation = (last or {}).get("validation") or {}
-        if validation.get("runs") and validation.get("passed"):
-            checks = sum(len(run["checks"]) for run in validation["runs"])
-            return StopDecision(
-                "validated",
-                {"runs": len(validation["runs"]), "checks": checks},
-                f"all {checks} validation checks of {len(validation['runs'])} suite runs passed",
-            )
     for level_name, budget in rules.label_budget.items():
         count = session.scalar(
             select(func.count())

@@ -25,7 +25,7 @@ def calc(
 ) -> None:
     """Single-point energy, gradient and charges; prints JSON (Hartree, Å)."""
     from interphase.labeling.calc import single_point
-    from interphase.labeling.engine import EngineError
+    from interphase.labeling.engines.contract import EngineError
 
     try:
         label = single_point(

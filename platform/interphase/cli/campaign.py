@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,6 +23,9 @@ from interphase.cli.common import (
     print_error,
     progress,
 )
+
+if TYPE_CHECKING:
+    from interphase.campaign.steps.contract import StepOutputs
 
 app = typer.Typer(help="Active-learning campaigns: the whole loop from one configuration file.")
 
@@ -66,27 +69,25 @@ class ConsoleReporter:
             self._bar.update(self._task, description=description, completed=done, total=total)
 
     def step_finished(
-        self, iteration: int, step: Any, outputs: dict[str, Any], seconds: float
+        self, iteration: int, step: Any, outputs: StepOutputs, seconds: float
     ) -> None:
-        from interphase.campaign.report import step_note
-
         self._close()
         console.print(
             f"[green]✓[/] iteration {iteration} · {step.value}: "
-            f"{escape(step_note(step, outputs))} [dim]({seconds:.1f} s)[/]",
+            f"{escape(outputs.note())} [dim]({seconds:.1f} s)[/]",
             markup=True,
         )
 
 
 def _interrupted(signum: int, _frame: Any) -> None:
-    from interphase.labeling.signals import WorkerInterrupted
+    from interphase.labeling.queue.signals import WorkerInterrupted
 
     raise WorkerInterrupted(signum)
 
 
 def _run_flow(name: str, iterations: int | None, workers: int | None) -> dict[str, Any]:
     from interphase.campaign.run import StepFailedError
-    from interphase.labeling.signals import WorkerInterrupted
+    from interphase.labeling.queue.signals import WorkerInterrupted
     from interphase.settings import get_settings
     from interphase_flows.runtime import prefect_api
 

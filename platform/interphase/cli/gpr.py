@@ -10,13 +10,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from ase.units import Hartree
 from rich.table import Table
 
 from interphase.cli.arguments import MAX_ROW_ID
 from interphase.cli.common import USER_ERRORS, console, fail, open_database, progress
 from interphase.db.session import transaction
+from interphase.gpr.settings import DEFAULT_RESTARTS, DEFAULT_TRAINING_ITERATIONS, GPFitSettings
 from interphase.records import XTB_LEVEL
+from interphase.units import HARTREE_TO_MEV, mev_to_hartree
 
 if TYPE_CHECKING:
     from interphase.gpr.fit import SubsetFit
@@ -26,8 +27,6 @@ app = typer.Typer(
     "augment with GP-labeled copies (GPR-ANN).",
     no_args_is_help=True,
 )
-
-HARTREE_TO_MEV = Hartree * 1000.0
 
 
 class DescriptorKind(StrEnum):
@@ -60,8 +59,10 @@ def fit(
     ] = DescriptorKind.cartesian,
     iterations: Annotated[
         int, typer.Option(min=0, help="Nelder–Mead iterations per restart (hyperparameter search).")
-    ] = 60,
-    restarts: Annotated[int, typer.Option(min=1, help="Hyperparameter restarts.")] = 3,
+    ] = DEFAULT_TRAINING_ITERATIONS,
+    restarts: Annotated[
+        int, typer.Option(min=1, help="Hyperparameter restarts.")
+    ] = DEFAULT_RESTARTS,
     memory_gb: Annotated[
         float | None, typer.Option(help="Memory per GP in GB (default 8 on CPU, 85% of a GPU).")
     ] = None,
@@ -77,7 +78,6 @@ def fit(
     from interphase.gpr.descriptors import DescriptorSettings
     from interphase.gpr.fit import (
         MIN_SUBSET_SIZE,
-        GPFitSettings,
         GPRFitError,
         fit_subset_gps,
         load_subsets,
@@ -199,7 +199,7 @@ def select_candidates(
                 session,
                 scores,
                 level,
-                threshold_per_atom_hartree=threshold / HARTREE_TO_MEV,
+                threshold_per_atom_hartree=mev_to_hartree(threshold),
                 max_count=max_count,
                 min_rmsd_angstrom=min_rmsd,
                 campaign_id=campaign,
@@ -216,7 +216,7 @@ def select_candidates(
         str(len(std)),
         str(len(std) - len(judged)),
         f"{judged.mean() * HARTREE_TO_MEV:.3f}" if len(judged) else "—",
-        str(int((std > threshold / HARTREE_TO_MEV).sum())),
+        str(int((std > mev_to_hartree(threshold)).sum())),
         str(len(job_ids)),
     )
     console.print(table)
@@ -257,7 +257,7 @@ def augment(
                     delta_angstrom=delta,
                     std_filter_hartree_per_atom=None
                     if std_filter is None
-                    else std_filter / HARTREE_TO_MEV,
+                    else mev_to_hartree(std_filter),
                     subset_keys=subset,
                     seed=seed,
                     progress=lambda key: bar.advance(task),

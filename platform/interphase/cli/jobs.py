@@ -348,7 +348,7 @@ def _apply_settings(
     from sqlalchemy import select
 
     from interphase.db.models import LabelingJob, LevelOfTheory
-    from interphase.labeling.settings import changed_settings
+    from interphase.labeling.job_settings import changed_settings
 
     if not changes:
         return

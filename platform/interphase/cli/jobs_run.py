@@ -11,8 +11,8 @@ from interphase.cli.common import USER_ERRORS, err_console, fail, open_database,
 from interphase.cli.jobs import EngineOption, LevelOption
 
 if TYPE_CHECKING:
-    from interphase.labeling.options import WorkerOptions
-    from interphase.labeling.queue import DrainReport
+    from interphase.labeling.queue.run import DrainReport
+    from interphase.labeling.queue.worker_options import WorkerOptions
 
 
 def run(
@@ -37,10 +37,10 @@ def run(
     Ctrl-C or SIGTERM stops the running calculations and puts their jobs back to
     pending at once (exit status 130 or 143).
     """
-    from interphase.labeling.options import WorkerOptions
-    from interphase.labeling.retry import RetryPolicy
-    from interphase.labeling.signals import WorkerInterrupted
-    from interphase.labeling.workers import WorkersFailedError
+    from interphase.labeling.queue.parallel import WorkersFailedError
+    from interphase.labeling.queue.retry import RetryPolicy
+    from interphase.labeling.queue.signals import WorkerInterrupted
+    from interphase.labeling.queue.worker_options import WorkerOptions
 
     try:
         check_workers(workers)
@@ -70,7 +70,7 @@ def run(
 def _level_id(level: str | None) -> int | None:
     from sqlalchemy.exc import NoResultFound
 
-    from interphase.db.api import level_id
+    from interphase.db.levels import level_id
 
     if level is None:
         return None
@@ -90,7 +90,7 @@ def _drain(
     """
     from interphase.cli.common import progress
     from interphase.db.session import transaction
-    from interphase.labeling.workers import run_workers
+    from interphase.labeling.queue.parallel import run_workers
     from interphase.status import drain_report, last_attempt_id
 
     with transaction(read_only=True) as session:

@@ -12,7 +12,7 @@ touch a different number of jobs than the user saw.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError, SelectionChangedError
 from interphase.dashboard.params import optional_whole_number, whole_number
-from interphase.dashboard.queries.jobs import JobsQuery, matching_ids
-from interphase.labeling.jobs import JobFilter, JobSelectionError, parse_assignments, resubmit_jobs
+from interphase.dashboard.queries.jobs import JobsQuery
+from interphase.labeling.jobs import JobFilter, cancel_jobs, parse_assignments, resubmit_jobs
 
 #: How many job ids a preview lists before "…".
 PREVIEW_IDS = 30
@@ -105,48 +105,11 @@ class JobsWrite:
             raise DashboardInputError("a setting's value is nested too deeply") from None
 
 
-def job_filter(session: Session, write: JobsWrite) -> JobFilter:
-    """The library's selection for the page's request.
-
-    Filter criteria that :class:`JobFilter` has are passed as they are; one it
-    lacks (iteration or message text, before the queue work adds them) narrows
-    the selection to the ids the page's filter matches.
-    """
+def job_filter(write: JobsWrite) -> JobFilter:
+    """The library's selection for the page's request: the ticked jobs, or the filter's."""
     if write.scope is Scope.selected:
         return JobFilter(ids=write.ids)
-    query = write.query
-    known = {f.name for f in fields(JobFilter)}
-    criteria: dict[str, Any] = {
-        "state": query.state,
-        "error_class": query.error_class,
-        "campaign": None if query.campaign is None else str(query.campaign),
-        "level": query.level,
-        "engine": query.engine,
-    }
-    narrow = False
-    for field_name, value in (("iteration_id", query.iteration), ("message", query.message)):
-        if value is None:
-            continue
-        if field_name in known:
-            criteria[field_name] = value
-        else:
-            narrow = True
-    if narrow:
-        ids = tuple(matching_ids(session, query))
-        if not ids:
-            raise JobSelectionError("no job matches the filter")
-        criteria["ids"] = ids
-    return JobFilter(**criteria)
-
-
-def cancel_function() -> Callable[[Session, JobFilter], list[int]] | None:
-    """``interphase.labeling.jobs.cancel_jobs`` when this interphase has it."""
-    try:
-        from interphase.labeling.jobs import cancel_jobs  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    function: Callable[[Session, JobFilter], list[int]] = cancel_jobs
-    return function
+    return write.query.selection()
 
 
 def perform(session: Session, action: Action, write: JobsWrite) -> list[int]:
@@ -158,17 +121,12 @@ def perform(session: Session, action: Action, write: JobsWrite) -> list[int]:
         The library's refusal (its message is for the user), or
         :class:`SelectionChangedError` when ``write.expected_count`` is given and
         differs from what the call did (the caller's transaction must roll back).
-    DashboardInputError
-        When cancelling is asked of an interphase without ``cancel_jobs``.
     """
-    selection = job_filter(session, write)
+    selection = job_filter(write)
     if action is Action.resubmit:
         done = resubmit_jobs(session, selection, write.changes())
     else:
-        cancel = cancel_function()
-        if cancel is None:
-            raise DashboardInputError("cancelling jobs needs a newer interphase (cancel_jobs)")
-        done = cancel(session, selection)
+        done = cancel_jobs(session, selection)
     if write.expected_count is not None and len(done) != write.expected_count:
         raise SelectionChangedError(
             f"the selection changed since you reviewed it: {len(done)} job(s) now, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interphase.campaign.steps.evaluate import TestError
 from interphase.dashboard.charts import (
     COLOURS,
     BinnedSeries,
@@ -67,6 +68,13 @@ def uncertainty_histograms(
     return figures
 
 
+def _error(errors: TestError | None, kind: str) -> float | None:
+    """A head's test error of one iteration: ``energy`` (meV/atom) or ``force`` (meV/Å)."""
+    if errors is None:
+        return None
+    return errors.energy_mae_mev_per_atom if kind == "energy" else errors.force_mae_mev_per_angstrom
+
+
 def campaign_figures(view: CampaignView) -> dict[str, Any]:
     """Uncertainty per level, uncertain fractions, labels, learning curves, job outcomes."""
     lines = view.iterations
@@ -87,7 +95,7 @@ def campaign_figures(view: CampaignView) -> dict[str, Any]:
         Series(
             head,
             x,
-            [line.test_errors.get(head, {}).get("energy_mae_mev_per_atom") for line in lines],
+            [_error(line.test_errors.get(head), "energy") for line in lines],
         )
         for head in view.heads
     ]
@@ -95,7 +103,7 @@ def campaign_figures(view: CampaignView) -> dict[str, Any]:
         Series(
             head,
             x,
-            [line.test_errors.get(head, {}).get("force_mae_mev_per_angstrom") for line in lines],
+            [_error(line.test_errors.get(head), "force") for line in lines],
         )
         for head in view.heads
     ]

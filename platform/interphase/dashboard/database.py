@@ -1,8 +1,12 @@
 """One database session per request: reading, writing, and rehearsing a write.
 
-Sessions come from :func:`interphase.db.session.session_factory`. A route opens
-its session itself (``with reading(request) as session``) so the session lives
-in the thread that uses it.
+A read is the project's read-only transaction
+(``transaction(url, read_only=True)``: no write lock on SQLite, ``SET
+TRANSACTION READ ONLY`` on PostgreSQL), so a page view never waits for a
+writer and cannot write. Writes and rehearsals use the sessions of
+:func:`interphase.db.session.session_factory`. A route opens its session itself
+(``with reading(request) as session``) so the session lives in the thread that
+uses it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
+
+from interphase.db.session import transaction
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,8 @@ def state_of(request: Request) -> DashboardState:
 
 @contextmanager
 def reading(request: Request) -> Iterator[Session]:
-    """A session for reads (its transaction ends with the block)."""
-    with writing(request) as session:
+    """A read-only session (its transaction ends with the block; a write inside fails)."""
+    with transaction(state_of(request).url, read_only=True) as session:
         yield session
 
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
+from interphase.db.bulk import upsert_insert
 from interphase.db.models import (
     TRAINING_ROLES,
     CampaignStructure,
@@ -50,8 +51,6 @@ def join(
 
     Idempotent: a membership that exists keeps its first iteration.
     """
-    from interphase.db.api import upsert_insert
-
     ids = list(dict.fromkeys(int(i) for i in structure_ids))
     table = cast(Table, CampaignStructure.__table__)
     added = 0

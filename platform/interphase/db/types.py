@@ -29,7 +29,9 @@ class NumpyArray(TypeDecorator[np.ndarray]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         if value is None:
             return None
-        if isinstance(value, bytes):  # pre-encoded by a bulk writer (db.api.prepare_structures)
+        if isinstance(
+            value, bytes
+        ):  # pre-encoded by a bulk writer (db.structures.prepare_structures)
             return value
         array = np.ascontiguousarray(value, dtype=self.dtype)
         if self.tail_shape and array.shape[1:] != self.tail_shape:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interphase.gpr.gp import EnergyGradientGP, GPInputError
+from interphase.gpr.errors import GPInputError
+from interphase.gpr.gp import EnergyGradientGP
 
 #: Paper 002's best displacement width for Li/EC (Å).
 DEFAULT_DELTA_ANGSTROM = 0.034

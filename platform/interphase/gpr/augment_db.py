@@ -17,7 +17,6 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import store_structures
 from interphase.db.models import (
     GPRModel,
     Label,
@@ -26,12 +25,13 @@ from interphase.db.models import (
     Structure,
     SyntheticLabel,
 )
+from interphase.db.structures import store_structures
 from interphase.gpr.augment import (
     DEFAULT_COPIES,
     DEFAULT_DELTA_ANGSTROM,
     augment_positions,
 )
-from interphase.gpr.gp import EnergyGradientGP
+from interphase.gpr.persistence import gp_from_bytes
 from interphase.gpr.subsets import gp_arrays
 from interphase.records import StructureRecord
 
@@ -149,7 +149,7 @@ def _augment_one(
     std_filter: float | None,
     seed: int,
 ) -> SubsetAugmentation:
-    gp = EnergyGradientGP.from_bytes(model.state, gp_id=model.id)
+    gp = gp_from_bytes(model.state, gp_id=model.id)
     references = _reference_structures(session, model)
     # Copies grouped by copy index m, so generator_params can name m.
     kept: dict[int, list[tuple[StructureRecord, int, int, float, float]]] = {}
@@ -174,6 +174,31 @@ def _augment_one(
             kept.setdefault(int(m), []).append(
                 (record, structure.id, seed + k, float(energy), float(std))
             )
+    n_new = _store_copies(session, model, kept, copies, delta_angstrom, std_filter)
+    return SubsetAugmentation(
+        subset_key=model.subset_key,
+        gpr_model_id=model.id,
+        n_references=len(references),
+        n_copies=n_copies,
+        n_kept=sum(len(rows) for rows in kept.values()),
+        n_new_labels=n_new,
+        mean_std_per_atom_hartree=float(np.mean(stds)) if stds else 0.0,
+    )
+
+
+def _store_copies(
+    session: Session,
+    model: GPRModel,
+    kept: dict[int, list[tuple[StructureRecord, int, int, float, float]]],
+    copies: int,
+    delta_angstrom: float,
+    std_filter: float | None,
+) -> int:
+    """Store the kept copies, one batch per copy index, with their synthetic labels.
+
+    ``kept`` maps a copy index to rows (record, parent structure id, seed, GP energy
+    in Hartree, its std in Hartree). Returns the number of new labels.
+    """
     n_new = 0
     for copy_index, rows in sorted(kept.items()):
         stored = store_structures(
@@ -197,15 +222,7 @@ def _augment_one(
         n_new += _add_synthetic_labels(
             session, model, stored.ids, [row[3] for row in rows], [row[4] for row in rows]
         )
-    return SubsetAugmentation(
-        subset_key=model.subset_key,
-        gpr_model_id=model.id,
-        n_references=len(references),
-        n_copies=n_copies,
-        n_kept=sum(len(rows) for rows in kept.values()),
-        n_new_labels=n_new,
-        mean_std_per_atom_hartree=float(np.mean(stds)) if stds else 0.0,
-    )
+    return n_new
 
 
 def _reference_structures(session: Session, model: GPRModel) -> list[Structure]:

@@ -8,7 +8,7 @@ class GPInputError(ValueError):
 
 
 class GPNotFittedError(RuntimeError):
-    """``predict`` or ``to_bytes`` was called before ``fit``."""
+    """``predict`` or ``state`` was called before ``fit``."""
 
 
 class GPTooLargeError(ValueError):

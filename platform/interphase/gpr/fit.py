@@ -10,30 +10,27 @@ prediction can be reproduced later (:func:`load_gp`).
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ase.units import Hartree
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.db.models import GPRModel, LevelOfTheory
 from interphase.db.session import transaction
-from interphase.gpr.descriptors import DescriptorSettings, soap_feature_count
+from interphase.execution import map_in_processes
+from interphase.gpr.descriptors import soap_feature_count
 from interphase.gpr.gp import EnergyGradientGP
-from interphase.gpr.memory import OversizePolicy, plan_for_device, plan_training_indices
+from interphase.gpr.memory import plan_for_device, plan_training_indices
+from interphase.gpr.persistence import gp_from_bytes, gp_to_bytes
+from interphase.gpr.settings import GPFitSettings
 from interphase.gpr.subsets import SubsetData, aligned_inputs, load_subsets
-from interphase.labeling.workers import die_with
+from interphase.units import HARTREE_TO_MEV
 
 __all__ = [
     "FittedSubset",
-    "GPFitSettings",
     "GPRFitError",
     "GPRModelNotFoundError",
     "SubsetData",
@@ -51,7 +48,6 @@ __all__ = [
 MIN_SUBSET_SIZE = 4
 #: Fraction of a subset held out to measure the GP's energy and force errors.
 VALIDATION_FRACTION = 0.25
-HARTREE_TO_MEV = Hartree * 1000.0
 
 
 class GPRFitError(ValueError):
@@ -60,37 +56,6 @@ class GPRFitError(ValueError):
 
 class GPRModelNotFoundError(KeyError):
     """No stored GP has the requested id."""
-
-
-class GPFitSettings(BaseModel):
-    """How each subset GP is fitted (stored with the model)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    training_iterations: int = Field(
-        default=60, ge=0, description="Nelder–Mead iterations per restart."
-    )
-    restarts: int = Field(default=3, ge=1, le=20, description="Hyperparameter restarts.")
-    seed: int = Field(default=0, description="Seed of the hyperparameters and validation split.")
-    memory_budget_gb: float | None = Field(
-        default=None, gt=0, description="Memory per GP (GB); default 8 on CPU, 85 % of a GPU."
-    )
-    max_outputs: int | None = Field(
-        default=None, ge=2, description="Cap on structures × (3N+1); default from the budget."
-    )
-    oversize: OversizePolicy = Field(
-        default="subsample", description="Subset over the cap: 'subsample' or 'error'."
-    )
-    device: str | None = Field(default=None, description="'cuda' or 'cpu' (default: cuda if any).")
-    descriptor: DescriptorSettings = Field(
-        default_factory=lambda: DescriptorSettings(), description="Input of every subset's GP."
-    )
-    descriptor_by_subset: dict[str, DescriptorSettings] = Field(
-        default_factory=dict, description="Per-subset descriptor overriding `descriptor`."
-    )
-
-    def descriptor_for(self, subset_key: str) -> DescriptorSettings:
-        return self.descriptor_by_subset.get(subset_key, self.descriptor)
 
 
 @dataclass
@@ -227,7 +192,7 @@ def fit_subset(data: SubsetData, settings: GPFitSettings) -> FittedSubset:
         "pbc": [bool(p) for p in data.pbc],
         "fit_settings": settings.model_dump(exclude={"descriptor", "descriptor_by_subset"}),
     }
-    return FittedSubset(used, gp.to_bytes(), gp.hyperparameters(), stored_descriptor, metrics)
+    return FittedSubset(used, gp_to_bytes(gp), gp.hyperparameters(), stored_descriptor, metrics)
 
 
 def _fit_subset_job(args: tuple[SubsetData, GPFitSettings]) -> FittedSubset:
@@ -358,14 +323,8 @@ def _run_fits(
     if workers <= 1 or len(todo) <= 1:
         yield from (fit_subset(data, settings) for data in todo)
         return
-    context = multiprocessing.get_context("spawn")  # torch and forked threads do not mix
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=die_with,  # a killed parent leaves no fit running
-        initargs=(os.getpid(),),
-    ) as pool:
-        yield from pool.map(_fit_subset_job, [(data, settings) for data in todo])
+    # Spawned processes that die with this one (a killed parent leaves no fit running).
+    yield from map_in_processes(_fit_subset_job, [(data, settings) for data in todo], workers)
 
 
 def _store_fit(
@@ -412,4 +371,4 @@ def load_gp(session: Session, gpr_model_id: int, device: str | None = None) -> E
         raise GPRModelNotFoundError(
             f"no GP with id {gpr_model_id}; `interphase gpr fit` lists the stored ones"
         )
-    return EnergyGradientGP.from_bytes(model.state, device=device, gp_id=gpr_model_id)
+    return gp_from_bytes(model.state, device=device, gp_id=gpr_model_id)

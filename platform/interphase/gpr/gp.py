@@ -14,76 +14,52 @@ derivative blocks (:mod:`interphase.gpr.kernels`). Hyperparameters maximise
 the marginal likelihood with bounds, priors and restarts
 (:mod:`interphase.gpr.hyperparameters`).
 
-Memory (:mod:`interphase.gpr.memory`): n structures of N atoms are n(3N+1)
-outputs and a dense kernel of 8·[n(3N+1)]² bytes — 200 × 46 atoms is 27,800
-outputs, 6.2 GB per copy. ``max_outputs`` bounds conditioning (``fit`` raises
-:class:`GPTooLargeError` above it, before allocating anything);
-``max_hyperparameter_outputs`` bounds the likelihood optimisation, which above
-it runs on a farthest-point sample of the structures. The GP runs on CUDA when
-``device="cuda"`` (or ``None`` and a GPU is present), else on CPU.
+Memory (sizes in :mod:`interphase.gpr.memory`): ``max_outputs`` bounds
+conditioning (``fit`` raises ``GPTooLargeError`` above it, before allocating
+anything); ``max_hyperparameter_outputs`` bounds the likelihood optimisation,
+which above it runs on a farthest-point sample of the structures. The GP runs
+on CUDA when ``device="cuda"`` (or ``None`` and a GPU is present), else on CPU.
 
 Units: positions Å, energies Hartree, gradients Hartree/Å (dE/dx, not forces).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
-from interphase.gpr.errors import GPInputError, GPNotFittedError, GPTooLargeError
-from interphase.gpr.hyperparameters import (
-    HyperparameterSearch,
-    current_point,
-    optimise_hyperparameters,
-    refine_hyperparameters,
-    set_scaled_hyperparameters,
+from interphase.devices import select_device
+from interphase.gpr.descriptors import DescriptorSettings
+from interphase.gpr.errors import GPNotFittedError
+from interphase.gpr.hyperparameter_values import (
+    overridden_hyperparameters,
+    physical_hyperparameters,
+    set_physical_hyperparameters,
 )
+from interphase.gpr.hyperparameters import HyperparameterSearch, search_hyperparameters
 from interphase.gpr.inputs import (
-    MIN_TRAINING_STRUCTURES,
-    align_to_reference,
+    check_cells,
     check_positions,
     check_training_arrays,
-    energy_scale,
-    internal_gradient_basis,
-    kabsch_rotation,
+    gp_inputs,
     median_pairwise_distance,
 )
 from interphase.gpr.kernels import EnergyGradientExactGP
-from interphase.gpr.likelihood import ProfilePoint
 from interphase.gpr.memory import (
     COARSE_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
     DEFAULT_MAX_OUTPUTS,
-    farthest_point_indices,
 )
 from interphase.gpr.posterior import ExactEnergyPosterior
+from interphase.gpr.settings import DEFAULT_RESTARTS, DEFAULT_TRAINING_ITERATIONS
+from interphase.gpr.state import GP_SETTINGS, GPState
+from interphase.gpr.training_set import GPPrediction, TrainingSet
 
-__all__ = [
-    "DEFAULT_MAX_OUTPUTS",
-    "EnergyGradientGP",
-    "GPInputError",
-    "GPNotFittedError",
-    "GPPrediction",
-    "GPTooLargeError",
-    "kabsch_rotation",
-]
+__all__ = ["EnergyGradientGP"]
 
 _DTYPE = torch.float64
 #: Test structures per prediction chunk: at most this many outputs per chunk.
 _PREDICT_CHUNK_OUTPUTS = 4_000
-
-
-@dataclass
-class GPPrediction:
-    """GP posterior at m structures (latent function, without observation noise)."""
-
-    energy_hartree: np.ndarray  # (m,)
-    energy_std_hartree: np.ndarray  # (m,)
-    gradient_hartree_per_angstrom: np.ndarray | None  # (m, N, 3), dE/dx; None if not asked
 
 
 class EnergyGradientGP:
@@ -120,13 +96,13 @@ class EnergyGradientGP:
         self,
         numbers: np.ndarray,
         periodic: bool,
-        training_iterations: int = 100,
+        training_iterations: int = DEFAULT_TRAINING_ITERATIONS,
         seed: int = 0,
         max_outputs: int = DEFAULT_MAX_OUTPUTS,
         device: str | None = None,
         *,
         descriptor: DescriptorSettings | None = None,
-        restarts: int = 3,
+        restarts: int = DEFAULT_RESTARTS,
         max_hyperparameter_outputs: int = DEFAULT_MAX_HYPERPARAMETER_OUTPUTS,
         pbc: tuple[bool, bool, bool] | None = None,
     ) -> None:
@@ -139,20 +115,12 @@ class EnergyGradientGP:
         self.descriptor = descriptor or DescriptorSettings()
         self.restarts = int(restarts)
         self.max_hyperparameter_outputs = int(max_hyperparameter_outputs)
-        self.device = torch.device(
-            device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = select_device(device)
         self.search: HyperparameterSearch | None = None
         self.hyperparameter_structures = 0
         self._model: EnergyGradientExactGP | None = None
         self._cached_posterior: ExactEnergyPosterior | None = None
-        self._train_positions = np.empty((0, self.n_atoms, 3))
-        self._train_energies = np.empty(0)
-        self._train_gradients = np.empty((0, self.n_atoms, 3))
-        self._train_cells: np.ndarray | None = None
-        self._reference_centred = np.zeros((self.n_atoms, 3))
-        self._energy_offset_hartree = 0.0
-        self._energy_scale_hartree = 1.0
+        self._data = TrainingSet.empty(self.n_atoms)
         self._median_distance = 1.0
 
     @property
@@ -168,7 +136,6 @@ class EnergyGradientGP:
     def uses_soap(self) -> bool:
         return self.descriptor.kind == "soap"
 
-    # ------------------------------------------------------------------ fit
     def fit(
         self,
         positions_angstrom: np.ndarray,
@@ -206,154 +173,79 @@ class EnergyGradientGP:
             n_atoms=self.n_atoms,
             max_outputs=self.max_outputs,
         )
-        self._set_training_data(positions, energies, gradients, cells_angstrom)
+        self._set_data(positions, energies, gradients, cells_angstrom)
         x, y, fps_inputs = self._training_tensors()
         if hyperparameters is not None:
             model = self._new_model(x, y)
             self._apply(model, hyperparameters)
             self.search, self.hyperparameter_structures = None, 0
-            self._finish(model)
-            self._posterior()  # condition now: a fitted GP is ready to predict
-            return self
-        limit = max(MIN_TRAINING_STRUCTURES, self.max_hyperparameter_outputs // y.shape[1])
-        subset = farthest_point_indices(fps_inputs, limit) if len(x) > limit else np.arange(len(x))
-        self.hyperparameter_structures = len(subset)
-        model = self._search(x, y, fps_inputs, subset)
-        if len(subset) < len(x):
-            model.set_train_data(x, y, strict=False)
+        else:
+            model, self.search, self.hyperparameter_structures = search_hyperparameters(
+                self._new_model,
+                x,
+                y,
+                fps_inputs,
+                max_outputs=self.max_hyperparameter_outputs,
+                coarse_outputs=COARSE_HYPERPARAMETER_OUTPUTS,
+                median_distance=self._median_distance,
+                iterations=self.training_iterations,
+                restarts=self.restarts,
+                seed=self.seed,
+                projection=self._likelihood_projection,
+            )
         self._finish(model)
-        self._posterior()
+        self._posterior()  # condition now: a fitted GP is ready to predict
         return self
-
-    def _search(
-        self, x: torch.Tensor, y: torch.Tensor, fps_inputs: np.ndarray, subset: np.ndarray
-    ) -> EnergyGradientExactGP:
-        """Hyperparameters on the structures ``subset``, coarse to fine when it is large.
-
-        The grid and restarts run on a farthest-point sample of at most
-        :data:`COARSE_HYPERPARAMETER_OUTPUTS`; one Nelder–Mead run on the whole
-        subset then refines their result (each of its steps costs more).
-        """
-        coarse_limit = max(MIN_TRAINING_STRUCTURES, COARSE_HYPERPARAMETER_OUTPUTS // y.shape[1])
-        coarse = subset
-        if len(subset) > coarse_limit:
-            coarse = subset[farthest_point_indices(fps_inputs[subset], coarse_limit)]
-        index = torch.as_tensor(coarse, device=self.device)
-        model = self._new_model(x[index], y[index])
-        self.search = optimise_hyperparameters(
-            model,
-            median_distance=self._median_distance,
-            iterations=self.training_iterations,
-            restarts=self.restarts,
-            seed=self.seed,
-            projection=self._likelihood_projection(coarse),
-        )
-        if len(coarse) == len(subset):
-            return model
-        start = current_point(model)
-        index = torch.as_tensor(subset, device=self.device)
-        model = self._new_model(x[index], y[index])
-        loss, evaluations = refine_hyperparameters(
-            model,
-            start,
-            median_distance=self._median_distance,
-            iterations=self.training_iterations,
-            projection=self._likelihood_projection(subset),
-        )
-        self.search.refined_loss = loss
-        self.search.evaluations += evaluations
-        return model
 
     def _likelihood_projection(self, rows: np.ndarray) -> torch.Tensor | None:
         """For invariant inputs: (n, T', T) onto the energy and internal gradient outputs.
 
-        See :mod:`interphase.gpr.likelihood`; ``None`` for Cartesian inputs,
-        whose kernel has no exactly null outputs.
+        ``None`` for Cartesian inputs, whose kernel has no exactly null outputs.
         """
         if not self.uses_soap:
             return None
-        basis = internal_gradient_basis(self._train_positions[rows], any(self.pbc))
-        n, width, kept = basis.shape
-        projection = np.zeros((n, kept + 1, width + 1))
-        projection[:, 0, 0] = 1.0
-        projection[:, 1:, 1:] = basis.transpose(0, 2, 1)
-        return self._tensor(projection)
+        return self._tensor(self._data.likelihood_projection(rows, any(self.pbc)))
 
     def _apply(
         self, model: EnergyGradientExactGP, values: dict[str, float], clip: bool = True
     ) -> None:
         """Set physical hyperparameters on ``model``, clipped to its bounds (or refused)."""
-        scale = self._energy_scale_hartree
-        scaled = {
-            "lengthscale": values[self.lengthscale_key],
-            "outputscale": values["outputscale_hartree2"] / scale**2,
-            "noise": values["noise_hartree2"] / scale**2,
-        }
-        constraints = {
-            "lengthscale": model.covar_module.base_kernel.raw_lengthscale_constraint,
-            "outputscale": model.covar_module.raw_outputscale_constraint,
-            "noise": model.likelihood.raw_noise_constraint,
-        }
-        for name, constraint in constraints.items():
-            low, high = float(constraint.lower_bound), float(constraint.upper_bound)
-            if not clip and not low < scaled[name] < high:
-                raise GPInputError(
-                    f"{name} {scaled[name]:.3g} (in units scaled by the energy scale "
-                    f"{scale:.3g} Hartree) is outside its bounds ({low:.3g}, {high:.3g})"
-                )
-        mean = (values["mean_hartree"] - self._energy_offset_hartree) / scale
-        set_scaled_hyperparameters(model, ProfilePoint(math.nan, mean=mean, **scaled))
+        set_physical_hyperparameters(
+            model,
+            values,
+            self.lengthscale_key,
+            self._data.energy_scale_hartree,
+            self._data.energy_offset_hartree,
+            clip=clip,
+        )
 
     def _check_cells(self, cells: np.ndarray | None, n: int) -> np.ndarray | None:
-        if cells is None:
-            if self.uses_soap and any(self.pbc):
-                raise GPInputError("periodic SOAP inputs need cells_angstrom (n, 3, 3)")
-            return None
-        cells = np.asarray(cells, dtype=np.float64)
-        if cells.shape != (n, 3, 3):
-            raise GPInputError(f"cells_angstrom has shape {cells.shape}; expected ({n}, 3, 3)")
-        return cells
+        return check_cells(cells, n, required=self.uses_soap and any(self.pbc))
 
-    def _set_training_data(
+    def _set_data(
         self,
         positions: np.ndarray,
         energies: np.ndarray,
         gradients: np.ndarray,
         cells: np.ndarray | None,
     ) -> None:
-        self._train_positions = positions
-        self._train_energies = energies
-        self._train_gradients = gradients
-        self._train_cells = self._check_cells(cells, len(positions))
-        self._reference_centred = positions[0] - positions[0].mean(axis=0)
-        self._energy_offset_hartree = float(energies.mean())
-        aligned, _ = self._align(positions)
-        self._energy_scale_hartree = energy_scale(
-            energies, gradients, median_pairwise_distance(aligned)
-        )
+        """Hold checked training arrays (Å, Hartree, Hartree/Å) as the GP's training set."""
+        cells = self._check_cells(cells, len(positions))
+        self._data = TrainingSet.of(positions, energies, gradients, cells, periodic=self.periodic)
 
     def _training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """Inputs (n, D), scaled targets (n, 3N+1) and the inputs for farthest-point sampling."""
-        x, rotations, distance_inputs = self._inputs(self._train_positions, self._train_cells)
+        data = self._data
+        x, rotations, distance_inputs = self._inputs(data.positions_angstrom, data.cells_angstrom)
         self._median_distance = median_pairwise_distance(distance_inputs)
-        gradients = np.einsum("nai,nij->naj", self._train_gradients, rotations)
-        scale = self._energy_scale_hartree
-        targets = np.concatenate(
-            [
-                ((self._train_energies - self._energy_offset_hartree) / scale)[:, None],
-                gradients.reshape(len(x), -1) / scale,
-            ],
-            axis=1,
-        )
+        targets = data.scaled_targets(rotations)
         return self._tensor(x), self._tensor(targets), distance_inputs
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=_DTYPE).to(self.device)
 
     def _new_model(self, x: torch.Tensor, y: torch.Tensor) -> EnergyGradientExactGP:
-        n_features = None
-        if self.uses_soap:
-            n_features = x.shape[1] // (3 * self.n_atoms + 1)
+        n_features = x.shape[1] // (3 * self.n_atoms + 1) if self.uses_soap else None
         model = EnergyGradientExactGP(
             x, y.reshape(len(x), -1), 3 * self.n_atoms, n_features, self._median_distance
         ).to(device=self.device, dtype=_DTYPE)
@@ -366,27 +258,20 @@ class EnergyGradientGP:
         self._model = model
         self._cached_posterior = None
 
-    # -------------------------------------------------------------- inputs
     def _inputs(
         self, positions: np.ndarray, cells: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """GP inputs (m, D), the rotation into the GP frame per structure and distance inputs."""
-        aligned, rotations = self._align(positions)
-        if not self.uses_soap:
-            flat = aligned.reshape(len(positions), -1)
-            return flat, rotations, flat
-        features, jacobian = soap_with_jacobian(
-            self.numbers, positions, self.descriptor, pbc=self.pbc, cells_angstrom=cells
+        return gp_inputs(
+            self.numbers,
+            positions,
+            cells,
+            descriptor=self.descriptor,
+            periodic=self.periodic,
+            pbc=self.pbc,
+            reference_centred=self._data.reference_centred,
         )
-        identity = np.broadcast_to(np.eye(3), (len(positions), 3, 3))
-        x = np.concatenate([features, jacobian.reshape(len(positions), -1)], axis=1)
-        return x, identity, features
 
-    def _align(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cartesian inputs in the GP frame and the rotation R used per structure (m, 3, 3)."""
-        return align_to_reference(positions, self._reference_centred, self.periodic)
-
-    # -------------------------------------------------------------- predict
     def predict(
         self,
         positions_angstrom: np.ndarray,
@@ -419,17 +304,10 @@ class EnergyGradientGP:
             means.append(mean_part.cpu().numpy())
             variances.append(variance_part.cpu().numpy())
             rotations.append(rotation)
-        mean, variance = np.concatenate(means), np.concatenate(variances)
-        scale = self._energy_scale_hartree
-        gradient = None
-        if gradients:
-            gradient_frame = mean[:, 1:].reshape(-1, self.n_atoms, 3) * scale
-            # Back to the caller's frame: aligned = centred @ R, so g = g' @ R^T.
-            gradient = np.einsum("naj,nij->nai", gradient_frame, np.concatenate(rotations))
-        return GPPrediction(
-            energy_hartree=mean[:, 0] * scale + self._energy_offset_hartree,
-            energy_std_hartree=np.sqrt(np.clip(variance, 0.0, None)) * scale,
-            gradient_hartree_per_angstrom=gradient,
+        return self._data.prediction(
+            np.concatenate(means),
+            np.concatenate(variances),
+            np.concatenate(rotations) if gradients else None,
         )
 
     def _posterior(self) -> ExactEnergyPosterior:
@@ -440,10 +318,9 @@ class EnergyGradientGP:
 
     def _require_model(self) -> EnergyGradientExactGP:
         if self._model is None:
-            raise GPNotFittedError("call fit() (or from_bytes()) before using the GP")
+            raise GPNotFittedError("call fit() (or from_state()) before using the GP")
         return self._model
 
-    # ------------------------------------------------------ hyperparameters
     @property
     def lengthscale_key(self) -> str:
         """``lengthscale_angstrom`` (Cartesian) or ``lengthscale_soap`` (descriptor units)."""
@@ -455,15 +332,12 @@ class EnergyGradientGP:
         ``noise_hartree2`` is the energy noise variance; the gradient noise variance
         is the same number in (Hartree/Å)².
         """
-        model = self._require_model()
-        scale = self._energy_scale_hartree
-        return {
-            self.lengthscale_key: float(model.covar_module.base_kernel.lengthscale.item()),
-            "outputscale_hartree2": float(model.covar_module.outputscale.item()) * scale**2,
-            "noise_hartree2": float(model.likelihood.noise.item()) * scale**2,
-            "mean_hartree": float(model.mean_module.constant.item()) * scale
-            + self._energy_offset_hartree,
-        }
+        return physical_hyperparameters(
+            self._require_model(),
+            self.lengthscale_key,
+            self._data.energy_scale_hartree,
+            self._data.energy_offset_hartree,
+        )
 
     def set_hyperparameters(
         self,
@@ -479,36 +353,47 @@ class EnergyGradientGP:
         ``lengthscale_angstrom``); a value not given keeps its fitted value.
         """
         model = self._require_model()
-        values = self.hyperparameters()
         new_lengthscale = lengthscale if lengthscale is not None else lengthscale_angstrom
-        for key, value in (
-            (self.lengthscale_key, new_lengthscale),
-            ("outputscale_hartree2", outputscale_hartree2),
-        ):
-            if value is not None:
-                if not value > 0:
-                    raise GPInputError(f"{key} must be positive; got {value}")
-                values[key] = value
+        values = overridden_hyperparameters(
+            self.hyperparameters(),
+            {self.lengthscale_key: new_lengthscale, "outputscale_hartree2": outputscale_hartree2},
+        )
         model.train()
         self._apply(model, values, clip=False)
         self._finish(model)  # drops the cached posterior
         return self
 
-    # ---------------------------------------------------------- persistence
-    def to_bytes(self) -> bytes:
-        """Training data and fitted state; :meth:`from_bytes` predicts identically."""
-        from interphase.gpr.persistence import gp_to_bytes
-
-        return gp_to_bytes(self)
+    def state(self) -> GPState:
+        """Settings, training data and fitted model state; :meth:`from_state` rebuilds the GP."""
+        model = self._require_model()
+        return GPState(
+            **{name: getattr(self, name) for name in GP_SETTINGS},
+            positions_angstrom=self._data.positions_angstrom,
+            energies_hartree=self._data.energies_hartree,
+            gradients_hartree_per_angstrom=self._data.gradients_hartree_per_angstrom,
+            cells_angstrom=self._data.cells_angstrom,
+            model_state={k: v.cpu() for k, v in model.state_dict().items()},
+        )
 
     @classmethod
-    def from_bytes(
-        cls, data: bytes, device: str | None = None, *, gp_id: int | None = None
-    ) -> EnergyGradientGP:
-        """Rebuild a fitted GP written by :meth:`to_bytes` (no refitting).
+    def from_state(cls, state: GPState, device: str | None = None) -> EnergyGradientGP:
+        """The fitted GP of ``state`` on ``device`` (default: CUDA if any); predicts identically.
 
-        ``gp_id`` (the stored GP's id) is named when the bytes are unreadable.
+        It conditions on the state's data with its hyperparameters (no refitting).
         """
-        from interphase.gpr.persistence import gp_from_bytes
-
-        return gp_from_bytes(data, device, gp_id=gp_id)
+        gp = cls(**{name: getattr(state, name) for name in GP_SETTINGS}, device=device)
+        gp._set_data(
+            state.positions_angstrom,
+            state.energies_hartree,
+            state.gradients_hartree_per_angstrom,
+            state.cells_angstrom,
+        )
+        x, y, _ = gp._training_tensors()
+        model = gp._new_model(x, y)
+        # Priors only shape the search, not predictions; GPs stored before the noise
+        # prior existed lack its buffers, which keep this version's values.
+        merged = model.state_dict()
+        merged.update(state.model_state)
+        model.load_state_dict(merged)
+        gp._finish(model)
+        return gp

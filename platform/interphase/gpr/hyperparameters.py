@@ -10,13 +10,17 @@ points (distinct lengthscales, each jittered by a seeded random factor) and
 keeps the best result. Points where the kernel is not numerically positive
 definite count as infinitely bad. :func:`refine_hyperparameters` continues a
 search on more data (one Nelder–Mead run from its result), which
-:meth:`interphase.gpr.gp.EnergyGradientGP.fit` uses for large samples.
+:func:`search_hyperparameters` uses for large samples (the search
+:meth:`interphase.gpr.gp.EnergyGradientGP.fit` runs). Hyperparameters are
+searched in units scaled by the subset's energy scale;
+:mod:`interphase.gpr.hyperparameter_values` reads and sets them, in those
+units or in Hartree.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -25,6 +29,8 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from interphase.gpr.hyperparameter_values import current_point, set_scaled_hyperparameters
+from interphase.gpr.inputs import MIN_TRAINING_STRUCTURES
 from interphase.gpr.likelihood import (
     INITIAL_NOISE,
     LENGTHSCALE_RANGE,
@@ -33,6 +39,7 @@ from interphase.gpr.likelihood import (
     ProfileLikelihood,
     ProfilePoint,
 )
+from interphase.gpr.memory import farthest_point_indices
 
 #: Multiples of the median input distance tried as starting lengthscales.
 LENGTHSCALE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -144,6 +151,71 @@ def refine_hyperparameters(
     return best.loss, profile.evaluations
 
 
+def search_hyperparameters(
+    new_model: Callable[[torch.Tensor, torch.Tensor], gpytorch.models.ExactGP],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fps_inputs: np.ndarray,
+    *,
+    max_outputs: int,
+    coarse_outputs: int,
+    median_distance: float,
+    iterations: int,
+    restarts: int,
+    seed: int,
+    projection: Callable[[np.ndarray], torch.Tensor | None],
+) -> tuple[gpytorch.models.ExactGP, HyperparameterSearch, int]:
+    """Hyperparameters on at most ``max_outputs`` outputs, coarse to fine when many.
+
+    Above ``max_outputs`` the search runs on a farthest-point sample of the
+    structures. The grid and restarts run on a farthest-point sample of at most
+    ``coarse_outputs`` outputs; one Nelder–Mead run on the whole sample then
+    refines their result (each of its steps costs more). ``new_model(x, y)``
+    builds a model on some rows; ``projection(rows)`` is the likelihood
+    projection of those rows (see :func:`optimise_hyperparameters`).
+    Returns the model on all of ``x``, ``y`` with the hyperparameters set, the
+    search, and the number of structures it ran on.
+    """
+    subset = _farthest_sample(fps_inputs, np.arange(len(x)), max_outputs, y.shape[1])
+    coarse = _farthest_sample(fps_inputs, subset, coarse_outputs, y.shape[1])
+    index = torch.as_tensor(coarse, device=x.device)
+    model = new_model(x[index], y[index])
+    search = optimise_hyperparameters(
+        model,
+        median_distance=median_distance,
+        iterations=iterations,
+        restarts=restarts,
+        seed=seed,
+        projection=projection(coarse),
+    )
+    if len(coarse) < len(subset):
+        start = current_point(model)
+        index = torch.as_tensor(subset, device=x.device)
+        model = new_model(x[index], y[index])
+        loss, evaluations = refine_hyperparameters(
+            model,
+            start,
+            median_distance=median_distance,
+            iterations=iterations,
+            projection=projection(subset),
+        )
+        search.refined_loss = loss
+        search.evaluations += evaluations
+    if len(subset) < len(x):
+        model.set_train_data(x, y, strict=False)
+    return model, search, len(subset)
+
+
+def _farthest_sample(
+    fps_inputs: np.ndarray, rows: np.ndarray, max_outputs: int, outputs_per_structure: int
+) -> np.ndarray:
+    """``rows``, or a farthest-point sample of them when they exceed ``max_outputs``."""
+    limit = max(MIN_TRAINING_STRUCTURES, max_outputs // outputs_per_structure)
+    if len(rows) <= limit:
+        return rows
+    return rows[farthest_point_indices(fps_inputs[rows], limit)]
+
+
 @contextmanager
 def _geometry_cached(model: gpytorch.models.ExactGP) -> Iterator[None]:
     """Keep the kernel's lengthscale-free geometry while one search runs."""
@@ -188,17 +260,6 @@ def _nelder_mead(
     return end if end.loss < start.loss else start
 
 
-def current_point(model: gpytorch.models.ExactGP) -> ProfilePoint:
-    """The model's hyperparameters (scaled units) as a start for :func:`refine_hyperparameters`."""
-    return ProfilePoint(
-        loss=math.nan,
-        lengthscale=model.covar_module.base_kernel.lengthscale.item(),
-        outputscale=model.covar_module.outputscale.item(),
-        noise=model.likelihood.noise.item(),
-        mean=model.mean_module.constant.item(),
-    )
-
-
 def _bounds(median_distance: float) -> list[tuple[float, float]]:
     """Bounds of (log lengthscale, log noise ratio ρ); see :data:`NOISE_RATIO_BOUNDS`."""
     return [
@@ -226,24 +287,3 @@ def _grid_starts(
     for point in feasible:
         best_per_lengthscale.setdefault(point.lengthscale, point)
     return sorted(best_per_lengthscale.values(), key=lambda p: p.loss)[:restarts]
-
-
-def set_scaled_hyperparameters(model: gpytorch.models.ExactGP, point: ProfilePoint) -> None:
-    """Put ``point`` (scaled units) into ``model``, just inside the constraints' bounds."""
-
-    def inside(value: float, constraint: gpytorch.constraints.Interval) -> torch.Tensor:
-        low, high = float(constraint.lower_bound), float(constraint.upper_bound)
-        clipped = min(max(value, low * (1 + 1e-9)), high * (1 - 1e-9))
-        # Tensors, not floats: gpytorch converts a float through float32.
-        like = model.covar_module.raw_outputscale
-        return torch.tensor(clipped, dtype=like.dtype, device=like.device)
-
-    scale_kernel = model.covar_module
-    base = scale_kernel.base_kernel
-    with torch.no_grad():
-        base.lengthscale = inside(point.lengthscale, base.raw_lengthscale_constraint)
-        scale_kernel.outputscale = inside(
-            point.outputscale, scale_kernel.raw_outputscale_constraint
-        )
-        model.likelihood.noise = inside(point.noise, model.likelihood.raw_noise_constraint)
-        model.mean_module.constant.fill_(point.mean)

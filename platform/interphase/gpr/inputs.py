@@ -1,10 +1,11 @@
-"""Checks of GP input arrays, rigid-motion removal for molecules, reference scales."""
+"""GP inputs: checks of the arrays, rigid-motion removal for molecules, SOAP, reference scales."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.spatial.distance import pdist
 
+from interphase.gpr.descriptors import DescriptorSettings, soap_with_jacobian
 from interphase.gpr.errors import GPInputError, GPTooLargeError
 
 #: Below this many structures the hyperparameters are not identifiable.
@@ -34,6 +35,45 @@ def align_to_reference(
     for k, structure in enumerate(centred):
         rotations[k] = kabsch_rotation(structure, reference_centred)
     return np.einsum("nai,nij->naj", centred, rotations), rotations
+
+
+def gp_inputs(
+    numbers: np.ndarray,
+    positions_angstrom: np.ndarray,
+    cells_angstrom: np.ndarray | None,
+    *,
+    descriptor: DescriptorSettings,
+    periodic: bool,
+    pbc: tuple[bool, bool, bool],
+    reference_centred: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GP inputs (m, D), the rotation into the GP frame per structure and distance inputs.
+
+    Cartesian: the aligned coordinates (:func:`align_to_reference`), flattened.
+    SOAP: the features followed by their Jacobian, with identity rotations.
+    """
+    aligned, rotations = align_to_reference(positions_angstrom, reference_centred, periodic)
+    if descriptor.kind != "soap":
+        flat = aligned.reshape(len(positions_angstrom), -1)
+        return flat, rotations, flat
+    features, jacobian = soap_with_jacobian(
+        numbers, positions_angstrom, descriptor, pbc=pbc, cells_angstrom=cells_angstrom
+    )
+    identity = np.broadcast_to(np.eye(3), (len(positions_angstrom), 3, 3))
+    x = np.concatenate([features, jacobian.reshape(len(positions_angstrom), -1)], axis=1)
+    return x, identity, features
+
+
+def check_cells(cells: np.ndarray | None, n: int, *, required: bool) -> np.ndarray | None:
+    """``cells`` as (n, 3, 3) floats, or None; ``required`` for periodic SOAP inputs."""
+    if cells is None:
+        if required:
+            raise GPInputError("periodic SOAP inputs need cells_angstrom (n, 3, 3)")
+        return None
+    cells = np.asarray(cells, dtype=np.float64)
+    if cells.shape != (n, 3, 3):
+        raise GPInputError(f"cells_angstrom has shape {cells.shape}; expected ({n}, 3, 3)")
+    return cells
 
 
 def energy_scale(energies: np.ndarray, gradients: np.ndarray, lengthscale_angstrom: float) -> float:

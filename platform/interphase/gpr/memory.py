@@ -54,6 +54,7 @@ from typing import Literal
 
 import numpy as np
 
+from interphase.devices import default_device_name
 from interphase.gpr.errors import GPTooLargeError
 
 __all__ = [
@@ -101,7 +102,7 @@ def default_budget_gb(device: str | None = None) -> float:
     """Default memory budget (GB) for the device: 8 GB on CPU, 85 % of a GPU."""
     import torch
 
-    name = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    name = device if device is not None else default_device_name()
     if name.startswith("cuda") and torch.cuda.is_available():
         total = torch.cuda.get_device_properties(torch.device(name)).total_memory
         return DEFAULT_GPU_BUDGET_FRACTION * total / 1e9
@@ -139,9 +140,7 @@ def plan_for_device(
     device: str | None = None, budget_gb: float | None = None, features_per_structure: int = 0
 ) -> MemoryPlan:
     """The plan for ``device`` (``None``: CUDA if present) and a budget (default per device)."""
-    import torch
-
-    name = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    name = device if device is not None else default_device_name()
     budget = budget_gb if budget_gb is not None else default_budget_gb(name)
     return plan_for_budget(budget, features_per_structure, on_gpu=name.startswith("cuda"))
 

@@ -15,9 +15,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import known_level_id, unlabeled_structure_ids
+from interphase.db.jobs import unlabeled_structure_ids
+from interphase.db.levels import known_level_id
 from interphase.db.models import GPRModel, Structure
-from interphase.gpr.gp import EnergyGradientGP
+from interphase.gpr.persistence import gp_from_bytes
 from interphase.gpr.subsets import gp_arrays
 
 
@@ -91,7 +92,7 @@ def score_candidates(
         model = chosen.get(key)
         if model is None:
             continue  # no GP for this subset: stays maximally uncertain (inf)
-        gp = EnergyGradientGP.from_bytes(model.state, gp_id=model.id)
+        gp = gp_from_bytes(model.state, gp_id=model.id)
         subset_cells = [cells[i] for i in indices]
         prediction = gp.predict(
             np.stack([scores.positions_angstrom[i] for i in indices]),

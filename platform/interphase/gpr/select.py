@@ -51,7 +51,7 @@ def select_uncertain(
 
 def structure_rmsd_angstrom(a: np.ndarray, b: np.ndarray, periodic: bool) -> float:
     """RMSD (Å) of two structures with the same atom order; molecules after Kabsch fit."""
-    from interphase.gpr.gp import kabsch_rotation
+    from interphase.gpr.inputs import kabsch_rotation
 
     if periodic:
         return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))))

@@ -74,3 +74,23 @@ class EntryProblem:
 
 #: Called by a writer for a record its format cannot hold; the record is then left out.
 OnUnwritable = Callable[["StructureRecord", DatasetFormatError], None]
+
+
+def text_or_report(
+    make_text: Callable[[StructureRecord], str],
+    record: StructureRecord,
+    on_unwritable: OnUnwritable | None,
+) -> str | None:
+    """``make_text(record)``, or ``None`` when the record cannot be written.
+
+    A :class:`DatasetFormatError` from ``make_text`` is raised when
+    ``on_unwritable`` is ``None``; otherwise it is passed to ``on_unwritable``
+    with the record, which the writer then leaves out.
+    """
+    try:
+        return make_text(record)
+    except DatasetFormatError as error:
+        if on_unwritable is None:
+            raise
+        on_unwritable(record, error)
+        return None

@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from interphase.db.api import iter_records
 from interphase.db.session import require_schema, transaction
+from interphase.db.structures import iter_records
 from interphase.io.errors import DatasetFormatError
 from interphase.io.formats import write_records
 from interphase.io.xsf import xsf_file_stem

@@ -25,9 +25,10 @@ field is simply absent. Level names may not contain ``:``, ``=``, quotes,
 commas or whitespace (``:`` separates the ``Properties`` columns).
 
 Precision: ASE's own writer prints per-atom columns with ``%16.8f`` (1e-8 Å,
-and only ~6 significant digits of a 0.01 Hartree/Å gradient), so this module
-writes frames itself with ``repr`` of every float; ASE's parser reads them
-back with ``float``, so a round trip is bit-exact. Files are read with
+and only ~6 significant digits of a 0.01 Hartree/Å gradient), so
+:mod:`interphase.io.extxyz_write` writes frames itself with ``repr`` of every
+float; ASE's parser reads them back with ``float``, so a round trip is
+bit-exact. This module reads; files are read with
 ``ase.io.read`` one frame at a time: ``ase.io.iread`` first scans the whole
 file to index the frames, so we cut frames ourselves and never hold more
 than one in memory.
@@ -36,139 +37,25 @@ than one in memory.
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
+from interphase.io.errors import DatasetFormatError, EntryProblem
+from interphase.io.streams import PathOrFile, open_byte_lines
 from interphase.records import LabelRecord, StructureRecord
 
-__all__ = ["iter_extxyz", "iter_extxyz_entries", "write_extxyz"]
+__all__ = ["atoms_to_record", "iter_extxyz", "iter_extxyz_entries"]
 
-_INFO_SCALARS = ("total_energy_hartree", "atomization_energy_hartree")
-_PER_ATOM = {"gradient_hartree_per_angstrom": 3, "charges_e": 1}
-_FORBIDDEN_IN_LEVEL = set(":=\"',") | {" ", "\t", "\n"}
-
-
-# --------------------------------------------------------------------------- writing
+#: Label fields stored in the comment line (``info``), one float each.
+INFO_SCALARS = ("total_energy_hartree", "atomization_energy_hartree")
+#: Label fields stored as per-atom columns, with their width.
+PER_ATOM = {"gradient_hartree_per_angstrom": 3, "charges_e": 1}
 
 
-def write_extxyz(
-    records: Iterable[StructureRecord],
-    destination: str | Path | IO[str],
-    *,
-    on_unwritable: OnUnwritable | None = None,
-) -> int:
-    """Write records as extxyz frames with exact (``repr``) floats.
-
-    Parameters
-    ----------
-    records
-        Structures to write, streamed one by one.
-    destination
-        Path or text file object.
-    on_unwritable
-        When given, a record that cannot be written is passed to it and left
-        out instead of raising.
-
-    Returns
-    -------
-    int
-        Number of frames written.
-
-    Raises
-    ------
-    DatasetFormatError
-        For a level name that cannot be an extxyz column name.
-    """
-    count = 0
-    with _open_text(destination, "w") as stream:
-        for record in records:
-            try:
-                frame = format_frame(record)
-            except DatasetFormatError as error:
-                if on_unwritable is None:
-                    raise
-                on_unwritable(record, error)
-                continue
-            stream.write(frame)
-            count += 1
-    return count
-
-
-def format_frame(record: StructureRecord) -> str:
-    """Extxyz text of one record (header, comment line, one line per atom)."""
-    n_atoms = record.n_atoms
-    columns: list[tuple[str, str, np.ndarray]] = [
-        ("species", "S", np.array(record.symbols, dtype=object)[:, None]),
-        ("pos", "R", np.asarray(record.positions_angstrom, dtype=float).reshape(n_atoms, 3)),
-    ]
-    info: list[tuple[str, str]] = []
-    if record.cell_angstrom is not None:
-        cell = np.asarray(record.cell_angstrom, dtype=float).reshape(9)
-        info.append(("Lattice", _quote(" ".join(map(repr, cell.tolist())))))
-    info.append(("pbc", _quote(" ".join("T" if p else "F" for p in record.pbc))))
-    if record.key is not None:
-        info.append(("key", _quote("_JSON " + json.dumps(record.key))))
-    info.append(("charge", str(int(record.charge))))
-    info.append(("multiplicity", str(int(record.multiplicity))))
-    info.append(("levels", _quote("_JSON " + json.dumps(list(record.labels)))))
-    for level, label in record.labels.items():
-        _check_level_name(level, record.key)
-        info.extend(_label_info(level, label))
-        for name, width in _PER_ATOM.items():
-            value = getattr(label, name)
-            if value is not None:
-                array = np.asarray(value, dtype=float).reshape(n_atoms, width)
-                columns.append((f"{level}/{name}", "R", array))
-    properties = ":".join(f"{name}:{kind}:{array.shape[1]}" for name, kind, array in columns)
-    comment = " ".join([f"Properties={properties}", *(f"{k}={v}" for k, v in info)])
-    lines = [str(n_atoms), comment]
-    rows = [array.tolist() for _, _, array in columns]
-    for atom in range(n_atoms):
-        fields = [str(rows[0][atom][0])]
-        for row in rows[1:]:
-            fields.extend(map(repr, row[atom]))
-        lines.append(" ".join(fields))
-    return "\n".join(lines) + "\n"
-
-
-def _label_info(level: str, label: LabelRecord) -> list[tuple[str, str]]:
-    info = []
-    for name in _INFO_SCALARS:
-        value = getattr(label, name)
-        if value is not None:
-            info.append((f"{level}/{name}", repr(float(value))))
-    if label.dipole_e_angstrom is not None:
-        dipole = np.asarray(label.dipole_e_angstrom, dtype=float).reshape(3).tolist()
-        info.append((f"{level}/dipole_e_angstrom", _quote(" ".join(map(repr, dipole)))))
-    if label.provenance:
-        info.append((f"{level}/provenance", _quote("_JSON " + json.dumps(label.provenance))))
-    return info
-
-
-def _quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _check_level_name(level: str, key: str | None) -> None:
-    bad = sorted(set(level) & _FORBIDDEN_IN_LEVEL)
-    if bad or not level:
-        raise DatasetFormatError(
-            f"level name {level!r} cannot be an extxyz column name (contains {bad})", key
-        )
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def iter_extxyz(source: str | Path | IO[str] | IO[bytes]) -> Iterator[StructureRecord]:
+def iter_extxyz(source: PathOrFile) -> Iterator[StructureRecord]:
     """Stream the frames of an extxyz file as structure records.
 
     Frames without this module's label names (e.g. written by other tools)
@@ -199,7 +86,7 @@ def iter_extxyz(source: str | Path | IO[str] | IO[bytes]) -> Iterator[StructureR
 
 
 def iter_extxyz_entries(
-    source: str | Path | IO[str] | IO[bytes],
+    source: PathOrFile,
 ) -> Iterator[StructureRecord | EntryProblem]:
     """Like :func:`iter_extxyz`, but a frame that cannot be read is yielded as a problem.
 
@@ -210,7 +97,7 @@ def iter_extxyz_entries(
     non-negative integer (binary content, or frames out of step) or a
     truncated last frame, since the frames after them cannot be found.
     """
-    with _open_lines(source) as readline:
+    with open_byte_lines(source) as readline:
         for frame in _frames(readline):
             yield _frame_entry(frame)
 
@@ -360,7 +247,7 @@ def atoms_to_record(atoms: Any, where: str = "frame") -> StructureRecord:
 def _read_label(atoms: Any, level: str, key: str | None, where: str) -> LabelRecord:
     info, arrays = atoms.info, atoms.arrays
     label = LabelRecord(level=level)
-    for name in _INFO_SCALARS:
+    for name in INFO_SCALARS:
         value = info.get(f"{level}/{name}")
         if value is not None:
             setattr(label, name, _as_float(value, f"{level}/{name}", key, where))
@@ -371,7 +258,7 @@ def _read_label(atoms: Any, level: str, key: str | None, where: str) -> LabelRec
     if isinstance(provenance, dict):
         label.provenance = provenance
     n_atoms = len(atoms)
-    for name, width in _PER_ATOM.items():
+    for name, width in PER_ATOM.items():
         value = arrays.get(f"{level}/{name}")
         if value is not None:
             shape = (n_atoms, 3) if width == 3 else (n_atoms,)
@@ -410,25 +297,3 @@ def _as_array(
             f"{where}: {name} has {array.size} values, expected shape {shape}", key
         )
     return array.reshape(shape)
-
-
-@contextmanager
-def _open_text(target: str | Path | IO[str], mode: str) -> Iterator[IO[str]]:
-    if isinstance(target, str | Path):
-        with open(target, mode, encoding="utf-8") as stream:
-            yield stream
-    else:
-        yield target
-
-
-@contextmanager
-def _open_lines(source: str | Path | IO[str] | IO[bytes]) -> Iterator[Callable[[], bytes]]:
-    """A ``readline`` returning bytes, for a path or a binary or text file object."""
-    if isinstance(source, str | Path):
-        with open(source, "rb") as stream:
-            yield stream.readline
-    elif isinstance(source.read(0), str):
-        text = source
-        yield lambda: text.readline().encode("utf-8")  # type: ignore[union-attr]
-    else:
-        yield source.readline  # type: ignore[misc, return-value]

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interphase.io.errors import EntryProblem, OnUnwritable
-from interphase.io.extxyz import iter_extxyz_entries, write_extxyz
-from interphase.io.paper_json import iter_paper_json_entries, write_paper_json
+from interphase.io.extxyz import iter_extxyz_entries
+from interphase.io.extxyz_write import write_extxyz
+from interphase.io.paper_json import iter_paper_json_entries
+from interphase.io.paper_json_write import write_paper_json
 from interphase.io.xsf import iter_xsf_entries, write_xsf
 from interphase.records import StructureRecord
 

@@ -20,13 +20,8 @@ leaves no reader behind.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,14 +35,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.db import membership
-from interphase.db.api import (
-    LevelCache,
-    PreparedStructures,
-    insert_prepared,
-    prepare_structures,
-)
+from interphase.db.levels import LevelCache
 from interphase.db.models import Campaign
 from interphase.db.session import require_schema, transaction
+from interphase.db.structures import PreparedStructures, insert_prepared, prepare_structures
 from interphase.io.errors import DatasetFormatError, EntryProblem
 from interphase.io.export import export_dataset
 from interphase.io.formats import (
@@ -57,6 +48,7 @@ from interphase.io.formats import (
     read_entries,
 )
 from interphase.io.paper_json import iter_paper_json_blocks
+from interphase.processes import die_with_parent
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
 
@@ -65,7 +57,6 @@ __all__ = ["BATCH_SIZE", "DatasetImportError", "ImportReport", "export_dataset",
 BATCH_SIZE = 2000
 #: Batches the reader may run ahead of the inserts (bounds memory).
 QUEUE_BATCHES = 3
-_PR_SET_PDEATHSIG = 1
 
 Entry = StructureRecord | EntryProblem
 
@@ -197,27 +188,6 @@ def _read_and_validate(
         emit(_Crash(traceback.format_exc()))
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this process end when ``parent_pid`` (the importer) dies, even by ``kill -9``.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a thread that polls
-    the parent pid. Either way, exit at once if the parent is already gone.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    else:
-
-        def watch() -> None:
-            while os.getppid() == parent_pid:
-                time.sleep(1.0)
-            os._exit(1)
-
-        threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
 def _produce_in_child(
     parent_pid: int,
     path: str,
@@ -227,7 +197,7 @@ def _produce_in_child(
     queue: Queue[_Message],
     shard: tuple[int, int],
 ) -> None:
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     _read_and_validate(path, fmt, level, skip_invalid, queue.put, shard)
 
 

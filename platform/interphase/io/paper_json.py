@@ -26,32 +26,26 @@ Mapping to :class:`~interphase.records.StructureRecord`:
   They become their own label under :data:`~interphase.records.XTB_LEVEL`
   (merged into a ``"GFN2-xTB"`` level dict if the entry has one) with
   ``provenance["paper_json_parent"]`` naming the dict they sat in, so that
-  :func:`write_paper_json` puts them back there.
+  :func:`~interphase.io.paper_json_write.write_paper_json` puts them back
+  there.
 * a level dict with no data left (``{}`` or only ``xtbCharges``) gives no
   label; the writer recreates the parent dict for the charges.
 
-Reading streams (:mod:`interphase.io.json_stream`: chunked framing, each
-entry parsed by orjson), so memory does not depend on the file size; for the
-same reason duplicate keys are not detected on reading. Writing streams entry by
-entry; floats are written with ``repr`` (via :func:`json.dumps`), so a round
-trip read -> write -> read reproduces every value bit for bit. Label
-provenance other than ``paper_json_parent`` has no place in the format and is
-not written.
+This module reads; :mod:`interphase.io.paper_json_write` writes. Reading
+streams (:mod:`interphase.io.json_stream`: chunked framing, each entry parsed
+by orjson), so memory does not depend on the file size; for the same reason
+duplicate keys are not detected on reading.
 """
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from ase.data import atomic_numbers
 
-from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
+from interphase.io.errors import DatasetFormatError, EntryProblem
 from interphase.io.json_stream import (
     JSONStreamError,
     MemberJSONError,
@@ -59,19 +53,17 @@ from interphase.io.json_stream import (
     iter_member_segments,
     parse_members,
 )
+from interphase.io.streams import PathOrFile, open_bytes
 from interphase.records import XTB_LEVEL, LabelRecord, StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_symbols
 
 __all__ = [
     "DEFAULT_CHARGE_PARENT_LEVEL",
     "PARENT_PROVENANCE_KEY",
-    "DatasetFormatError",
     "entry_to_record",
     "iter_paper_json",
     "iter_paper_json_blocks",
     "iter_paper_json_entries",
-    "record_to_entry",
-    "write_paper_json",
 ]
 
 #: Provenance key of the GFN2-xTB label naming the level dict its charges sat in.
@@ -79,24 +71,19 @@ PARENT_PROVENANCE_KEY = "paper_json_parent"
 #: Level dict that receives ``xtbCharges`` when the provenance does not say.
 DEFAULT_CHARGE_PARENT_LEVEL = "wB97X-D3BJ_def2-TZVPD"
 
-_ENTRY_FIELDS = frozenset(
+ENTRY_FIELDS = frozenset(
     {"atomicNumbers", "elements", "positions", "charge", "multiplicity", "lattice", "labels"}
 )
-_SCALAR_FIELDS = {
+SCALAR_FIELDS = {
     "totalEnergy": "total_energy_hartree",
     "atomizationEnergy": "atomization_energy_hartree",
 }
 #: JSON name -> (record attribute, shape; the gradient's is (n_atoms, 3)).
-_ARRAY_FIELDS = {
+ARRAY_FIELDS = {
     "gradient": ("gradient_hartree_per_angstrom", (-1, 3)),
     "dipoleMoment": ("dipole_e_angstrom", (3,)),
 }
-_CHARGES_FIELD = "xtbCharges"
-
-PathOrFile = str | Path | IO[bytes] | IO[str]
-
-
-# --------------------------------------------------------------------------- reading
+CHARGES_FIELD = "xtbCharges"
 
 
 def iter_paper_json(
@@ -168,7 +155,7 @@ def iter_paper_json_blocks(
     index, count = shard
     block: list[StructureRecord | EntryProblem] = []
     position = -1
-    with _open_for_reading(source) as stream:
+    with open_bytes(source) as stream:
         segments = iter_member_segments(stream)
         while True:
             try:
@@ -216,10 +203,10 @@ def entry_to_record(
     """
     if not isinstance(entry, dict):
         raise DatasetFormatError(f"must be a JSON object, got {_json_type(entry)}", key)
-    unknown = entry.keys() - _ENTRY_FIELDS
+    unknown = entry.keys() - ENTRY_FIELDS
     if unknown and not ignore_unknown_fields:
         raise DatasetFormatError(
-            f"unknown fields {sorted(unknown)}; expected a subset of {sorted(_ENTRY_FIELDS)}"
+            f"unknown fields {sorted(unknown)}; expected a subset of {sorted(ENTRY_FIELDS)}"
             " (pass ignore_unknown_fields=True to skip them)",
             key,
         )
@@ -298,13 +285,13 @@ def _labels(
             if value is None:
                 continue
             where = f"labels[{level!r}][{name!r}]"
-            if name in _SCALAR_FIELDS:
-                setattr(label, _SCALAR_FIELDS[name], _float(value, where, key))
-            elif name in _ARRAY_FIELDS:
-                attribute, shape = _ARRAY_FIELDS[name]
+            if name in SCALAR_FIELDS:
+                setattr(label, SCALAR_FIELDS[name], _float(value, where, key))
+            elif name in ARRAY_FIELDS:
+                attribute, shape = ARRAY_FIELDS[name]
                 shape = (n_atoms, 3) if name == "gradient" else shape
                 setattr(label, attribute, _float_array(value, where, key, shape))
-            elif name == _CHARGES_FIELD:
+            elif name == CHARGES_FIELD:
                 if charges_parent is not None:
                     raise DatasetFormatError(
                         f"xtbCharges given under both {charges_parent!r} and {level!r}", key
@@ -317,7 +304,7 @@ def _labels(
             else:
                 raise DatasetFormatError(
                     f"unknown label field {where}; expected one of"
-                    f" {[*_SCALAR_FIELDS, *_ARRAY_FIELDS, _CHARGES_FIELD]}",
+                    f" {[*SCALAR_FIELDS, *ARRAY_FIELDS, CHARGES_FIELD]}",
                     key,
                 )
             has_data = True
@@ -366,169 +353,3 @@ def _json_type(value: Any) -> str:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _EncodedTextReader:
-    """Byte view of a text file object (the stream framing works on bytes)."""
-
-    def __init__(self, text: IO[str]) -> None:
-        self._text = text
-        self._pending = b""
-
-    def read(self, size: int | None = -1) -> bytes:
-        size = -1 if size is None else size
-        while size < 0 or len(self._pending) < size:
-            chunk = self._text.read(65536 if size < 0 else max(size, 1))
-            if not chunk:
-                break
-            self._pending += chunk.encode("utf-8")
-        if size < 0:
-            size = len(self._pending)
-        data, self._pending = self._pending[:size], self._pending[size:]
-        return data
-
-
-@contextmanager
-def _open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
-    if isinstance(source, str | Path):
-        with open(source, "rb") as stream:
-            yield stream
-    elif isinstance(source.read(0), str):
-        yield _EncodedTextReader(source)  # type: ignore[arg-type, misc]
-    else:
-        yield source  # type: ignore[misc]
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def write_paper_json(
-    records: Iterable[StructureRecord],
-    destination: PathOrFile,
-    *,
-    on_unwritable: OnUnwritable | None = None,
-) -> int:
-    """Stream records out as a paper-json file, one entry at a time.
-
-    Parameters
-    ----------
-    records
-        Structures to write. ``record.key`` is the entry key; records without
-        a key get their running index (``"0"``, ``"1"``, ...).
-    destination
-        Path, or a file object open for writing (text or binary).
-    on_unwritable
-        When given, a record the format cannot hold is passed to it and left
-        out instead of raising.
-
-    Returns
-    -------
-    int
-        Number of entries written.
-
-    Raises
-    ------
-    DatasetFormatError
-        For a duplicate key, or (without ``on_unwritable``) a record the format
-        cannot hold (no labels, partly periodic, periodic without cell) or
-        non-finite values.
-    """
-    with _open_for_writing(destination) as write:
-        write("{")
-        seen: set[str] = set()
-        for index, record in enumerate(records):
-            key = record.key if record.key is not None else str(index)
-            if key in seen:
-                raise DatasetFormatError("duplicate entry key", key)
-            try:
-                text = _entry_text(record, key)
-            except DatasetFormatError as error:
-                if on_unwritable is None:
-                    raise
-                on_unwritable(record, error)
-                continue
-            write(("\n" if not seen else ",\n") + json.dumps(key) + ": " + text)
-            seen.add(key)
-        write("\n}\n")
-    return len(seen)
-
-
-def _entry_text(record: StructureRecord, key: str) -> str:
-    entry = record_to_entry(record, key)
-    try:
-        return json.dumps(entry, allow_nan=False)
-    except ValueError as exc:
-        raise DatasetFormatError(f"cannot write non-finite values: {exc}", key) from exc
-
-
-def record_to_entry(record: StructureRecord, key: str) -> dict[str, Any]:
-    """Build the JSON-ready dict of one entry (plain lists, python floats)."""
-    numbers = np.asarray(record.numbers)
-    entry: dict[str, Any] = {
-        "atomicNumbers": numbers.tolist(),
-        "elements": record.symbols,
-        "positions": np.asarray(record.positions_angstrom, dtype=float).tolist(),
-        "charge": int(record.charge),
-        "multiplicity": int(record.multiplicity),
-    }
-    if record.is_periodic:
-        if not all(record.pbc) or record.cell_angstrom is None:
-            raise DatasetFormatError(
-                f"paper-json holds only fully periodic cells with a lattice, got pbc={record.pbc}"
-                f" and cell {'missing' if record.cell_angstrom is None else 'given'}",
-                key,
-            )
-        entry["lattice"] = np.asarray(record.cell_angstrom, dtype=float).tolist()
-    labels = {lv: _label_fields(lab, key) for lv, lab in record.labels.items() if lv != XTB_LEVEL}
-    xtb = record.labels.get(XTB_LEVEL)
-    if xtb is not None:
-        xtb_fields = _label_fields(xtb, key)
-        if xtb_fields:
-            labels[XTB_LEVEL] = xtb_fields
-        if xtb.charges_e is not None:
-            parent = _charges_parent(xtb, labels)
-            labels.setdefault(parent, {})[_CHARGES_FIELD] = np.asarray(xtb.charges_e).tolist()
-    if not labels:
-        raise DatasetFormatError("has no labels; paper-json needs at least one level", key)
-    entry["labels"] = labels
-    return entry
-
-
-def _label_fields(label: LabelRecord, key: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for name, attribute in _SCALAR_FIELDS.items():
-        value = getattr(label, attribute)
-        if value is not None:
-            fields[name] = float(value)
-    for name, (attribute, _) in _ARRAY_FIELDS.items():
-        value = getattr(label, attribute)
-        if value is not None:
-            fields[name] = np.asarray(value, dtype=float).tolist()
-    if label.level != XTB_LEVEL and label.charges_e is not None:
-        raise DatasetFormatError(
-            f"label {label.level!r} has charges; paper-json stores only GFN2-xTB charges"
-            f" (label {XTB_LEVEL!r})",
-            key,
-        )
-    return fields
-
-
-def _charges_parent(xtb: LabelRecord, labels: dict[str, Any]) -> str:
-    parent = xtb.provenance.get(PARENT_PROVENANCE_KEY)
-    if isinstance(parent, str):
-        return parent
-    if DEFAULT_CHARGE_PARENT_LEVEL in labels:
-        return DEFAULT_CHARGE_PARENT_LEVEL
-    others = [level for level in labels if level != XTB_LEVEL]
-    return others[0] if others else XTB_LEVEL
-
-
-@contextmanager
-def _open_for_writing(destination: PathOrFile) -> Iterator[Any]:
-    if isinstance(destination, str | Path):
-        with open(destination, "w", encoding="utf-8") as stream:
-            yield stream.write
-    elif isinstance(destination, io.RawIOBase | io.BufferedIOBase):
-        yield lambda text: destination.write(text.encode("utf-8"))
-    else:
-        yield destination.write

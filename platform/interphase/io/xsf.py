@@ -14,8 +14,9 @@ with the total energy in a leading comment::
     Li  0.0 0.0 0.0  fx fy fz    Å and eV/Å: *forces* = minus the gradient
     ...
 
-Units are converted with ``ase.units.Hartree`` (energy_eV = energy_hartree *
-Hartree, force_eV_per_angstrom = -gradient_hartree_per_angstrom * Hartree).
+Units are converted with ``interphase.units.HARTREE_TO_EV`` (ASE's ``Hartree``):
+energy_eV = energy_hartree * HARTREE_TO_EV, force_eV_per_angstrom =
+-gradient_hartree_per_angstrom * HARTREE_TO_EV.
 Floats are written with ``repr``; the eV <-> Hartree conversion itself may
 change the last bit, so a round trip is exact to ~2 ulp (relative 1e-15).
 
@@ -35,14 +36,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
-from ase.units import Hartree
 
-from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable
+from interphase.io.errors import DatasetFormatError, EntryProblem, OnUnwritable, text_or_report
 from interphase.records import LabelRecord, StructureRecord
+from interphase.units import HARTREE_TO_EV
 
 __all__ = ["format_xsf", "iter_xsf", "iter_xsf_entries", "parse_xsf", "write_xsf", "xsf_file_stem"]
 
@@ -110,12 +112,8 @@ def write_xsf(
         name = xsf_file_stem(record.key) if record.key is not None else str(index)
         if name in written:
             raise DatasetFormatError(f"file name {name}.xsf is already used", record.key)
-        try:
-            text = format_xsf(record, level)
-        except DatasetFormatError as error:
-            if on_unwritable is None:
-                raise
-            on_unwritable(record, error)
+        text = text_or_report(partial(format_xsf, level=level), record, on_unwritable)
+        if text is None:
             continue
         written.add(name)
         (directory / f"{name}.xsf").write_text(text, encoding="utf-8")
@@ -140,7 +138,7 @@ def format_xsf(record: StructureRecord, level: str) -> str:
         )
     lines = []
     if label.total_energy_hartree is not None:
-        lines += [f"# total energy = {label.total_energy_hartree * Hartree!r} eV", ""]
+        lines += [f"# total energy = {label.total_energy_hartree * HARTREE_TO_EV!r} eV", ""]
     atom_lines = _atom_lines(record, label)
     if record.is_periodic:
         keyword = _KEYWORD_OF_PBC.get(record.pbc)
@@ -164,7 +162,9 @@ def _atom_lines(record: StructureRecord, label: LabelRecord) -> list[str]:
     symbols = record.symbols
     if label.gradient_hartree_per_angstrom is None:
         return [f"{s} {' '.join(map(repr, p))}" for s, p in zip(symbols, positions, strict=True)]
-    forces = (-np.asarray(label.gradient_hartree_per_angstrom, dtype=float) * Hartree).tolist()
+    forces = (
+        -np.asarray(label.gradient_hartree_per_angstrom, dtype=float) * HARTREE_TO_EV
+    ).tolist()
     return [
         f"{s} {' '.join(map(repr, p))} {' '.join(map(repr, f))}"
         for s, p, f in zip(symbols, positions, forces, strict=True)
@@ -369,9 +369,9 @@ class _XsfParser:
         values = np.array([v for _, v in self.atoms], dtype=float)
         label = LabelRecord(level=level)
         if self.energy_ev is not None:
-            label.total_energy_hartree = self.energy_ev / Hartree
+            label.total_energy_hartree = self.energy_ev / HARTREE_TO_EV
         if values.shape[1] == 6:
-            label.gradient_hartree_per_angstrom = -values[:, 3:] / Hartree
+            label.gradient_hartree_per_angstrom = -values[:, 3:] / HARTREE_TO_EV
         periodic = any(self.pbc)
         n_electrons = int(numbers.sum())
         return StructureRecord(

@@ -17,21 +17,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Hartree  # eV per Hartree
 
-from interphase.labeling.engine import Calculation, LabelingEngine, SCFNotConverged
+from interphase.labeling.engines.contract import Calculation, LabelingEngine, SCFNotConverged
 from interphase.records import LabelRecord, StructureRecord
-
-
-def record_from_atoms(atoms: Atoms, *, charge: int = 0, multiplicity: int = 1) -> StructureRecord:
-    """The :class:`StructureRecord` of an ASE ``Atoms`` (cell kept only when periodic)."""
-    pbc = (bool(atoms.pbc[0]), bool(atoms.pbc[1]), bool(atoms.pbc[2]))
-    return StructureRecord(
-        numbers=np.asarray(atoms.numbers, dtype=int).copy(),
-        positions_angstrom=np.asarray(atoms.positions, dtype=float).copy(),
-        cell_angstrom=np.array(atoms.cell, dtype=float) if any(pbc) else None,
-        pbc=pbc,
-        charge=int(charge),
-        multiplicity=int(multiplicity),
-    )
 
 
 class EngineCalculator(Calculator):  # type: ignore[misc]
@@ -87,7 +74,9 @@ class EngineCalculator(Calculator):  # type: ignore[misc]
     ) -> None:
         super().calculate(atoms, properties or ["energy"], system_changes)
         assert self.atoms is not None  # set by Calculator.calculate
-        record = record_from_atoms(self.atoms, charge=self.charge, multiplicity=self.multiplicity)
+        record = StructureRecord.from_atoms(
+            self.atoms, charge=self.charge, multiplicity=self.multiplicity
+        )
         label = self._compute(record)
         self.last_label = label
         if label.total_energy_hartree is None or label.gradient_hartree_per_angstrom is None:

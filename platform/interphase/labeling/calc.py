@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from interphase.labeling.engine import Calculation
 from interphase.labeling.engines import get_engine
+from interphase.labeling.engines.contract import Calculation
 from interphase.labeling.levels import DEFAULT_LEVELS
 from interphase.records import LabelRecord, StructureRecord
 from interphase.structures.validate import validate_structure

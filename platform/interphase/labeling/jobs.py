@@ -17,12 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from interphase.db.api import (
-    create_jobs,
-    get_or_create_level,
-    known_level_id,
-    unlabeled_structure_ids,
-)
+from interphase.db.jobs import unlabeled_structure_ids
+from interphase.db.levels import get_or_create_level, known_level_id
 from interphase.db.models import (
     Campaign,
     JobReason,
@@ -33,22 +29,9 @@ from interphase.db.models import (
     Structure,
 )
 from interphase.labeling.engines import get_engine
-from interphase.labeling.settings import JobSettingsError, changed_settings
-from interphase.labeling.workers import count_open, run_workers
-
-#: ``run_workers`` and ``count_open`` live in :mod:`interphase.labeling.workers`;
-#: they stay importable from here, where they used to be.
-__all__ = [
-    "JobFilter",
-    "JobSelectionError",
-    "cancel_jobs",
-    "count_matching",
-    "count_open",
-    "parse_assignments",
-    "queue_labeling_jobs",
-    "resubmit_jobs",
-    "run_workers",
-]
+from interphase.labeling.job_settings import JobSettingsError, changed_settings
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.outcome import RequeueReason
 
 #: States a job may be resubmitted from; a pending job only to change its settings.
 RESUBMITTABLE = (JobState.failed, JobState.cancelled)
@@ -75,27 +58,44 @@ class JobFilter:
     #: Case-insensitive substring of the job's last error message.
     message: str | None = None
 
-    def query(self) -> Select[LabelingJob]:
-        """The SELECT of matching jobs, oldest first."""
-        query = select(LabelingJob).join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses on ``labeling_job`` joined with ``level_of_theory``.
+
+        Every criterion is an equality except the message, a case-insensitive
+        substring taken literally (``%`` and ``_`` match themselves).
+        """
+        where: list[ColumnElement[bool]] = []
         if self.ids:
-            query = query.where(LabelingJob.id.in_(self.ids))
+            where.append(LabelingJob.id.in_(self.ids))
         if self.state is not None:
-            query = query.where(LabelingJob.state == self.state)
+            where.append(LabelingJob.state == self.state)
         if self.error_class is not None:
-            query = query.where(LabelingJob.error_class == self.error_class)
+            where.append(LabelingJob.error_class == self.error_class)
         if self.level is not None:
-            query = query.where(LevelOfTheory.name == self.level)
+            where.append(LevelOfTheory.name == self.level)
         if self.engine is not None:
-            query = query.where(LevelOfTheory.engine == self.engine)
+            where.append(LevelOfTheory.engine == self.engine)
         if self.campaign is not None:
             by = _campaign_match(self.campaign)
-            query = query.where(LabelingJob.campaign_id.in_(select(Campaign.id).where(by)))
+            where.append(LabelingJob.campaign_id.in_(select(Campaign.id).where(by)))
         if self.iteration_id is not None:
-            query = query.where(LabelingJob.iteration_id == self.iteration_id)
+            where.append(LabelingJob.iteration_id == self.iteration_id)
         if self.message is not None:
-            query = query.where(LabelingJob.error_message.icontains(self.message, autoescape=True))
-        return query.order_by(LabelingJob.id)
+            where.append(LabelingJob.error_message.icontains(self.message, autoescape=True))
+        return where
+
+    def select_columns(self, *columns: Any) -> Select[Any]:
+        """``columns`` of the matching jobs, joined with their level of theory."""
+        return (
+            select(*columns)
+            .select_from(LabelingJob)
+            .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
+            .where(*self.conditions())
+        )
+
+    def query(self) -> Select[LabelingJob]:
+        """The SELECT of matching jobs, oldest first."""
+        return self.select_columns(LabelingJob).order_by(LabelingJob.id)
 
     def is_empty(self) -> bool:
         """True when no criterion is given (it would match every job)."""
@@ -204,7 +204,8 @@ def resubmit_jobs(
         job.settings = settings[job.id]
         job.budget_start_attempt = job.attempt
         if job.state != JobState.pending:
-            job.state, job.requeued_by, job.lease_expires_at = JobState.pending, "resubmit", None
+            job.state, job.requeued_by = JobState.pending, RequeueReason.resubmit
+            job.lease_expires_at = None
     return [job.id for job in eligible]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from interphase.labeling.settings import validate_job_settings
+from interphase.db.levels import DEFAULT_LEVEL_ROWS
+from interphase.labeling.job_settings import validate_job_settings
 
 
 class LevelSpec(BaseModel):
@@ -54,24 +55,8 @@ def atomization_energy(
     return float(total_energy_hartree - sum(float(references_hartree[s]) for s in symbols))
 
 
-#: The defaults of DESIGN.md; a campaign configuration may override them.
+#: The defaults of DESIGN.md (stated once, as the database's default rows), validated;
+#: a campaign configuration may override them.
 DEFAULT_LEVELS: dict[str, LevelSpec] = {
-    spec.name: spec
-    for spec in (
-        LevelSpec(name="GFN2-xTB", engine="tblite", method="GFN2-xTB"),
-        LevelSpec(
-            name="wB97X-D3BJ_def2-TZVPD",
-            engine="pyscf",
-            method="wB97X-D3BJ",
-            basis="def2-TZVPD",
-            settings={"density_fit": True},
-        ),
-        LevelSpec(
-            name="PBE-D3",
-            engine="gpaw",
-            method="PBE-D3",
-            periodic=True,
-            settings={"ecut_ry": 40.0, "kpts_bulk": [3, 3, 3], "kpts_slab": [3, 3, 1]},
-        ),
-    )
+    name: LevelSpec(**row) for name, row in DEFAULT_LEVEL_ROWS.items()
 }

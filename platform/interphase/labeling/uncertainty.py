@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from interphase.db.api import create_jobs, get_or_create_level
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import JobReason
 from interphase.gpr.score import CandidateScores
 from interphase.gpr.select import pick_uncertain
+from interphase.labeling.queue.enqueue import create_jobs
 from interphase.units import HARTREE_TO_MEV
 
 #: Default minimum RMSD (Å) between two picks of the same subset in one iteration.

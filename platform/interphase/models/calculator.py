@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from ase.units import Hartree
 
 from interphase.models.inference import InferenceSession, load_for_inference
 from interphase.models.multihead import MultiHeadPotential
+from interphase.units import HARTREE_TO_EV
 
 
 class InterphaseCalculator(Calculator):
@@ -110,16 +110,16 @@ class InterphaseCalculator(Calculator):
             total_charge=self._total_charge(self.atoms),
             stress=want_stress,
         )
-        energy_ev = result.energy_hartree * Hartree
+        energy_ev = result.energy_hartree * HARTREE_TO_EV
         self.results = {
             "energy": energy_ev,
             "free_energy": energy_ev,
-            "forces": -result.gradient_hartree_per_angstrom * Hartree,
+            "forces": -result.gradient_hartree_per_angstrom * HARTREE_TO_EV,
         }
         if result.charges_e is not None:
             self.results["charges"] = np.asarray(result.charges_e, dtype=float)
         if result.stress_hartree_per_angstrom3 is not None:
-            self.results["stress"] = _voigt(result.stress_hartree_per_angstrom3 * Hartree)
+            self.results["stress"] = _voigt(result.stress_hartree_per_angstrom3 * HARTREE_TO_EV)
 
     def _total_charge(self, atoms: Atoms) -> float:
         if self.total_charge is not None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from interphase.devices import select_device
 from interphase.models.artifact import load_model
 from interphase.models.descriptors import StructureGraph, build_structure_graph, collate
 from interphase.models.multihead import MultiHeadPotential, evaluate_structure
@@ -40,10 +41,6 @@ _PairKey = tuple[bytes, bytes, tuple[bool, ...], float]
 
 #: Default Verlet skin (Å): at 0.5 fs and 300 K the list lasts tens of steps.
 DEFAULT_SKIN_ANGSTROM = 1.0
-
-
-class DeviceUnavailableError(ValueError):
-    """The requested torch device does not exist on this machine."""
 
 
 @dataclass(frozen=True)
@@ -58,18 +55,6 @@ class Evaluation:
     gradient_hartree_per_angstrom: np.ndarray  # (N, 3), dE/dx
     charges_e: np.ndarray | None  # (N,)
     stress_hartree_per_angstrom3: np.ndarray | None = None
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given (checked), else CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    chosen = torch.device(device)
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(
-            f"device {str(device)!r} requested but torch sees no CUDA device; use cpu"
-        )
-    return chosen
 
 
 def load_for_inference(model_or_path: MultiHeadPotential | str | Path) -> MultiHeadPotential:

@@ -10,11 +10,20 @@ reason, so a rejected structure is never stored.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from interphase.records import StructureRecord
 from interphase.structures.validate import InvalidStructureError, validate_structure
+
+#: Progress callback of the recipes, called with a number of finished work units.
+Advance = Callable[[int], None]
+
+
+def no_progress(_: int) -> None:
+    """An :data:`Advance` that reports nothing."""
+    return None
 
 
 @dataclass

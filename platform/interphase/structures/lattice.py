@@ -140,12 +140,23 @@ def lithium_bulk(
     if len(repeats) != 3 or min(repeats) < 1:
         raise LatticeParameterError(f"repeats must be three integers >= 1, got {repeats}")
     crystal = cubic_cell(packing, lattice_constant_angstrom, stretch).repeat(tuple(repeats))
-    positions = crystal.positions + rng.normal(0.0, noise_angstrom, crystal.positions.shape)
-    n_atoms = len(crystal)
+    return noisy_periodic_lithium(crystal, noise_angstrom, rng)
+
+
+def noisy_periodic_lithium(
+    atoms: Atoms, noise_angstrom: float, rng: np.random.Generator
+) -> StructureRecord:
+    """The periodic Li record of ``atoms``, every position displaced by Gaussian noise.
+
+    ``noise_angstrom`` is the standard deviation (Å); the multiplicity is the
+    lowest the electron count allows.
+    """
+    positions = atoms.positions + rng.normal(0.0, noise_angstrom, atoms.positions.shape)
+    n_atoms = len(atoms)
     return StructureRecord(
         numbers=np.full(n_atoms, LI),
         positions_angstrom=positions,
-        cell_angstrom=np.array(crystal.cell),
+        cell_angstrom=np.array(atoms.cell),
         pbc=(True, True, True),
         multiplicity=1 + (LI * n_atoms) % 2,
     )

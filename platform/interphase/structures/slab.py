@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.build import surface
 
 from interphase.records import StructureRecord
-from interphase.structures.lattice import LI, LatticeParameterError, cubic_cell
+from interphase.structures.lattice import LatticeParameterError, cubic_cell, noisy_periodic_lithium
 
 
 def slab_atoms(
@@ -90,12 +90,4 @@ def lithium_slab(
         repeats_xy=repeats_xy,
         stretch=stretch,
     )
-    positions = slab.positions + rng.normal(0.0, noise_angstrom, slab.positions.shape)
-    n_atoms = len(slab)
-    return StructureRecord(
-        numbers=np.full(n_atoms, LI),
-        positions_angstrom=positions,
-        cell_angstrom=np.array(slab.cell),
-        pbc=(True, True, True),
-        multiplicity=1 + (LI * n_atoms) % 2,
-    )
+    return noisy_periodic_lithium(slab, noise_angstrom, rng)

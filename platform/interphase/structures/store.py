@@ -1,6 +1,6 @@
 """Storing a generated batch in the provenance database, with lineage.
 
-Goes through :func:`interphase.db.api.store_structures`; a parent is always
+Goes through :func:`interphase.db.structures.store_structures`; a parent is always
 stored before its children, so a child's ``parent_id`` is its parent's row.
 The caller owns the transaction (one per ``interphase generate`` call).
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from interphase.db.api import store_structures
 from interphase.db.models import MembershipRole
+from interphase.db.structures import store_structures
 from interphase.structures.batch import GenerationBatch
 
 

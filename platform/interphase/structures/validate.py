@@ -37,12 +37,17 @@ has a gap near 0 (bonds sit below 1.3x the covalent sum, a gap of at most
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import product
 
 import numpy as np
 from ase.data import chemical_symbols, covalent_radii
 
 from interphase.records import LabelRecord, StructureRecord
+from interphase.structures.distances import (
+    close_pairs,
+    dense_fragment_labels,
+    dense_squared_distances,
+    sparse_fragment_labels,
+)
 
 #: Largest atomic number that is an element (Og).
 MAX_ATOMIC_NUMBER = 118
@@ -317,17 +322,19 @@ def _check_min_distance(
     n_atoms = len(numbers)
     if n_atoms > DENSE_DISTANCE_MAX_ATOMS:
         cutoff = fraction * 2.0 * float(radii.max())
-        i, j, dist = _sparse_pairs(positions, cell, pbc, cutoff)
+        i, j, dist = close_pairs(positions, cell, pbc, cutoff)
         ratio = dist / (radii[i] + radii[j])
         if len(ratio) and ratio.min() < fraction:
-            worst = int(np.argmin(ratio))
+            # Closest pair first, then the lowest atom indices: the same pair
+            # whatever order the neighbour list gives.
+            worst = int(np.lexsort((j, i, ratio))[0])
             _raise_too_close(
                 int(i[worst]), int(j[worst]), float(dist[worst]), numbers, fraction, key
             )
         return None
     if n_atoms == 1 and cell is None:
         return None
-    d2 = _dense_squared_distances(positions, cell, pbc, fraction * 2.0 * float(radii.max()))
+    d2 = dense_squared_distances(positions, cell, pbc, fraction * 2.0 * float(radii.max()))
     limit = fraction * (radii[:, None] + radii[None, :])
     if (d2 < limit * limit).any():
         distance = np.sqrt(np.maximum(d2, 0.0))
@@ -357,67 +364,6 @@ def _raise_too_close(
     )
 
 
-def _dense_squared_distances(
-    positions: np.ndarray,
-    cell: np.ndarray | None,
-    pbc: tuple[bool, bool, bool],
-    cutoff_angstrom: float,
-) -> np.ndarray:
-    """All (N, N) squared (minimum-image) distances; the diagonal holds the
-    shortest self-image distance for periodic cells, ``inf`` otherwise."""
-    n_atoms = len(positions)
-    if cell is None:
-        # Gram-matrix form (|a|^2 + |b|^2 - 2ab) on centred coordinates: 3x faster
-        # than explicit differences, round-off ~1e-12 Å^2, far below any threshold.
-        centred = positions - positions.mean(axis=0)
-        squared = np.einsum("ij,ij->i", centred, centred)
-        d2 = squared[:, None] + squared[None, :] - 2.0 * (centred @ centred.T)
-        d2.flat[:: n_atoms + 1] = np.inf
-        return d2
-    periodic = np.asarray(pbc, dtype=bool)
-    inverse = np.linalg.inv(cell)
-    fractional = positions @ inverse
-    diff = fractional[:, None, :] - fractional[None, :, :]
-    diff[..., periodic] -= np.round(diff[..., periodic])
-    cartesian = diff @ cell
-    # Wrapped |f| <= 1/2, so image s along axis k matters only if
-    # (|s| - 1/2) * spacing_k < cutoff; spacing_k = 1 / |column k of inv(cell)|.
-    spacing = 1.0 / np.linalg.norm(inverse, axis=0)
-    n_images = np.where(periodic, np.floor(cutoff_angstrom / spacing + 0.5), 0).astype(int)
-    if not n_images.any():
-        d2 = np.einsum("ijk,ijk->ij", cartesian, cartesian)
-        d2.flat[:: n_atoms + 1] = np.inf
-        return d2
-    shifts = np.array(list(product(*(range(-m, m + 1) for m in n_images))), dtype=float)
-    zero = int(np.flatnonzero(~shifts.any(axis=1))[0])
-    images = cartesian[:, :, None, :] + (shifts @ cell)[None, None, :, :]
-    d2_images = np.einsum("ijsk,ijsk->ijs", images, images)
-    diagonal = np.arange(n_atoms)
-    d2_images[diagonal, diagonal, zero] = np.inf
-    return d2_images.min(axis=2)
-
-
-def _sparse_pairs(
-    positions: np.ndarray,
-    cell: np.ndarray | None,
-    pbc: tuple[bool, bool, bool],
-    cutoff_angstrom: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i, j, distance) closer than the cutoff, for large structures."""
-    if cell is None:
-        from scipy.spatial import cKDTree
-
-        pairs = cKDTree(positions).query_pairs(cutoff_angstrom, output_type="ndarray")
-        i, j = pairs[:, 0], pairs[:, 1]
-        return i, j, np.linalg.norm(positions[i] - positions[j], axis=1)
-    from ase.neighborlist import primitive_neighbor_list
-
-    i, j, dist = primitive_neighbor_list(
-        "ijd", pbc, cell, positions, cutoff_angstrom, self_interaction=False
-    )
-    return i, j, dist
-
-
 def _check_fragments(
     positions: np.ndarray,
     d2: np.ndarray | None,
@@ -426,12 +372,12 @@ def _check_fragments(
     key: str | None,
 ) -> None:
     if d2 is None:
-        labels = _sparse_fragment_labels(positions, radii, max_gap_angstrom)
+        labels = sparse_fragment_labels(positions, radii, max_gap_angstrom)
     else:
         # gap <= max  <=>  d^2 <= (r_i + r_j + max)^2; the inf diagonal is handled
-        # by the identity added in _dense_fragment_labels.
+        # by the identity added in dense_fragment_labels.
         reach = radii[:, None] + radii[None, :] + max_gap_angstrom
-        labels = _dense_fragment_labels(d2 <= reach * reach)
+        labels = dense_fragment_labels(d2 <= reach * reach)
     sizes = np.unique(labels, return_counts=True)[1]
     if len(sizes) > 1:
         raise InvalidStructureError(
@@ -440,47 +386,3 @@ def _check_fragments(
             f" atoms: no contact within a covalent-sphere gap of {max_gap_angstrom} Å joins them",
             key,
         )
-
-
-def _dense_fragment_labels(contact: np.ndarray) -> np.ndarray:
-    """Label each atom with the lowest atom index of its connected component.
-
-    Fast path: breadth-first growth from atom 0 (a handful of vectorised
-    steps for a connected cluster). Otherwise repeated squaring of the
-    reachability matrix: log2(N) small matmuls, much cheaper than a sparse
-    graph round trip for N <= a few hundred.
-    """
-    n_atoms = len(contact)
-    reached = contact[0].copy()
-    reached[0] = True
-    count = int(reached.sum())
-    while count < n_atoms:
-        reached |= contact[reached].any(axis=0)
-        grown = int(reached.sum())
-        if grown == count:
-            break
-        count = grown
-    if count == n_atoms:
-        return np.zeros(n_atoms, dtype=np.intp)
-    reach = (contact | np.eye(n_atoms, dtype=bool)).astype(np.float32)
-    while True:
-        squared = (reach @ reach > 0).astype(np.float32)
-        if np.array_equal(squared, reach):
-            return np.argmax(reach > 0, axis=1)
-        reach = squared
-
-
-def _sparse_fragment_labels(
-    positions: np.ndarray, radii: np.ndarray, max_gap_angstrom: float
-) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    cutoff = max_gap_angstrom + 2.0 * float(radii.max())
-    i, j, dist = _sparse_pairs(positions, None, (False, False, False), cutoff)
-    keep = dist - (radii[i] + radii[j]) <= max_gap_angstrom
-    n_atoms = len(positions)
-    graph = coo_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int8), (i[keep], j[keep])), shape=(n_atoms, n_atoms)
-    )
-    return connected_components(graph, directed=False)[1]

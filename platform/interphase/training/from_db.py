@@ -20,7 +20,7 @@ from interphase.db.models import ModelArtifact, TrainingEpochMetric, TrainingRun
 from interphase.db.session import transaction
 from interphase.models.multihead import MultiHeadPotential
 from interphase.training.checkpoint import Checkpoint
-from interphase.training.metrics import HARTREE_TO_MEV, SplitMetrics, write_parity
+from interphase.training.metrics import SplitMetrics, write_parity
 from interphase.training.settings import TrainingSettings
 from interphase.training.snapshot import Snapshot, load_snapshot
 from interphase.training.trainer import (
@@ -29,6 +29,7 @@ from interphase.training.trainer import (
     save_model,
     train_multihead,
 )
+from interphase.units import mev_to_hartree
 
 __all__ = [
     "Snapshot",
@@ -65,7 +66,7 @@ def metrics_json(result: TrainingResult) -> dict[str, Any]:
 
 
 def _hartree(mev: float | None) -> float | None:
-    return None if mev is None else mev / HARTREE_TO_MEV
+    return None if mev is None else mev_to_hartree(mev)
 
 
 def _metric_rows(run_id: int, report: dict[str, Any]) -> list[TrainingEpochMetric]:

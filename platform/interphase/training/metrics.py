@@ -16,12 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase.units import Hartree
 
 from interphase.training.dataset import BatchTargets
 from interphase.training.loss import BatchPrediction
-
-HARTREE_TO_MEV = float(Hartree) * 1000.0
+from interphase.units import HARTREE_TO_MEV
 
 
 @dataclass

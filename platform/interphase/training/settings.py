@@ -18,6 +18,9 @@ from interphase.models.coulomb import CoulombParameters
 from interphase.models.descriptors import AEVParameters
 from interphase.records import XTB_LEVEL
 
+#: Most epochs of a run (and of plateau patience), and structures per epoch: far above real use.
+MAX_EPOCHS, MAX_EPOCH_SIZE = 100_000, 10_000_000
+
 
 class TrainingSettingsError(ValueError):
     """A training settings file is missing, unreadable or invalid."""
@@ -133,8 +136,8 @@ class LossSettings(BaseModel):
     )
 
 
-class TrainingSettings(BaseModel):
-    """One training run of the multi-head potential."""
+class TrainingBasics(BaseModel):
+    """What a run fits, for how long and where: the fields a campaign's ``training:`` shares."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -143,13 +146,24 @@ class TrainingSettings(BaseModel):
         description="'forces': energies, forces and charges (direct force training); "
         "'energy_only': energies (reference and synthetic) and charges, no force terms.",
     )
-    epochs: int = Field(default=100, ge=1, description="Number of epochs.")
+    epochs: int = Field(
+        default=100, ge=1, le=MAX_EPOCHS, description=f"Number of epochs (at most {MAX_EPOCHS})."
+    )
     epoch_size: int | None = Field(
         default=None,
         ge=1,
-        description="Structures drawn per epoch (paper: 200000); null: one pass over "
-        "the training split.",
+        le=MAX_EPOCH_SIZE,
+        description="Structures drawn per epoch (paper: 200000; at most "
+        f"{MAX_EPOCH_SIZE}); null: one pass over the training split.",
     )
+    device: str | None = Field(
+        default=None, description="'cuda', 'cpu', ...; null: CUDA when available."
+    )
+
+
+class TrainingSettings(TrainingBasics):
+    """One training run of the multi-head potential."""
+
     batch_size: int = Field(default=128, ge=1, description="Structures per batch.")
     learning_rate: float = Field(default=1e-3, gt=0, description="Initial AdamW learning rate.")
     weight_decay: float = Field(default=1e-5, ge=0, description="AdamW weight decay.")
@@ -168,9 +182,6 @@ class TrainingSettings(BaseModel):
         default=0.01, ge=0, lt=1, description="Fraction of structures held out (99:1)."
     )
     seed: int = Field(default=0, description="Seed of initial weights, split and batches.")
-    device: str | None = Field(
-        default=None, description="'cuda', 'cpu', ...; null: CUDA when available."
-    )
     mixed_precision: bool = Field(
         default=False,
         description="bf16 autocast of the element networks on CUDA (sums, self-energies, "
@@ -194,10 +205,6 @@ class TrainingSettings(BaseModel):
         if self.data.synthetic is None:
             return self.mode == "energy_only"
         return self.data.synthetic
-
-
-#: Former name, kept for callers of the first trainer.
-TrainingConfig = TrainingSettings
 
 
 def load_training_settings(path: str | Path) -> TrainingSettings:

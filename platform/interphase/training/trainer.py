@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from interphase.devices import select_device
 from interphase.models import artifact
 from interphase.models.multihead import MultiHeadPotential
+from interphase.threads import limited_threads
 from interphase.training.checkpoint import Checkpoint, CheckpointError, data_fingerprint
 from interphase.training.dataset import (
     TargetScales,
@@ -38,12 +40,11 @@ from interphase.training.evaluate import evaluate_split
 from interphase.training.loss import LossWeighting, batch_loss_terms
 from interphase.training.metrics import MetricAccumulator, ParityCollector, SplitMetrics
 from interphase.training.reports import EpochReport, TrainingCallbacks, TrainingResult
-from interphase.training.settings import TrainingConfig, TrainingSettings
+from interphase.training.settings import TrainingSettings
 
 __all__ = [
     "EpochReport",
     "TrainingCallbacks",
-    "TrainingConfig",
     "TrainingDataError",
     "TrainingExample",
     "TrainingResult",
@@ -67,15 +68,6 @@ def save_model(result_or_model: TrainingResult | MultiHeadPotential, path: str |
         }
         return artifact.save_model(result_or_model.model, path, metadata)
     return artifact.save_model(result_or_model, path)
-
-
-def resolve_device(requested: str | None) -> torch.device:
-    if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} requested but CUDA is not available; use 'cpu'")
-    return device
 
 
 def build_model(
@@ -350,22 +342,24 @@ def train_multihead(
         heads = sorted(
             {h for ex in examples for h in (*ex.energies_hartree, *ex.synthetic_energies_hartree)}
         )
-    device = resolve_device(settings.device)
-    data = prepare(examples, heads, settings.model.pair_cutoff_angstrom)
-    run = _Run(data, settings, device, fresh=not resume, initial_model=initial_model)
-    if resume:
-        if checkpoint_path is None:
-            raise CheckpointError("resume=True needs the checkpoint_path of the run")
-        run.restore(Checkpoint.load(checkpoint_path))
-    while run.epoch < settings.epochs:
-        report = run.step(callbacks)
-        if checkpoint_path is not None:
-            path = run.checkpoint().save(checkpoint_path)
-            if callbacks.on_checkpoint is not None:
-                callbacks.on_checkpoint(path)
-        if callbacks.on_epoch is not None:
-            callbacks.on_epoch(report)
-    return _finish(run)
+    device = select_device(settings.device)
+    if resume and checkpoint_path is None:
+        raise CheckpointError("resume=True needs the checkpoint_path of the run")
+    with limited_threads():  # the thread policy (interphase.threads)
+        data = prepare(examples, heads, settings.model.pair_cutoff_angstrom)
+        run = _Run(data, settings, device, fresh=not resume, initial_model=initial_model)
+        if resume:
+            assert checkpoint_path is not None
+            run.restore(Checkpoint.load(checkpoint_path))
+        while run.epoch < settings.epochs:
+            report = run.step(callbacks)
+            if checkpoint_path is not None:
+                path = run.checkpoint().save(checkpoint_path)
+                if callbacks.on_checkpoint is not None:
+                    callbacks.on_checkpoint(path)
+            if callbacks.on_epoch is not None:
+                callbacks.on_epoch(report)
+        return _finish(run)
 
 
 def _finish(run: _Run) -> TrainingResult:

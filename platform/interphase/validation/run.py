@@ -153,8 +153,8 @@ def _check_request(
 def _engine_calculators(url: str | None, level_id: int) -> tuple[Callable[[int], Calculator], str]:
     """A calculator per total charge at the level, through its labeling engine, and its version."""
     from interphase.labeling.ase_calculator import EngineCalculator
-    from interphase.labeling.engine import Calculation
     from interphase.labeling.engines import get_engine
+    from interphase.labeling.engines.contract import Calculation
 
     with transaction(url, read_only=True) as session:
         level = session.get_one(LevelOfTheory, level_id)

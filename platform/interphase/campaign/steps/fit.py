@@ -1,54 +1,67 @@
-"""Steps 3 and 5, fit and refit: one GP per subset and level on the campaign's labels.
+"""Step 3, fit: one GP per subset and level on the campaign's labels.
 
-The test split never enters a GP. ``refit`` fits again only the levels that
-the selection gave new labels; the others keep the GPs of ``fit``.
+The test split never enters a GP. ``refit`` (:mod:`.refit`) fits again with
+the same machinery, only at the levels the selection gave new labels.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+
+from pydantic import Field
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, held_out_ids, step_outputs
+from interphase.campaign.steps.contract import StepOutputs, StoredModel
 from interphase.db.session import transaction
-from interphase.gpr.fit import GPFitSettings, fit_subsets, fittable, store_fits
+from interphase.gpr.fit import fit_subsets, fittable, store_fits
+from interphase.gpr.settings import GPFitSettings
 from interphase.gpr.subsets import SubsetData, load_subsets
 
 
+class FittedGP(StoredModel):
+    """One GP the step fitted."""
+
+    gpr_model_id: int
+    subset_key: str
+    n_structures: int = 0
+    energy_mae_mev_per_atom: float | None = None
+
+
+class Outputs(StepOutputs):
+    """The GPs of each level after the step (refit: those it kept and those it fitted)."""
+
+    gp_model_ids: dict[str, list[int]] = Field(default_factory=dict)
+    fitted: dict[str, list[FittedGP]] = Field(default_factory=dict)
+    refit_levels: list[str] = Field(default_factory=list)
+
+    def note(self) -> str:
+        return (
+            ", ".join(f"{len(v)} GPs at {level}" for level, v in self.fitted.items())
+            or "no new GPs"
+        )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """``fit`` reads no earlier step."""
+
+
 def fit_settings(ctx: StepContext, subsets: list[SubsetData]) -> GPFitSettings:
-    gp = ctx.config.gp
-    by_subset = {
-        data.subset_key: gp.descriptor_periodic if any(data.pbc) else gp.descriptor_molecular
-        for data in subsets
-    }
-    return GPFitSettings(
-        training_iterations=gp.training_iterations,
-        restarts=gp.restarts,
-        memory_budget_gb=gp.memory_budget_gb,
-        seed=ctx.seed("gp"),
-        descriptor=gp.descriptor_molecular,
-        descriptor_by_subset=by_subset,
-    )
+    periodic = [(data.subset_key, any(data.pbc)) for data in subsets]
+    return ctx.config.gp.fit_settings(ctx.seed("gp"), periodic)
 
 
-def _new_labels(picks: dict[str, Any]) -> int:
-    """Labels the selection gave a level (steps recorded before reuse: jobs succeeded)."""
-    return int(picks.get("n_new_labels", picks.get("n_succeeded")) or 0)
+def run(ctx: StepContext, inputs: Inputs) -> Outputs:
+    return fit_levels(ctx, [route.level for route in ctx.config.routing], {})
 
 
-def run(ctx: StepContext) -> dict[str, Any]:
-    levels = [route.level for route in ctx.config.routing]
-    previous: dict[str, list[int]] = {}
-    if ctx.step == StepName.refit:
-        with transaction(ctx.url, read_only=True) as session:
-            fitted_before = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.fit)
-            picks = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.select)
-        previous = {k: list(v) for k, v in fitted_before["gp_model_ids"].items()}
-        levels = [lvl for lvl in levels if _new_labels(picks.get("levels", {}).get(lvl, {}))]
+def fit_levels(ctx: StepContext, levels: list[str], previous: dict[str, list[int]]) -> Outputs:
+    """Fit the GPs of ``levels``; the other levels keep their GPs of ``previous``."""
     with transaction(ctx.url, read_only=True) as session:
-        test_ids = held_out_ids(session, ctx.campaign_id)
         subsets = {
-            level: load_subsets(session, level, ctx.campaign_id, exclude_structure_ids=test_ids)
+            level: load_subsets(
+                session, level, ctx.campaign_id, exclude_structure_ids=set(ctx.test_ids)
+            )
             for level in levels
         }
     total = sum(len(fittable(s)) for s in subsets.values())
@@ -65,12 +78,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
             fitted[level] = fit_subsets(
                 level_subsets,
                 fit_settings(ctx, level_subsets),
-                map_fn=ctx.executor.map if ctx.config.gp.workers > 1 else None,
+                map_fn=ctx.executor.map if ctx.config.executor.workers > 1 else None,
                 progress=advance,
             )
     with transaction(ctx.url) as session:
         model_ids = dict(previous)
-        summary: dict[str, list[dict[str, Any]]] = {}
+        summary: dict[str, list[FittedGP]] = {}
         for level, level_fits in fitted.items():
             stored = store_fits(
                 session,
@@ -81,16 +94,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
             )
             model_ids[level] = [fit.gpr_model_id for fit in stored]
             summary[level] = [
-                {
-                    "gpr_model_id": fit.gpr_model_id,
-                    "subset_key": fit.subset_key,
-                    "n_structures": fit.n_structures,
-                    "energy_mae_mev_per_atom": fit.metrics.get(
-                        "validation_energy_mae_mev_per_atom"
-                    ),
-                }
+                FittedGP(
+                    gpr_model_id=fit.gpr_model_id,
+                    subset_key=fit.subset_key,
+                    n_structures=fit.n_structures,
+                    energy_mae_mev_per_atom=fit.metrics.get("validation_energy_mae_mev_per_atom"),
+                )
                 for fit in stored
             ]
-        outputs = {"gp_model_ids": model_ids, "fitted": summary, "refit_levels": levels}
+        outputs = Outputs(gp_model_ids=model_ids, fitted=summary, refit_levels=levels)
         ctx.complete(session, outputs)
     return outputs

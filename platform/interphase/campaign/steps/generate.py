@@ -9,22 +9,51 @@ fixed test split from its candidates.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, ensure_level, step_outputs
+from interphase.campaign.records import ensure_level
 from interphase.campaign.seeding import seed_campaign
+from interphase.campaign.steps.contract import Candidates, StepOutputs
 from interphase.db import membership
 from interphase.db.models import MembershipRole
 from interphase.db.session import transaction
 from interphase.structures.batch import GenerationBatch
 from interphase.structures.recipes import generate, work_units
 from interphase.structures.store import store_batch
+
+
+class Outputs(StepOutputs):
+    """This iteration's candidates (and, in the first, the test split)."""
+
+    candidate_ids: list[int] = Field(default_factory=list)
+    generated_ids: list[int] = Field(default_factory=list)
+    explored_ids: list[int] = Field(default_factory=list)
+    test_ids: list[int] = Field(default_factory=list)
+    n_new: int = 0
+    n_seed_labels: int = 0
+    by_generator: dict[str, int] = Field(default_factory=dict)
+    rejected: dict[str, int] = Field(default_factory=dict)
+
+    def note(self) -> str:
+        made = ", ".join(f"{n} {g}" for g, n in self.by_generator.items())
+        return (
+            f"{len(self.candidate_ids)} candidates"
+            + (f" ({made})" if made else "")
+            + (f", {len(self.explored_ids)} from exploration" if self.explored_ids else "")
+            + (f", {len(self.test_ids)} in the test split" if self.test_ids else "")
+        )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    #: The previous iteration's exploration (None in the first iteration).
+    explored: Candidates | None = None
 
 
 def _generator_configs(ctx: StepContext) -> list[tuple[str, BaseModel]]:
@@ -44,7 +73,7 @@ def _generator_configs(ctx: StepContext) -> list[tuple[str, BaseModel]]:
     return parts
 
 
-def run(ctx: StepContext) -> dict[str, Any]:
+def run(ctx: StepContext, inputs: Inputs) -> Outputs:
     parts = _generator_configs(ctx)
     total = sum(work_units(config) for _, config in parts)  # type: ignore[arg-type,misc]
     done = 0
@@ -59,10 +88,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         with ctx.computing():
             batch.extend(generate(config, advance))  # type: ignore[arg-type]
     with transaction(ctx.url) as session:
-        explored: list[int] = []
-        if ctx.iteration > 0:
-            previous = step_outputs(session, ctx.campaign_id, ctx.iteration - 1, StepName.explore)
-            explored = [int(i) for i in previous.get("candidate_ids", [])]
+        explored = [] if inputs.explored is None else list(inputs.explored.candidate_ids)
         stored = store_batch(
             session,
             batch,
@@ -80,16 +106,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
             test_ids = _test_split(ctx, _without_seeds(session, ctx, candidates))
             membership.join(session, ctx.campaign_id, test_ids, MembershipRole.test, 0)
         by_generator = Counter(item.generator for item in batch.items)
-        outputs = {
-            "candidate_ids": candidates,
-            "generated_ids": generated,
-            "explored_ids": explored,
-            "test_ids": test_ids,
-            "n_new": stored.n_new,
-            "n_seed_labels": seeded,
-            "by_generator": dict(sorted(by_generator.items())),
-            "rejected": {f"{g}:{r}": n for (g, r), n in sorted(batch.rejected.items())},
-        }
+        outputs = Outputs(
+            candidate_ids=candidates,
+            generated_ids=generated,
+            explored_ids=explored,
+            test_ids=test_ids,
+            n_new=stored.n_new,
+            n_seed_labels=seeded,
+            by_generator=dict(sorted(by_generator.items())),
+            rejected={f"{g}:{r}": n for (g, r), n in sorted(batch.rejected.items())},
+        )
         ctx.complete(session, outputs)
     return outputs
 

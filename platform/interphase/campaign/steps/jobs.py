@@ -7,12 +7,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
+from interphase.campaign.steps.contract import StoredModel
 from interphase.db import membership
-from interphase.db.api import create_jobs
 from interphase.db.models import (
     OPEN_JOB_STATES,
     CampaignStructure,
@@ -24,11 +25,44 @@ from interphase.db.models import (
     MembershipRole,
 )
 from interphase.db.session import transaction
-from interphase.labeling.lease import requeue_expired
+from interphase.labeling.queue.enqueue import create_jobs
+from interphase.labeling.queue.lease import requeue_expired
 
 
 class LabelingShortfallError(RuntimeError):
     """Fewer jobs of a step succeeded than the configured fraction."""
+
+
+class FailedJob(StoredModel):
+    """A job of the step that failed for good (ready for ``jobs resubmit``)."""
+
+    job_id: int
+    level: str
+    error_class: str | None = None
+
+
+class LabelSources(StoredModel):
+    """Of the structures picked at a level: labels computed by the campaign and reused."""
+
+    picked: int = 0
+    computed: int = 0
+    reused: int = 0
+
+
+class JobOutcome(StoredModel):
+    """Job states of a step's jobs of one reason, per level, and the failed ones."""
+
+    states: dict[str, dict[str, int]] = Field(default_factory=dict)
+    failed: list[FailedJob] = Field(default_factory=list)
+    n_jobs: int = 0
+    n_succeeded: int = 0
+
+    def states_line(self) -> str:
+        """``level n state, ...; level ...`` (empty without jobs)."""
+        return "; ".join(
+            f"{level} " + ", ".join(f"{n} {s}" for s, n in counts.items())
+            for level, counts in self.states.items()
+        )
 
 
 def without_picks(
@@ -65,7 +99,7 @@ def request(
 ) -> list[int]:
     """Pick ``ids`` at ``level`` for the campaign; returns the ids of the jobs it queued.
 
-    :func:`~interphase.db.api.create_jobs` makes the picks and queues jobs only
+    :func:`~interphase.labeling.queue.enqueue.create_jobs` makes the picks and queues jobs only
     where needed: a structure with a label at the level reuses it, one with an
     open job (of any campaign) waits for that job. Structures picked earlier (a
     resumed step) are left as they are.
@@ -83,7 +117,7 @@ def request(
 
 def sources(
     session: Session, ctx: StepContext, level: LevelOfTheory, ids: list[int]
-) -> dict[str, int]:
+) -> LabelSources:
     """Of the structures ``ids`` picked at ``level``: how many labels the campaign computed
     (its own jobs) and how many it reused (labels made before, or by another campaign)."""
     own = set(
@@ -102,11 +136,9 @@ def sources(
             )
         )
     )
-    return {
-        "picked": len(set(ids)),
-        "computed": len(own & labeled),
-        "reused": len(labeled - own),
-    }
+    return LabelSources(
+        picked=len(set(ids)), computed=len(own & labeled), reused=len(labeled - own)
+    )
 
 
 def drain(ctx: StepContext, what: str, poll_s: float = 1.0) -> None:
@@ -152,7 +184,7 @@ def _open_jobs(ctx: StepContext) -> Counter[JobState]:
     return Counter({JobState(state): int(n) for state, n in rows})
 
 
-def outcome(ctx: StepContext, reason: JobReason) -> dict[str, Any]:
+def outcome(ctx: StepContext, reason: JobReason) -> JobOutcome:
     """Job states of this iteration's jobs of one reason, per level, and the failed ids."""
     with transaction(ctx.url, read_only=True) as session:
         rows = session.execute(
@@ -166,24 +198,24 @@ def outcome(ctx: StepContext, reason: JobReason) -> dict[str, Any]:
             .order_by(LabelingJob.id)
         ).all()
     states: dict[str, Counter[str]] = {}
-    failed: list[dict[str, Any]] = []
+    failed: list[FailedJob] = []
     for job_id, level, state, error_class in rows:
         states.setdefault(level, Counter())[state.value] += 1
         if state == JobState.failed:
-            failed.append({"job_id": int(job_id), "level": level, "error_class": error_class})
+            failed.append(FailedJob(job_id=int(job_id), level=level, error_class=error_class))
     total = len(rows)
     succeeded = sum(c[JobState.succeeded.value] for c in states.values())
     fraction = ctx.config.labeling.min_success_fraction
     if total and succeeded < fraction * total:
-        ids = ", ".join(str(f["job_id"]) for f in failed[:10])
+        ids = ", ".join(str(f.job_id) for f in failed[:10])
         raise LabelingShortfallError(
             f"only {succeeded} of {total} {reason.value} jobs succeeded (need "
             f"{fraction:.0%}); failed: {ids}. See `interphase jobs list --state failed`, fix "
             f"and `interphase jobs resubmit`, then `interphase campaign resume {ctx.campaign_name}`"
         )
-    return {
-        "states": {level: dict(counts) for level, counts in sorted(states.items())},
-        "failed": failed,
-        "n_jobs": total,
-        "n_succeeded": succeeded,
-    }
+    return JobOutcome(
+        states={level: dict(counts) for level, counts in sorted(states.items())},
+        failed=failed,
+        n_jobs=total,
+        n_succeeded=succeeded,
+    )

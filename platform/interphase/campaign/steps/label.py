@@ -10,31 +10,49 @@ rest are queued. Jobs go through the job queue, drained by the executor.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import (
-    StepName,
-    ensure_level,
-    held_out_ids,
-    step_outputs,
-)
+from interphase.campaign.records import ensure_level
 from interphase.campaign.routing import routed
-from interphase.campaign.steps import jobs
+from interphase.campaign.steps import generate, jobs
+from interphase.campaign.steps.contract import StepOutputs
+from interphase.campaign.steps.jobs import FailedJob, JobOutcome, LabelSources
 from interphase.db.models import CampaignStructure, JobReason, LevelOfTheory, MembershipRole
 from interphase.db.session import transaction
 
 
-def run(ctx: StepContext) -> dict[str, Any]:
+class Outputs(StepOutputs):
+    """Jobs queued per level, their outcome, and the labels computed or reused."""
+
+    queued: dict[str, int] = Field(default_factory=dict)
+    states: dict[str, dict[str, int]] = Field(default_factory=dict)
+    failed: list[FailedJob] = Field(default_factory=list)
+    n_jobs: int = 0
+    n_succeeded: int = 0
+    sources: dict[str, LabelSources] = Field(default_factory=dict)
+
+    def note(self) -> str:
+        per_level = JobOutcome(states=self.states).states_line()
+        reused = ", ".join(f"{v.reused} {level}" for level, v in self.sources.items() if v.reused)
+        return (per_level or "no jobs") + (f"; reused {reused}" if reused else "")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    generate: generate.Outputs
+
+
+def run(ctx: StepContext, inputs: Inputs) -> Outputs:
     queued: dict[str, int] = {}
+    candidates = inputs.generate.candidate_ids
+    test_ids = ctx.test_ids
     with transaction(ctx.url) as session:
-        generated = step_outputs(session, ctx.campaign_id, ctx.iteration, StepName.generate)
-        candidates = [int(i) for i in generated["candidate_ids"]]
-        test_ids = held_out_ids(session, ctx.campaign_id)
         for k, route in enumerate(ctx.config.routing):
             level = ensure_level(session, ctx.config.level_spec(route.level))
             mine = routed(session, route, candidates)
@@ -48,13 +66,17 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 wanted = [i for i in mine if i in test_ids] + seeds
             queued[route.level] = len(jobs.request(session, ctx, level, wanted))
     jobs.drain(ctx, "label")
-    outputs: dict[str, Any] = {"queued": queued, **jobs.outcome(ctx, JobReason.initial)}
+    done = jobs.outcome(ctx, JobReason.initial)
     with transaction(ctx.url) as session:
-        outputs["sources"] = {
-            route.level: jobs.sources(session, ctx, level, picked_now(session, ctx, level))
-            for route in ctx.config.routing
-            for level in [ensure_level(session, ctx.config.level_spec(route.level))]
-        }
+        outputs = Outputs(
+            queued=queued,
+            **dict(done),
+            sources={
+                route.level: jobs.sources(session, ctx, level, picked_now(session, ctx, level))
+                for route in ctx.config.routing
+                for level in [ensure_level(session, ctx.config.level_spec(route.level))]
+            },
+        )
         ctx.complete(session, outputs)
     return outputs
 

@@ -9,12 +9,15 @@ recorded yet is taken as it is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import select
 
 from interphase.campaign.context import StepContext
-from interphase.campaign.records import StepName, held_out_ids, step_outputs
+from interphase.campaign.records import StepName
+from interphase.campaign.steps.contract import StepOutputs, stored_outputs
 from interphase.db import membership
 from interphase.db.models import Label, LevelOfTheory, ModelArtifact, TrainingRun
 from interphase.db.session import transaction
@@ -28,21 +31,44 @@ class NothingToTrainError(RuntimeError):
     """The campaign has no labels to train on."""
 
 
+class Outputs(StepOutputs):
+    """The training run, its model file and what it trained on."""
+
+    training_run_id: int | None = None
+    model_path: str | None = None
+    heads: list[str] = Field(default_factory=list)
+    n_labels: int = 0
+    n_synthetic: int = 0
+    warm_start: bool = False
+    #: Per head, the run's metrics on its validation split.
+    validation: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def note(self) -> str:
+        return (
+            f"run {self.training_run_id} on {self.n_labels} labels + "
+            f"{self.n_synthetic} synthetic, heads {', '.join(self.heads)}"
+        )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """``train`` reads the campaign's labels; the warm start finds the last model itself."""
+
+
 def previous_model(ctx: StepContext) -> MultiHeadPotential | None:
     """The model of the last iteration that trained one (warm start), or None."""
     if ctx.iteration == 0 or not ctx.config.training.warm_start:
         return None
     with transaction(ctx.url, read_only=True) as session:
         for index in range(ctx.iteration - 1, -1, -1):
-            outputs = step_outputs(session, ctx.campaign_id, index, StepName.train)
-            if outputs.get("model_path"):
-                return load_model(outputs["model_path"], "cpu")
+            outputs = stored_outputs(session, ctx.campaign_id, index, StepName.train, Outputs)
+            if outputs is not None and outputs.model_path:
+                return load_model(outputs.model_path, "cpu")
     return None
 
 
-def run(ctx: StepContext) -> dict[str, Any]:
+def run(ctx: StepContext, inputs: Inputs) -> Outputs:
     with transaction(ctx.url, read_only=True) as session:
-        test_ids = held_out_ids(session, ctx.campaign_id)
         heads = [
             name
             for name in (route.level for route in ctx.config.routing)
@@ -91,9 +117,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 campaign_id=ctx.campaign_id,
                 iteration_id=ctx.iteration_id,
                 callbacks=callbacks,
-                exclude_structure_ids=test_ids,
+                exclude_structure_ids=set(ctx.test_ids),
                 initial_model=previous_model(ctx),
             )
+    return _record(ctx, run_id, heads)
+
+
+def _record(ctx: StepContext, run_id: int, heads: list[str]) -> Outputs:
+    """Record the step with the training run's model and what it trained on."""
     with transaction(ctx.url) as session:
         training = session.get_one(TrainingRun, run_id)
         artifact = session.scalar(
@@ -103,14 +134,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
             head: splits.get("validation", {})
             for head, splits in (training.metrics or {}).get("heads", {}).items()
         }
-        outputs = {
-            "training_run_id": run_id,
-            "model_path": None if artifact is None else artifact.path,
-            "heads": heads,
-            "n_labels": len(training.label_ids),
-            "n_synthetic": len(training.synthetic_label_ids),
-            "warm_start": ctx.iteration > 0 and ctx.config.training.warm_start,
-            "validation": validation,
-        }
+        outputs = Outputs(
+            training_run_id=run_id,
+            model_path=None if artifact is None else artifact.path,
+            heads=heads,
+            n_labels=len(training.label_ids),
+            n_synthetic=len(training.synthetic_label_ids),
+            warm_start=ctx.iteration > 0 and ctx.config.training.warm_start,
+            validation=validation,
+        )
         ctx.complete(session, outputs)
     return outputs

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from interphase.campaign.records import STEP_ORDER
+from interphase.campaign.loop import STEP_ORDER
+from interphase.campaign.steps import evaluate
 from interphase.dashboard.queries.campaigns import CurrentStep, latest_moment, running_steps
 from interphase.dashboard.queries.scores import (
     ScoreDistribution,
@@ -83,7 +83,7 @@ class IterationLine:
     structures: int
     jobs: dict[str, int]  # state -> count
     labels: dict[str, int]  # level -> labels made in this iteration
-    test_errors: dict[str, dict[str, Any]]  # head -> evaluate step's errors
+    test_errors: dict[str, evaluate.TestError]  # head -> evaluate step's errors
     #: A step of it is running (so ``seconds`` is still growing).
     running: bool = False
 
@@ -215,7 +215,7 @@ def _running_seconds(session: Session, campaign_id: int) -> dict[int, float]:
     return found
 
 
-def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, dict[str, Any]]]:
+def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, evaluate.TestError]]:
     """Per iteration index: each head's errors on the test split (the evaluate step's outputs)."""
     rows = session.execute(
         select(CampaignStep.iteration_index, CampaignStep.outputs).where(
@@ -224,7 +224,9 @@ def _test_errors(session: Session, campaign_id: int) -> dict[int, dict[str, dict
             CampaignStep.state == StepState.succeeded.value,
         )
     )
-    return {index: dict((outputs or {}).get("test_errors") or {}) for index, outputs in rows}
+    return {
+        index: evaluate.Outputs.model_validate(outputs or {}).test_errors for index, outputs in rows
+    }
 
 
 def _structures_per_iteration(session: Session, campaign_id: int) -> dict[int, int]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from interphase.dashboard.queries.jobs import JobsQuery, filtered
 from interphase.db.models import JobState, LabelingJob
+from interphase.labeling.jobs import JobFilter
 
 #: A number not glued to a name: integers, decimals, exponents, a sign.
 NUMBER = re.compile(r"(?<![A-Za-z_\d.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -56,12 +56,12 @@ class FailureGroup:
         return max((piece.strip() for piece in pieces), key=len)[:200]
 
 
-def failure_groups(session: Session, query: JobsQuery, limit: int = 15) -> list[FailureGroup]:
+def failure_groups(session: Session, selection: JobFilter, limit: int = 15) -> list[FailureGroup]:
     """Failed jobs under the filter, grouped by (error class, message pattern), most first."""
-    failed = replace(query, state=JobState.failed)
+    failed = replace(selection, state=JobState.failed)
     message = func.substr(LabelingJob.error_message, 1, MESSAGE_CHARS)
     rows = session.execute(
-        filtered(failed, LabelingJob.error_class, message, func.count())
+        failed.select_columns(LabelingJob.error_class, message, func.count())
         .group_by(LabelingJob.error_class, message)
         .order_by(func.count().desc(), LabelingJob.error_class)
         .limit(MAX_DISTINCT)

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from interphase.campaign.loop import STEP_ORDER, read_outputs
 from interphase.campaign.progress import StepProgress
-from interphase.campaign.records import STEP_ORDER
-from interphase.campaign.report import step_note
+from interphase.campaign.steps import fit
 from interphase.dashboard.queries.campaign_view import CampaignHeader, campaign_header
 from interphase.dashboard.queries.models import RunDetail, run_detail
 from interphase.dashboard.queries.scores import Pick, ScoreDistribution, picks, score_distribution
@@ -166,7 +166,7 @@ def step_lines(session: Session, campaign_id: int, index: int) -> list[StepLine]
         if row is None:
             lines.append(StepLine(step.value, WAITING, 0, None, None, None, None, "", None))
             continue
-        note = step_note(step, row.outputs or {}) if row.state == "succeeded" else ""
+        note = read_outputs(step, row.outputs).note() if row.state == "succeeded" else ""
         lines.append(
             StepLine(
                 name=row.name,
@@ -236,9 +236,9 @@ def _fitted_by(session: Session, campaign_id: int, index: int) -> dict[int, str]
             CampaignStep.name.in_(["fit", "refit"]),
         )
     ):
-        for fits in ((outputs or {}).get("fitted") or {}).values():
-            for fit in fits:
-                found[int(fit["gpr_model_id"])] = name
+        for fits in fit.Outputs.model_validate(outputs or {}).fitted.values():
+            for fitted in fits:
+                found[fitted.gpr_model_id] = name
     return found
 
 

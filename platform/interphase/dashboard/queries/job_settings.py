@@ -2,7 +2,7 @@
 
 A job stores only the settings given to it (``{}`` for most). What applies is
 the engine's default for every key the job leaves out, as the queue validates
-them at the claim (:func:`interphase.labeling.settings.validate_job_settings`);
+them at the claim (:func:`interphase.labeling.job_settings.validate_job_settings`);
 the queue's limits, when the job sets none, are the worker's.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interphase.labeling.settings import (
+from interphase.labeling.job_settings import (
     JobSettingsError,
     QueueSettings,
     engine_settings_model,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from interphase.dashboard.errors import DashboardInputError
@@ -28,6 +28,7 @@ from interphase.db.models import (
     LabelingJob,
     LevelOfTheory,
 )
+from interphase.labeling.jobs import JobFilter
 
 #: Rows per page of the jobs table.
 PAGE_SIZE = 50
@@ -39,7 +40,7 @@ MESSAGE_PREVIEW_CHARS = 240
 
 @dataclass(frozen=True)
 class JobsQuery:
-    """The jobs filter of the page: every given criterion must hold."""
+    """The jobs filter as the page's query parameters; :meth:`selection` is what it matches."""
 
     campaign: int | None = None
     iteration: int | None = None
@@ -87,38 +88,18 @@ class JobsQuery:
     def is_empty(self) -> bool:
         return not self.params()
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """WHERE clauses on ``labeling_job`` joined with ``level_of_theory``."""
-        where: list[ColumnElement[bool]] = []
-        if self.campaign is not None:
-            where.append(LabelingJob.campaign_id == self.campaign)
-        if self.iteration is not None:
-            where.append(LabelingJob.iteration_id == self.iteration)
-        if self.level is not None:
-            where.append(LevelOfTheory.name == self.level)
-        if self.engine is not None:
-            where.append(LevelOfTheory.engine == self.engine)
-        if self.state is not None:
-            where.append(LabelingJob.state == self.state)
-        if self.error_class is not None:
-            where.append(LabelingJob.error_class == self.error_class)
-        if self.message is not None:
-            where.append(LabelingJob.error_message.ilike(f"%{_escape_like(self.message)}%", "\\"))
-        return where
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def filtered(query: JobsQuery, *columns: Any) -> Select[Any]:
-    """``columns`` of the jobs matching ``query`` (joined with their level of theory)."""
-    return (
-        select(*columns)
-        .select_from(LabelingJob)
-        .join(LevelOfTheory, LabelingJob.level_id == LevelOfTheory.id)
-        .where(*query.conditions())
-    )
+    def selection(self, ids: tuple[int, ...] = ()) -> JobFilter:
+        """The library's job filter for these criteria (and ``ids``, when given)."""
+        return JobFilter(
+            ids=ids,
+            state=self.state,
+            error_class=self.error_class,
+            campaign=None if self.campaign is None else str(self.campaign),
+            level=self.level,
+            engine=self.engine,
+            iteration_id=self.iteration,
+            message=self.message,
+        )
 
 
 @dataclass(frozen=True)
@@ -157,24 +138,19 @@ class JobPage:
         return [row.id for row in self.rows]
 
 
-def matching_ids(session: Session, query: JobsQuery) -> list[int]:
-    """Ids of every job the filter matches, oldest first."""
-    return list(session.scalars(filtered(query, LabelingJob.id).order_by(LabelingJob.id)))
-
-
-def count_jobs(session: Session, query: JobsQuery) -> int:
-    return int(session.scalar(filtered(query, func.count(LabelingJob.id))) or 0)
+def count_jobs(session: Session, selection: JobFilter) -> int:
+    return int(session.scalar(selection.select_columns(func.count(LabelingJob.id))) or 0)
 
 
 def job_page(
     session: Session,
-    query: JobsQuery,
+    selection: JobFilter,
     *,
     before: int | None = None,
     after: int | None = None,
     size: int = PAGE_SIZE,
 ) -> JobPage:
-    """Jobs matching ``query``, newest first: older than ``before`` or newer than ``after``."""
+    """Jobs matching ``selection``, newest first: older than ``before`` or newer than ``after``."""
     columns = (
         LabelingJob.id,
         LabelingJob.state,
@@ -192,7 +168,7 @@ def job_page(
         LabelingJob.updated_at,
     )
     rows_query = (
-        filtered(query, *columns)
+        selection.select_columns(*columns)
         .outerjoin(Campaign, LabelingJob.campaign_id == Campaign.id)
         .outerjoin(Iteration, LabelingJob.iteration_id == Iteration.id)
     )
@@ -207,11 +183,11 @@ def job_page(
     rows = _with_wall_times(session, [JobRow(*row) for row in found])
     newer = older = None
     if rows:
-        if _exists(session, query, LabelingJob.id > rows[0].id):
+        if _exists(session, selection, LabelingJob.id > rows[0].id):
             newer = rows[0].id
-        if _exists(session, query, LabelingJob.id < rows[-1].id):
+        if _exists(session, selection, LabelingJob.id < rows[-1].id):
             older = rows[-1].id
-    return JobPage(rows, count_jobs(session, query), newer, older)
+    return JobPage(rows, count_jobs(session, selection), newer, older)
 
 
 def _with_wall_times(session: Session, rows: list[JobRow]) -> list[JobRow]:
@@ -241,17 +217,20 @@ def _with_wall_times(session: Session, rows: list[JobRow]) -> list[JobRow]:
     return timed
 
 
-def _exists(session: Session, query: JobsQuery, condition: ColumnElement[bool]) -> bool:
-    return session.scalar(filtered(query, LabelingJob.id).where(condition).limit(1)) is not None
+def _exists(session: Session, selection: JobFilter, condition: ColumnElement[bool]) -> bool:
+    first = selection.select_columns(LabelingJob.id).where(condition).limit(1)
+    return session.scalar(first) is not None
 
 
-def state_counts(session: Session, query: JobsQuery) -> dict[JobState, int]:
+def state_counts(session: Session, selection: JobFilter) -> dict[JobState, int]:
     """Jobs per state under the filter (its own state criterion left out)."""
-    without_state = replace(query, state=None)
+    without_state = replace(selection, state=None)
     counts: dict[JobState, int] = {
         state: int(n)
         for state, n in session.execute(
-            filtered(without_state, LabelingJob.state, func.count()).group_by(LabelingJob.state)
+            without_state.select_columns(LabelingJob.state, func.count()).group_by(
+                LabelingJob.state
+            )
         )
     }
     return {state: int(counts.get(state, 0)) for state in JobState}

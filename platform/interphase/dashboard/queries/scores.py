@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from interphase.campaign.config import SelectionConfig
+from interphase.campaign.config_sections import SelectionConfig
 from interphase.db.models import CandidateScore, LabelingJob, LevelOfTheory
 from interphase.units import HARTREE_TO_MEV, mev_to_hartree
 

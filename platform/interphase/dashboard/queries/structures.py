@@ -21,7 +21,6 @@ from interphase.dashboard.elements import LegendEntry, element_legend
 from interphase.dashboard.params import optional_whole_number, text_value
 from interphase.dashboard.queries.distinct import distinct_values
 from interphase.db import membership
-from interphase.db.api import lineage, record_from_row
 from interphase.db.models import (
     Campaign,
     GPRModel,
@@ -33,6 +32,7 @@ from interphase.db.models import (
     SyntheticLabel,
     TrainingRun,
 )
+from interphase.db.structures import lineage, record_from_row
 from interphase.records import StructureRecord
 
 PAGE_SIZE = 50

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from interphase.dashboard.actions import Action, JobsWrite, cancel_function, perform
+from interphase.dashboard.actions import Action, JobsWrite, perform
 from interphase.dashboard.database import reading, rehearsing, writing
 from interphase.dashboard.errors import DashboardInputError, NotFoundError, SelectionChangedError
 from interphase.dashboard.params import RowId, refuse_nul
@@ -45,13 +45,14 @@ async def form_fields(request: Request) -> Form:
 def _live_context(request: Request) -> dict[str, object]:
     params = request.query_params
     query = JobsQuery.parse(params)
+    selection = query.selection()
     before, after = cursor(params.get("before")), cursor(params.get("after"))
     with reading(request) as session:
         return {
             "query": query,
-            "page": job_page(session, query, before=before, after=after),
-            "counts": state_counts(session, query),
-            "failures": failure_groups(session, query),
+            "page": job_page(session, selection, before=before, after=after),
+            "counts": state_counts(session, selection),
+            "failures": failure_groups(session, selection),
             "stuck": stuck_jobs(session),
             "cursor_params": {k: v for k, v in params.items() if k in ("before", "after")},
         }
@@ -62,7 +63,6 @@ def jobs_page(request: Request) -> HTMLResponse:
     context = _live_context(request)
     with reading(request) as session:
         context["choices"] = filter_choices(session)
-    context["can_cancel"] = cancel_function() is not None
     return render(request, "jobs/list.html", context)
 
 
@@ -87,7 +87,7 @@ def _detail_context(request: Request, job_id: int) -> dict[str, object]:
         detail = job_detail(session, job_id)
         if detail is None:
             raise NotFoundError(f"no labeling job {job_id}")
-        return {"detail": detail, "can_cancel": cancel_function() is not None}
+        return {"detail": detail}
 
 
 def _preview(request: Request, action: Action, form: Form) -> HTMLResponse:

@@ -19,9 +19,9 @@ from interphase.dashboard.queries.structures import (
 )
 from interphase.dashboard.routes.common import cursor
 from interphase.dashboard.templating import render
-from interphase.db.api import record_from_row
 from interphase.db.models import Label, Structure
-from interphase.io.extxyz import write_extxyz
+from interphase.db.structures import record_from_row
+from interphase.io.extxyz_write import write_extxyz
 
 router = APIRouter()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interphase.labeling.engine import LabelingEngine
 from interphase.labeling.engines.analytic import AnalyticEngine
+from interphase.labeling.engines.contract import LabelingEngine
 from interphase.labeling.engines.gpaw import GPAWEngine
 from interphase.labeling.engines.psi4 import Psi4Engine
 from interphase.labeling.engines.pyscf import PySCFEngine

@@ -17,14 +17,14 @@ from ase import Atoms
 from ase.units import Hartree  # eV per Hartree
 from pydantic import Field
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     Availability,
     Calculation,
     Capabilities,
     InvalidInput,
     LabelingEngine,
 )
-from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.engines.settings import EngineSettings
 from interphase.records import LabelRecord, StructureRecord
 
 METHODS = ("EMT", "LJ")

@@ -25,7 +25,7 @@ import numpy as np
 from ase.units import Bohr, Hartree  # Å per Bohr, eV per Hartree
 from pydantic import Field
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     Availability,
     Calculation,
     Capabilities,
@@ -36,7 +36,7 @@ from interphase.labeling.engine import (
     OutOfMemory,
     SCFNotConverged,
 )
-from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.engines.settings import EngineSettings
 from interphase.labeling.logtail import tail_of_file
 from interphase.records import LabelRecord, StructureRecord
 

@@ -33,7 +33,7 @@ import numpy as np
 from ase.units import Bohr  # Å per Bohr
 from pydantic import Field
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     Availability,
     Calculation,
     Capabilities,
@@ -44,7 +44,7 @@ from interphase.labeling.engine import (
     LabelingEngine,
     SCFNotConverged,
 )
-from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.engines.settings import EngineSettings
 from interphase.labeling.logtail import tail_of_file, tail_of_text
 from interphase.records import LabelRecord, StructureRecord
 

@@ -24,7 +24,7 @@ import numpy as np
 from ase.units import Bohr  # Å per Bohr
 from pydantic import Field
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     Availability,
     Calculation,
     Capabilities,
@@ -35,7 +35,7 @@ from interphase.labeling.engine import (
     OutOfMemory,
     SCFNotConverged,
 )
-from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.engines.settings import EngineSettings
 from interphase.labeling.logtail import tail_of_file
 from interphase.records import LabelRecord, StructureRecord
 

@@ -13,7 +13,7 @@ import numpy as np
 from ase.units import Bohr  # Å per Bohr
 from pydantic import Field
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     Availability,
     Calculation,
     Capabilities,
@@ -22,7 +22,7 @@ from interphase.labeling.engine import (
     LabelingEngine,
     SCFNotConverged,
 )
-from interphase.labeling.engine_settings import EngineSettings
+from interphase.labeling.engines.settings import EngineSettings
 from interphase.records import LabelRecord, StructureRecord
 
 METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")

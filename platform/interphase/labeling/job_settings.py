@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from interphase.labeling.engine_settings import EngineSettings, first_problem
 from interphase.labeling.engines import ENGINES
+from interphase.labeling.engines.settings import EngineSettings, first_problem
 
 
 class JobSettingsError(ValueError):

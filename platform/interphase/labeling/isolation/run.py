@@ -18,16 +18,16 @@ C code.
 A calculation's processes are also gone when its worker goes on: when it is
 stopped (time limit, lost lease, a stop signal) the child itself and its
 process group are killed, and the worker waits until every one of them has
-exited (:mod:`interphase.labeling.process_group`) and the child's exit status
+exited (:mod:`interphase.labeling.isolation.process_group`) and the child's exit status
 has come, so the attempt records it (-9 for a kill). The worker then appends a
 line to the child's log saying how the engine process ended, after how long
 and why it was stopped, so every attempt's tail says it, even where the engine
 had written nothing yet.
 
 Under a memory limit the child first imports the engine's modules
-(:meth:`~interphase.labeling.engine.LabelingEngine.preload`), then fits the
+(:meth:`~interphase.labeling.engines.contract.LabelingEngine.preload`), then fits the
 engine's own memory setting to what the limit leaves
-(:meth:`~interphase.labeling.engine.LabelingEngine.fit_memory`), and only then
+(:meth:`~interphase.labeling.engines.contract.LabelingEngine.fit_memory`), and only then
 caps its address space with ``RLIMIT_AS``: an import under the cap would fail
 as if the engine were not installed.
 """
@@ -35,23 +35,18 @@ as if the engine were not installed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
-import resource
-import select
 import signal
-import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from interphase.labeling.engine import (
+from interphase.labeling.engines.contract import (
     ERROR_CLASSES,
     Calculation,
     EngineCrashed,
@@ -60,12 +55,17 @@ from interphase.labeling.engine import (
     LabelingEngine,
     OutOfMemory,
 )
-from interphase.labeling.forkserver import fork_server_context
+from interphase.labeling.isolation.child import ChildReply, child_main
+from interphase.labeling.isolation.forkserver import fork_server_context
+from interphase.labeling.isolation.process_group import (
+    GROUP_EXIT_S,
+    end_group,
+    kill_process,
+    open_pidfd,
+)
 from interphase.labeling.logtail import tail_of_file
-from interphase.labeling.process_group import GROUP_EXIT_S, end_group, kill_process, open_pidfd
 from interphase.records import LabelRecord, StructureRecord
 
-PR_SET_PDEATHSIG = 1
 #: How long a child that has sent its result may take to exit by itself before
 #: its process group is killed (it normally exits within milliseconds).
 EXIT_GRACE_S = 30.0
@@ -96,17 +96,6 @@ class ProcessReport:
     log_tail: str | None = None
 
 
-@dataclass(frozen=True)
-class ChildReply:
-    """What the child sends back: a label, or the error class, message and log tail."""
-
-    label: LabelRecord | None
-    error_class: str | None = None
-    message: str = ""
-    log_tail: str | None = None
-    peak_memory_mb: float | None = None
-
-
 class LeaseLost(RuntimeError):
     """The worker lost its lease while the calculation ran; the child was stopped."""
 
@@ -126,7 +115,7 @@ def run_isolated(
 
     However the calculation ends, every process it started has exited when
     this returns or raises, and its log ends with a line saying how it ended.
-    Call it within :func:`~interphase.labeling.forkserver.calculation_servers`
+    Call it within :func:`~interphase.labeling.isolation.forkserver.calculation_servers`
     so that the fork server does not outlive the caller either.
 
     Parameters
@@ -154,7 +143,7 @@ def run_isolated(
         context = fork_server_context()
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=_child_main,
+            target=child_main,
             args=(sender, engine, structure, calculation, limits.memory_limit_mb, os.getpid()),
             name=f"interphase-{engine.name}",
         )
@@ -291,131 +280,3 @@ def _death(exit_code: int | None, limits: Limits, tail: str | None) -> EngineErr
 
 def _allocation_failed(message: str, tail: str | None) -> bool:
     return bool(ALLOCATION_FAILURE.search(message) or ALLOCATION_FAILURE.search(tail or ""))
-
-
-def _child_main(
-    sender: Connection,
-    engine: LabelingEngine,
-    structure: StructureRecord,
-    calculation: Calculation,
-    memory_limit_mb: float | None,
-    worker_pid: int,
-) -> None:
-    os.setpgrp()
-    watchdog, watching = _start_watchdog(worker_pid, keep_open=sender.fileno())
-    with contextlib.suppress(OSError, AttributeError):  # a second line of defence only
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    assert calculation.log_path is not None  # run_isolated always gives one
-    log = os.open(calculation.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    reply = _compute(engine, structure, calculation, memory_limit_mb)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sender.send(reply)
-    sender.close()
-    os.close(watching)  # the watchdog exits; reaped here so that it never outlives this process
-    os.waitpid(watchdog, 0)
-
-
-def _compute(
-    engine: LabelingEngine,
-    structure: StructureRecord,
-    calculation: Calculation,
-    memory_limit_mb: float | None,
-) -> ChildReply:
-    try:
-        if memory_limit_mb is not None:
-            calculation = _cap_memory(engine, calculation, memory_limit_mb)
-        return ChildReply(engine.compute(structure, calculation), peak_memory_mb=_peak_mb())
-    except EngineError as error:
-        return ChildReply(None, error.error_class, str(error), error.log_tail, _peak_mb())
-    except MemoryError:
-        text = f"out of memory (limit {memory_limit_mb:g} MB)" if memory_limit_mb else "MemoryError"
-        return ChildReply(None, OutOfMemory.error_class, text, traceback.format_exc(), _peak_mb())
-    except Exception as error:  # an engine bug still ends as a recorded failure
-        text = f"{type(error).__name__}: {error}"
-        return ChildReply(None, EngineCrashed.error_class, text, traceback.format_exc(), _peak_mb())
-
-
-def _cap_memory(
-    engine: LabelingEngine, calculation: Calculation, memory_limit_mb: float
-) -> Calculation:
-    """Load the engine, fit its memory setting to the limit, then cap the address space."""
-    with contextlib.suppress(ImportError):  # compute() then says what to install
-        engine.preload()
-    in_use_mb = address_space_mb()
-    if in_use_mb >= memory_limit_mb:
-        raise OutOfMemory(
-            f"the memory limit of {memory_limit_mb:g} MB is below the {in_use_mb:.0f} MB of "
-            f"address space the {engine.name} process takes once loaded: give the job a "
-            "larger memory_limit_mb"
-        )
-    calculation = engine.fit_memory(calculation, memory_limit_mb - in_use_mb)
-    limit = int(memory_limit_mb * 1024 * 1024)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return calculation
-
-
-def address_space_mb() -> float:
-    """This process's virtual memory size (MB), what ``RLIMIT_AS`` counts."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return float(line.split()[1]) / 1024.0  # kB
-    return 0.0
-
-
-def _start_watchdog(worker_pid: int, *, keep_open: int) -> tuple[int, int]:
-    """Fork a process into this process group that kills the group when the worker dies.
-
-    It also exits, doing nothing, when this process ends or closes the pipe
-    end it returns. ``keep_open`` is the child's result pipe, which the
-    watchdog closes. Returns the watchdog's pid and that pipe end.
-    """
-    ended_r, ended_w = os.pipe()  # not inherited by programs the engine starts
-    watchdog = os.fork()
-    if watchdog != 0:
-        os.close(ended_r)
-        return watchdog, ended_w
-    try:
-        os.close(ended_w)
-        os.close(keep_open)
-        _watch(worker_pid, ended_r)
-    finally:
-        os._exit(0)
-
-
-def _watch(worker_pid: int, ended_r: int) -> None:
-    try:
-        pidfd: int | None = os.pidfd_open(worker_pid)
-    except ProcessLookupError:
-        _kill_own_group()  # the worker died before we could watch it
-        return
-    except (OSError, AttributeError):  # no pidfd (kernel < 5.3): poll the pid instead
-        pidfd = None
-    while True:
-        watched = [ended_r] if pidfd is None else [ended_r, pidfd]
-        ready, _, _ = select.select(watched, [], [], 0.5 if pidfd is None else None)
-        if ended_r in ready:
-            return
-        if (pidfd is not None and pidfd in ready) or (pidfd is None and not _alive(worker_pid)):
-            _kill_own_group()
-            return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _kill_own_group() -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB

@@ -4,11 +4,15 @@ Each labeling call is a small Prefect flow whose task runner is a
 ``DaskTaskRunner`` on the executor's cluster; it ``.map()``s one
 :func:`drain_campaign` task per queue worker (only ``.submit``/``.map`` reach a
 task runner). A drain task is an ordinary queue worker
-(:func:`~interphase.labeling.queue.run_pending_jobs`) in a Dask worker thread:
+(:func:`~interphase.labeling.queue.run.run_pending_jobs`) in a Dask worker thread:
 the database queue leases every job, so a job runs exactly once however many
 drains claim, and a job whose Dask worker was killed returns through its lease
 (a drain requeues it before its next claim). A drain keeps going until the
 campaign has no open job, so the flow ends when the labeling is done.
+
+Each flow runs in a fresh :mod:`contextvars` context, as a flow run of its
+own: called from a campaign step (itself a Prefect task), it would otherwise
+inherit that task's run context, which Dask would have to serialise.
 
 Signals cannot reach a Dask worker thread. A stop signal in the executor's
 process sets a key in the scheduler's metadata; each drain's
@@ -20,6 +24,7 @@ worker process would.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,13 +40,13 @@ from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import unmapped
 from prefect_dask import DaskTaskRunner
 
-from interphase.distributed.clusters import GPU_RESOURCE, prefect_api_url, start_cluster
 from interphase.execution import ExecutorSettings, check_reachable
-from interphase.labeling.dbretry import with_retries
-from interphase.labeling.options import WorkerOptions
-from interphase.labeling.queue import DrainReport, run_pending_jobs
-from interphase.labeling.signals import StopGuard, WorkerInterrupted, stop_signals
-from interphase.labeling.workers import WorkersFailedError, count_open
+from interphase.labeling.queue.db_retry import with_retries
+from interphase.labeling.queue.parallel import WorkersFailedError, count_open
+from interphase.labeling.queue.run import DrainReport, run_pending_jobs
+from interphase.labeling.queue.signals import StopGuard, WorkerInterrupted, stop_signals
+from interphase.labeling.queue.worker_options import WorkerOptions
+from interphase_flows.clusters import GPU_RESOURCE, prefect_api_url, start_cluster
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -101,7 +106,7 @@ def drain_campaign(
             report = run_pending_jobs(
                 url, campaign_id=campaign_id, options=options, handle_signals=False, guard=guard
             )
-            _add(result.report, report)
+            result.report.merge(report)
             left = with_retries(
                 still_open, what="count open jobs", give_up_after_s=options.database_retry_s
             )
@@ -114,11 +119,6 @@ def drain_campaign(
     except WorkerInterrupted as stop:
         result.signum = stop.signum
         return result
-
-
-def _add(total: DrainReport, report: DrainReport) -> None:
-    for name in ("succeeded", "already_labeled", "failed", "retried", "abandoned"):
-        setattr(total, name, getattr(total, name) + getattr(report, name))
 
 
 def apply_one(fn: Callable[[Any], Any], item: Any) -> Any:
@@ -259,7 +259,18 @@ class DaskExecutor:
             When a drain task failed (its Dask worker died too often, the
             database stayed unreachable).
         """
-        url = url or self.url
+        contextvars.Context().run(
+            self._run_labeling, url or self.url, campaign_id, workers, options, progress
+        )
+
+    def _run_labeling(
+        self,
+        url: str,
+        campaign_id: int | None,
+        workers: int,
+        options: WorkerOptions,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
         run_id = uuid.uuid4().hex
         total = count_open(url, campaign_id=campaign_id)
         runner = labeling_flow.with_options(task_runner=self.task_runner())
@@ -277,8 +288,11 @@ class DaskExecutor:
         """``[fn(item) for item in items]`` as Dask tasks (on GPU=1 workers with gpu_resources)."""
         if not items:
             return []
+        return contextvars.Context().run(self._run_map, fn, list(items))
+
+    def _run_map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
         runner = map_flow.with_options(task_runner=self.task_runner())
-        return runner(fn, list(items), self.settings.gpu_resources)
+        return runner(fn, items, self.settings.gpu_resources)
 
     def close(self) -> None:
         """Close the client and the cluster this executor started."""

@@ -19,8 +19,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from interphase.labeling.engine import LabelingEngine
-from interphase.labeling.isolated import Limits
+from interphase.db.models import LabelingJob
+from interphase.labeling.engines import UnknownEngineError, get_engine
+from interphase.labeling.engines.contract import LabelingEngine
+from interphase.labeling.isolation.run import Limits
+from interphase.labeling.job_settings import JobSettingsError, validate_job_settings
 
 #: Error class of an attempt whose worker stopped renewing its lease.
 LEASE_EXPIRED = "LeaseExpired"
@@ -119,6 +122,33 @@ class RetryPolicy:
         elif error_class == "OutOfMemory":
             return self._more_memory(new, limits)
         return new
+
+    def settings_after(
+        self,
+        error_class: str,
+        job: LabelingJob,
+        engine_name: str,
+        limits: Limits | None = None,
+    ) -> dict[str, Any] | None:
+        """Validated settings of ``job``'s next attempt after a failure; None: it stays failed.
+
+        Counts the attempts of the job's retry budget, asks :meth:`next_settings`
+        and refuses settings the next claim would refuse (such as a time limit
+        grown past the largest float). An engine unknown to this worker is not
+        checked here: the claiming worker checks.
+        """
+        try:
+            engine: LabelingEngine | None = get_engine(engine_name)
+        except UnknownEngineError:
+            engine = None
+        budget_used = job.attempt - job.budget_start_attempt
+        settings = self.next_settings(error_class, budget_used, dict(job.settings), engine, limits)
+        if settings is None or engine is None:
+            return settings
+        try:
+            return validate_job_settings(engine_name, settings)
+        except JobSettingsError:
+            return None
 
     def _more_memory(
         self, settings: dict[str, Any], limits: Limits | None

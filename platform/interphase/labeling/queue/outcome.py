@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interphase.db.api import insert_label_once, label_row
+from interphase.db.labels import insert_label_once, label_row
 from interphase.db.models import JobAttempt, JobState, LabelingJob, utcnow
-from interphase.labeling.engine import Calculation, EngineError, LabelingEngine
-from interphase.labeling.engines import UnknownEngineError, get_engine
-from interphase.labeling.isolated import Limits, ProcessReport
+from interphase.labeling.engines.contract import Calculation, EngineError
+from interphase.labeling.isolation.run import Limits, ProcessReport
 from interphase.labeling.levels import atomization_energy
-from interphase.labeling.retry import INTERRUPTED, RetryPolicy
-from interphase.labeling.settings import JobSettingsError, validate_job_settings
+from interphase.labeling.queue.retry import INTERRUPTED, RetryPolicy
 from interphase.records import LabelRecord, StructureRecord
 
 
@@ -36,6 +33,26 @@ class Outcome(enum.StrEnum):
     retried = "retried"
     #: The lease was lost mid-run (another worker requeued the job).
     abandoned = "abandoned"
+
+
+class RequeueReason(enum.StrEnum):
+    """Why a job went back to pending: ``LabelingJob.requeued_by``, then its next attempt's trigger.
+
+    The values are what the database stores.
+    """
+
+    #: The retry policy gave a failed attempt another try.
+    retry = "retry"
+    #: ``interphase jobs resubmit`` or the dashboard's resubmit.
+    resubmit = "resubmit"
+    #: The worker was stopped (SIGINT/SIGTERM) or its disk filled up.
+    interrupted = "interrupted"
+    #: The worker stopped renewing its lease.
+    lease_expired = "lease-expired"
+
+
+#: Trigger of a job's first attempt (it was never requeued).
+FIRST_ATTEMPT = "initial"
 
 
 @dataclass(frozen=True)
@@ -161,28 +178,14 @@ def record_failure(
     job.error_class = attempt.error_class = error.error_class
     job.error_message = attempt.error_message = str(error)
     attempt.log_tail = error.log_tail or end.report.log_tail
-    settings = None if claimed.refusal is not None else _retry_settings(job, claimed, error, retry)
+    settings = None
+    if claimed.refusal is None:
+        settings = retry.settings_after(error.error_class, job, claimed.engine, claimed.limits)
     if settings is None:
         job.state = JobState.failed
         return Outcome.failed
-    job.state, job.settings, job.requeued_by = JobState.pending, settings, "retry"
+    job.state, job.settings, job.requeued_by = JobState.pending, settings, RequeueReason.retry
     return Outcome.retried
-
-
-def _retry_settings(
-    job: LabelingJob, claimed: ClaimedJob, error: EngineError, retry: RetryPolicy
-) -> dict[str, Any] | None:
-    engine = _engine_or_none(claimed.engine)
-    budget_used = job.attempt - job.budget_start_attempt
-    settings = retry.next_settings(
-        error.error_class, budget_used, dict(job.settings), engine, claimed.limits
-    )
-    if settings is None:
-        return None
-    try:
-        return validate_job_settings(claimed.engine, settings)
-    except JobSettingsError:
-        return None  # e.g. a time limit grown past the largest float: stay failed
 
 
 def record_interrupted(
@@ -203,13 +206,7 @@ def record_interrupted(
     job.error_class = attempt.error_class = INTERRUPTED
     job.error_message = attempt.error_message = message
     attempt.log_tail = end.report.log_tail
-    job.state, job.requeued_by, job.lease_expires_at = JobState.pending, "interrupted", None
+    job.state, job.requeued_by = JobState.pending, RequeueReason.interrupted
+    job.lease_expires_at = None
     job.budget_start_attempt += 1
     return True
-
-
-def _engine_or_none(name: str) -> LabelingEngine | None:
-    try:
-        return get_engine(name)
-    except UnknownEngineError:
-        return None

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from interphase.labeling.engine_settings import EngineSettings, first_problem
+from interphase.labeling.engines.settings import EngineSettings, first_problem
 from interphase.records import LabelRecord, StructureRecord
 
 
@@ -113,7 +113,7 @@ class LabelingEngine(ABC):
     #: memory limits; a crash takes down only that job). True for the DFT engines.
     isolate: ClassVar[bool] = False
     #: Settings that help a stubborn SCF, applied one step per automatic retry
-    #: (see :mod:`interphase.labeling.retry`); keys are the engine's own settings.
+    #: (see :mod:`interphase.labeling.queue.retry`); keys are the engine's own settings.
     scf_rescue_steps: ClassVar[tuple[dict[str, Any], ...]] = ()
     #: The engine's settings (pydantic, ``extra="forbid"``, units in the names).
     settings_model: ClassVar[type[EngineSettings]] = EngineSettings

@@ -1,7 +1,7 @@
 """Draining the queue with several worker processes (``interphase jobs run --workers N``).
 
 Each worker is a process of its own running
-:func:`~interphase.labeling.queue.run_pending_jobs`. SIGINT and SIGTERM reach
+:func:`~interphase.labeling.queue.run.run_pending_jobs`. SIGINT and SIGTERM reach
 every worker (the parent forwards them), each stops its calculation and puts
 its job back to pending; the parent then exits with the signal's status. A
 worker that fails prints one line and the parent reports it, never a traceback.
@@ -25,9 +25,12 @@ from sqlalchemy import func, select
 from interphase.db import membership
 from interphase.db.models import JobState, LabelingJob, LevelOfTheory
 from interphase.db.session import transaction
-from interphase.labeling.forkserver import calculation_servers
-from interphase.labeling.queue import DrainReport, WorkerOptions, run_pending_jobs
-from interphase.labeling.signals import STOP_SIGNALS, WorkerInterrupted
+from interphase.labeling.isolation.forkserver import calculation_servers
+from interphase.labeling.queue.run import DrainReport, run_pending_jobs
+from interphase.labeling.queue.signals import STOP_SIGNALS, WorkerInterrupted
+from interphase.labeling.queue.worker_options import WorkerOptions
+from interphase.processes import die_with_parent
+from interphase.threads import child_environment, plan_threads
 
 #: Exit status of a worker process that failed on an error (it printed one line).
 WORKER_FAILED = 1
@@ -64,15 +67,6 @@ def count_open(
         return int(session.scalar(query) or 0)
 
 
-def die_with(parent_pid: int) -> None:
-    """Have the kernel SIGKILL this process when ``parent_pid`` (its parent) dies."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:  # the parent died before the request was in place
-        os._exit(WORKER_FAILED)
-
-
 def worker_main(
     url: str | None,
     engine: str | None,
@@ -88,7 +82,7 @@ def worker_main(
     the lease).
     """
     if parent_pid is not None:
-        die_with(parent_pid)
+        die_with_parent(parent_pid, WORKER_FAILED)
     try:
         run_pending_jobs(
             url, engine=engine, level_id=level_id, campaign_id=campaign_id, options=options
@@ -152,9 +146,10 @@ def run_workers(
             options=options,
             progress=report_progress,
         )
-    # Share the cores among the workers unless the caller chose a thread count;
-    # oversubscribed OpenMP threads spin against each other.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // n_workers, 1)))
+    # Share the cores among the workers (the thread policy, interphase.threads) unless
+    # the caller chose a thread count; oversubscribed OpenMP threads spin against each other.
+    for name, value in child_environment(plan_threads(n_workers - 1).threads).items():
+        os.environ.setdefault(name, value)
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(

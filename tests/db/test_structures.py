@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from interphase.db.api import (
-    content_hash,
-    create_jobs,
-    get_or_create_level,
-    iter_records,
-    lineage,
-    store_structures,
-)
+from interphase.db.levels import get_or_create_level
 from interphase.db.models import Label, LabelingJob, Structure
 from interphase.db.session import DatabaseNotInitialisedError, require_schema, transaction, upgrade
+from interphase.db.structures import content_hash, iter_records, lineage, store_structures
+from interphase.labeling.queue.enqueue import create_jobs
 from interphase.records import LabelRecord, StructureRecord
 
 
@@ -154,7 +149,7 @@ def test_upgrade_is_idempotent_and_missing_schema_is_reported(db_url: str, tmp_p
 
 
 def test_create_jobs_returns_only_what_it_created_and_validates_first(db_url: str) -> None:
-    from interphase.labeling.settings import JobSettingsError
+    from interphase.labeling.job_settings import JobSettingsError
 
     bare = [water(float(i)) for i in range(3)]
     for record in bare:
@@ -187,7 +182,7 @@ def test_get_or_create_level_creates_once_from_the_defaults(db_url: str) -> None
 
 
 def test_insert_label_once_keeps_the_first_label(db_url: str) -> None:
-    from interphase.db.api import insert_label_once, label_row
+    from interphase.db.labels import insert_label_once, label_row
 
     with transaction(db_url) as session:
         (structure_id,) = store_structures(session, [water()], generator="test").ids

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from interphase.db.session import database_url, transaction
 from interphase.db.sqlite import DatabaseDiskFullError, return_wal_space
-from interphase.labeling.dbretry import with_retries
-from interphase.labeling.options import WorkerOptions
-from interphase.labeling.outcome import AttemptEnd, ClaimedJob, record_interrupted
-from interphase.labeling.signals import WorkerInterrupted
+from interphase.labeling.queue.db_retry import with_retries
+from interphase.labeling.queue.outcome import AttemptEnd, ClaimedJob, record_interrupted
+from interphase.labeling.queue.signals import WorkerInterrupted
+from interphase.labeling.queue.worker_options import WorkerOptions
 
 
 def release_interrupted(

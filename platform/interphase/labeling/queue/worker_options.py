@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from interphase.labeling.retry import RetryPolicy
+from interphase.labeling.queue.retry import RetryPolicy
 
 #: Shortest lease a worker accepts (s). A renewal is one short write transaction
 #: that may queue behind other writers (SQLite serialises them; a busy PostgreSQL

@@ -1,1 +1,0 @@
-"""Running labeling and GP fits on Dask (the ``hpc`` extra): :mod:`interphase.distributed.dask`."""

@@ -1,0 +1,1 @@
+"""One engine calculation in its own process: limits, fork server, process group, watchdog."""
