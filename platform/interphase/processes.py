@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 #: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
 PR_SET_PDEATHSIG = 1
@@ -50,3 +52,16 @@ def die_with_parent(parent_pid: int, exit_code: int = 1) -> None:
 def die_with_parent_preexec() -> None:  # pragma: no cover - runs in the child before exec
     """``preexec_fn`` for ``subprocess.Popen``: the program is killed when its parent dies."""
     _request_parent_death_signal()
+
+
+def readable(fds: Sequence[int], timeout_s: float | None) -> list[int]:
+    """Those of ``fds`` that are readable (or hung up) within ``timeout_s`` (None: no limit).
+
+    poll(2), not select(2): select refuses descriptors numbered 1024 and above,
+    which a long-lived process (a worker, a test session) reaches.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    timeout_ms = None if timeout_s is None else max(0.0, timeout_s) * 1000.0
+    return [fd for fd, _events in poller.poll(timeout_ms)]

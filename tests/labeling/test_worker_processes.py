@@ -133,3 +133,29 @@ def test_a_child_that_does_not_exit_in_its_grace_is_killed_and_reaped() -> None:
         assert alive(grandchild)  # and left alone
     finally:
         os.kill(grandchild, signal.SIGKILL)
+
+
+def test_waiting_on_processes_works_with_descriptors_above_1024() -> None:
+    """A long-lived worker or test session holds high-numbered descriptors: select(2)
+    refused them (ValueError: filedescriptor out of range), poll(2) does not."""
+    import resource
+
+    from interphase.labeling.isolation.process_group import wait_exited
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit ({hard}) is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    null = os.open(os.devnull, os.O_RDONLY)
+    spare = [os.dup2(null, fd) for fd in range(1030, 1040)]  # pidfds opened now are not lower
+    padding = [os.dup(null) for _ in range(1030)]  # every low number taken
+    try:
+        stubborn = os.posix_spawn("/bin/sleep", ["sleep", "300"], os.environ)
+        assert reap_child(stubborn, grace_s=0.2) == -signal.SIGKILL
+        quick = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 0"], os.environ)
+        assert wait_exited([quick], timeout_s=30)
+        os.waitpid(quick, 0)
+    finally:
+        for fd in (*padding, *spare, null):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

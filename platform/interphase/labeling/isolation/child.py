@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import select
 import signal
 import sys
 import traceback
@@ -26,7 +25,7 @@ from interphase.labeling.engines.contract import (
     LabelingEngine,
     OutOfMemory,
 )
-from interphase.processes import die_with_parent_preexec
+from interphase.processes import die_with_parent_preexec, readable
 from interphase.records import LabelRecord, StructureRecord
 
 
@@ -143,7 +142,7 @@ def _watch(worker_pid: int, ended_r: int) -> None:
         pidfd = None
     while True:
         watched = [ended_r] if pidfd is None else [ended_r, pidfd]
-        ready, _, _ = select.select(watched, [], [], 0.5 if pidfd is None else None)
+        ready = readable(watched, 0.5 if pidfd is None else None)
         if ended_r in ready:
             return
         if (pidfd is not None and pidfd in ready) or (pidfd is None and not _alive(worker_pid)):

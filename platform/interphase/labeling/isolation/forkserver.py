@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import select
 import signal
 import threading
 import time
@@ -34,6 +33,7 @@ from multiprocessing import forkserver, resource_tracker, util
 from typing import Any
 
 from interphase.labeling.isolation.process_group import open_pidfd
+from interphase.processes import readable
 
 #: Modules the fork server imports once, so that each calculation starts fast: ours,
 #: and the engines' libraries, which the engine modules import lazily (PySCF alone
@@ -184,7 +184,7 @@ def _exits_within(pid: int, timeout_s: float) -> bool:
     pidfd = open_pidfd(pid)
     if pidfd is not None:  # readable once the process has exited
         try:
-            return bool(select.select([pidfd], [], [], timeout_s)[0])
+            return bool(readable([pidfd], timeout_s))
         finally:
             os.close(pidfd)
     while os.waitid(os.P_PID, pid, not_reaped) is None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from interphase.processes import readable
 
 #: The longest a worker waits for killed processes to exit (a hang guard; they
 #: exit within milliseconds of a SIGKILL unless stuck in the kernel).
@@ -89,7 +90,7 @@ def wait_exited(pids: Iterable[int], timeout_s: float) -> bool:
             left_s = deadline - time.monotonic()
             if left_s <= 0:
                 return False
-            ready, _, _ = select.select(waiting, [], [], left_s)
+            ready = readable(waiting, left_s)
             waiting = [fd for fd in waiting if fd not in ready]
         # Without pidfds (or for pids gone before one was opened), read /proc.
         others = [pid for pid, fd in pidfds.items() if fd is None]
