@@ -51,9 +51,9 @@ def train_once(args: argparse.Namespace) -> dict[str, float]:
     from interphase.training.trainer import TrainingCallbacks, train_multihead
 
     if args.variant in ("policy", "passive"):
-        from interphase.threads import apply_policy
+        from interphase.threads import plan_threads
 
-        threads = apply_policy(0).threads
+        threads = plan_threads(0).threads  # train_multihead applies it (limited_threads)
     else:
         threads = torch.get_num_threads()
     data = examples(args.clusters, args.cells)

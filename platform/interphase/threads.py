@@ -205,28 +205,6 @@ def child_environment(threads: int, environ: dict[str, str] | None = None) -> di
     return entries
 
 
-def apply_threads(threads: int) -> None:
-    """Limit this process's torch and BLAS thread pools to ``threads``.
-
-    Torch's intra-op pool is set; its inter-op pool only if no parallel work has
-    started yet (torch refuses afterwards, and the default is then kept).
-    BLAS pools already loaded (numpy's OpenBLAS, MKL) are limited through
-    threadpoolctl when it is installed; libraries loaded later read
-    ``OMP_NUM_THREADS`` and the other variables, which are set too.
-    """
-    os.environ.update({name: str(threads) for name in THREAD_COUNT_VARIABLES})
-    import torch
-
-    torch.set_num_threads(threads)
-    with contextlib.suppress(RuntimeError):  # parallel work has started: keep the pool
-        torch.set_num_interop_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with the dev extras
-        return
-    threadpool_limits(limits=threads)
-
-
 @contextlib.contextmanager
 def limited_threads(siblings: int = 0) -> Iterator[ThreadPlan]:
     """Within the block, torch and the loaded BLAS pools use the planned threads.
@@ -250,10 +228,3 @@ def limited_threads(siblings: int = 0) -> Iterator[ThreadPlan]:
             yield plan
     finally:
         torch.set_num_threads(before)
-
-
-def apply_policy(siblings: int = 0) -> ThreadPlan:
-    """Plan this process's threads for ``siblings`` concurrent processes and apply it."""
-    plan = plan_threads(siblings)
-    apply_threads(plan.threads)
-    return plan
