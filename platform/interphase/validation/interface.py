@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,17 @@ def interface_settings(values: Mapping[str, Any]) -> InterfaceSettings:
 
 
 def interface_structure(settings: InterfaceSettings) -> Atoms:
-    """The start structure: the file's first image, or the default Li(100)/2 EC interface."""
+    """The start structure: the file's first image, or the default Li(100)/2 EC interface.
+
+    Built once per settings and file version (the element check and the MD both
+    need it); a copy each call.
+    """
+    version = None if settings.structure is None else Path(settings.structure).stat().st_mtime_ns
+    return _start_structure(settings, version).copy()
+
+
+@cache
+def _start_structure(settings: InterfaceSettings, _file_version: int | None) -> Atoms:
     if settings.structure is not None:
         from ase.io import read
 
